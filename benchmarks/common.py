@@ -1,0 +1,107 @@
+"""Shared pieces of the benchmarks: result tables, natural-looking inputs, timing."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Table:
+    """A titled results table with the figure it must reach, printed and written."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, *cells) -> None:
+        self.rows.append([str(c) for c in cells])
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |"]
+        lines.append("|" + "|".join("---" for _ in self.header) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) for i, h in enumerate(self.header)]
+        out = [self.title, "  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True))]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in self.rows]
+        out += [f"  - {n}" for n in self.notes]
+        return "\n".join(out)
+
+
+def pink_noise_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Images with a 1/f amplitude spectrum (the statistics of natural images), in [-1, 1].
+
+    MobileNet-style models take inputs in [-1, 1]; these calibrate like photos
+    do (smooth regions, edges at all scales), unlike white noise.
+    """
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    radius = np.sqrt(fx**2 + fy**2)
+    radius[0, 0] = 1.0 / size
+    amplitude = 1.0 / radius
+    out = np.empty((n, size, size, channels), np.float32)
+    for i in range(n):
+        for c in range(channels):
+            phase = rng.uniform(0, 2 * np.pi, size=amplitude.shape)
+            img = np.fft.irfft2(amplitude * np.exp(1j * phase), s=(size, size))
+            img = (img - img.min()) / (img.max() - img.min() + 1e-12)
+            out[i, :, :, c] = img * 2.0 - 1.0
+    return out
+
+
+def interleaved_latency(
+    models: dict[str, bytes], runs: int = 200, warmup: int = 20, threads: int = 1
+):
+    """Median invoke() time per model, measured round-robin so noise hits all alike.
+
+    Returns:
+        {name: {"p50_ms": ..., "mean_ms": ..., "runs": ...}}
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = {}
+    for name, content in models.items():
+        it = Interpreter(model_content=content, num_threads=threads)
+        it.allocate_tensors()
+        for d in it.get_input_details():
+            info = np.iinfo(d["dtype"]) if np.dtype(d["dtype"]).kind in "iu" else None
+            rng = np.random.default_rng(0)
+            if info is not None:
+                x = rng.integers(info.min, info.max + 1, size=d["shape"]).astype(d["dtype"])
+            else:
+                x = rng.uniform(-1, 1, size=d["shape"]).astype(d["dtype"])
+            it.set_tensor(d["index"], x)
+        interpreters[name] = it
+    for _ in range(warmup):
+        for it in interpreters.values():
+            it.invoke()
+    times: dict[str, list[float]] = {name: [] for name in interpreters}
+    for _ in range(runs):
+        for name, it in interpreters.items():
+            start = time.perf_counter()
+            it.invoke()
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "p50_ms": statistics.median(t) * 1e3,
+            "mean_ms": statistics.fmean(t) * 1e3,
+            "runs": len(t),
+        }
+        for name, t in times.items()
+    }
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    return f"{platform.machine()}, Python {platform.python_version()}, TensorFlow {tf.__version__}"

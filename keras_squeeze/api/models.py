@@ -1,0 +1,203 @@
+"""Loading and inspecting Keras models of either flavour."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+
+from keras_squeeze import _compat
+from keras_squeeze.data.inputs import InputSpec
+from keras_squeeze.errors import ModelError, NonFiniteError
+
+_H5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, (str, os.PathLike)):
+        return f"'{os.fspath(obj)}'"
+    return f"an object of type {type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def load_model(path, custom_objects: dict | None = None, compile: bool = True):
+    """Loads a Keras model from a .keras file, an .h5 file or a SavedModel directory.
+
+    .keras files load with Keras 3 (falling back to tf_keras for files tf_keras
+    wrote), .h5 files with tf_keras (falling back to Keras 3), SavedModel
+    directories written by tf_keras `model.save()` with tf_keras. A SavedModel
+    without Keras metadata (e.g. from Keras 3 `model.export()`) is wrapped in a
+    Keras 3 model around its `serving_default` signature, which serves the
+    post-training recipes.
+
+    Args:
+        path: file or directory path.
+        custom_objects: custom layer classes and functions, by name.
+        compile: restore the compiled loss/optimizer when the file has them.
+
+    Returns:
+        A Keras 3 or tf_keras `Model`.
+
+    Raises:
+        ModelError: the path does not exist or does not hold a Keras model.
+    """
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise ModelError(
+            f"The model path does not exist. Expected a .keras or .h5 file or a "
+            f"SavedModel directory. Received: '{p}'"
+        )
+    if p.is_dir():
+        return _load_saved_model(p, custom_objects, compile)
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if head == _H5_MAGIC:
+        loaders = [_compat.TF_KERAS, _compat.KERAS3]
+    elif zipfile.is_zipfile(p):
+        loaders = [_compat.KERAS3, _compat.TF_KERAS]
+    else:
+        raise ModelError(
+            "The file is not a Keras model. Expected a .keras archive, an .h5 file or a "
+            f"SavedModel directory. Received: '{p}' ({p.stat().st_size} bytes, starting {head!r})"
+        )
+    errors = []
+    for flavour in loaders:
+        k = _compat.keras_module(flavour)
+        try:
+            model = k.models.load_model(p, custom_objects=custom_objects, compile=compile)
+        except Exception as e:  # try the other flavour before giving up
+            errors.append(f"{flavour}: {type(e).__name__}: {e}")
+            continue
+        return ensure_model(model, "the loaded file")
+    raise ModelError(
+        f"The file could not be loaded as a Keras model. Expected a model saved by Keras 3 or "
+        f"tf_keras (pass custom_objects= for custom layers). Received: '{p}'. " + " | ".join(errors)
+    )
+
+
+def _load_saved_model(p: pathlib.Path, custom_objects, compile):
+    if not (p / "saved_model.pb").exists():
+        raise ModelError(
+            "The directory is not a SavedModel. Expected a directory with saved_model.pb. "
+            f"Received: '{p}'"
+        )
+    if (p / "keras_metadata.pb").exists():
+        import tf_keras
+
+        try:
+            return tf_keras.models.load_model(p, custom_objects=custom_objects, compile=compile)
+        except Exception as e:
+            raise ModelError(
+                f"The SavedModel could not be loaded as a tf_keras model. Expected a model saved "
+                f"by tf_keras. Received: '{p}' ({type(e).__name__}: {e})"
+            ) from e
+    import keras
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(p))
+    signature = loaded.signatures.get("serving_default")
+    if signature is None:
+        raise ModelError(
+            "The SavedModel has no 'serving_default' signature. Expected a SavedModel exported "
+            f"for serving. Received: signatures {sorted(loaded.signatures)} in '{p}'"
+        )
+    spec = signature.structured_input_signature[1]
+    names = sorted(spec)
+    inputs = [
+        keras.Input(
+            shape=tuple(spec[n].shape[1:]), batch_size=None, dtype=spec[n].dtype.name, name=n
+        )
+        for n in names
+    ]
+    layer = keras.layers.TFSMLayer(str(p), call_endpoint="serving_default")
+    outputs = layer(
+        {n: t for n, t in zip(names, inputs, strict=True)} if len(names) > 1 else inputs[0]
+    )
+    if isinstance(outputs, dict):
+        outputs = [outputs[k] for k in sorted(outputs)]
+        outputs = outputs[0] if len(outputs) == 1 else outputs
+    return keras.Model(
+        inputs if len(inputs) > 1 else inputs[0], outputs, name=p.name or "saved_model"
+    )
+
+
+def ensure_model(model, argument: str = "model"):
+    """Returns `model` if it is a Keras model of either flavour, else raises ModelError."""
+    if not _compat.is_keras_model(model):
+        raise ModelError(
+            f"{argument} is not a Keras model. Expected a keras.Model (Keras 3), a "
+            "tf_keras.Model, or a path to a .keras / .h5 file or SavedModel directory. "
+            f"Received: {_describe(model)}"
+        )
+    return model
+
+
+def resolve_model(model, custom_objects: dict | None = None):
+    """A model object from a model or a path."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model, custom_objects=custom_objects)
+    return ensure_model(model)
+
+
+def input_specs(model) -> list[InputSpec]:
+    """The model's inputs as InputSpecs, in the model's input order.
+
+    Raises:
+        ModelError: the model has no defined inputs (an unbuilt Sequential or a
+            subclassed model that was never called on keras.Input).
+    """
+    import tensorflow as tf
+
+    try:
+        tensors = list(model.inputs or [])
+    except (AttributeError, ValueError):
+        tensors = []
+    if not tensors:
+        raise ModelError(
+            f"The model '{model.name}' has no defined inputs. Expected a Sequential or functional "
+            "model built on keras.Input(shape=...) (build a Sequential with an Input first). "
+            f"Received: a {type(model).__name__} without inputs"
+        )
+    specs = []
+    for i, t in enumerate(tensors):
+        name = getattr(t, "name", None) or f"input_{i}"
+        name = name.split(":")[0]
+        shape = tuple(None if d is None else int(d) for d in list(t.shape)[1:])
+        specs.append(InputSpec(name=name, shape=shape, dtype=tf.as_dtype(t.dtype).name))
+    return specs
+
+
+def output_names(model) -> list[str]:
+    """Names of the model's outputs in order (output layer names for tf_keras)."""
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    return [f"output_{i}" for i in range(len(model.outputs))]
+
+
+def count_params(model) -> int:
+    """Number of scalars in all the model's weights (trainable and not)."""
+    return int(sum(int(np.prod(w.shape)) for w in model.weights))
+
+
+def check_finite_weights(model) -> None:
+    """Raises NonFiniteError naming the first weight that holds NaN or Inf."""
+    for w in model.weights:
+        value = np.asarray(w.numpy() if hasattr(w, "numpy") else w)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise NonFiniteError(
+                f"The model's weight '{getattr(w, 'path', None) or w.name}' contains NaN or Inf. "
+                f"Expected finite weights (check the training run). Received: {bad} non-finite "
+                f"of {value.size} values"
+            )
+
+
+def walk_layers(model):
+    """Yields every layer, descending into nested models (not the models themselves)."""
+    for layer in model.layers:
+        if hasattr(layer, "layers") and _compat.is_keras_model(layer):
+            yield from walk_layers(layer)
+        else:
+            yield layer

@@ -1,0 +1,156 @@
+"""CompressionResult: the compressed model, its .tflite, the report, and save()."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from keras_squeeze.data.inputs import Samples
+from keras_squeeze.errors import OutputError, RecipeError
+from keras_squeeze.export import atomic
+from keras_squeeze.export import onnx as onnx_export
+from keras_squeeze.export import saved_model as saved_model_export
+from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.export.artifact import Artifact, dir_size
+from keras_squeeze.report.report import Report
+
+FORMATS = ("tflite", "onnx", "saved_model")
+FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx", "saved_model": "saved_model"}
+
+
+@dataclasses.dataclass(repr=False)
+class CompressionResult:
+    """What compress() returns.
+
+    Attributes:
+        model: the compressed Keras model, stripped of training wrappers (for
+            post-training recipes, the model passed in: the quantization lives
+            in the .tflite).
+        tflite: the .tflite bytes, already verified in ai_edge_litert.
+        report: the `Report`.
+    """
+
+    model: object
+    tflite: bytes
+    report: Report
+    original: object = None
+    samples: Samples | None = None
+    verbose: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"CompressionResult(recipe={self.report.recipe!r}, tflite={len(self.tflite):,} bytes, "
+            f"size_ratio={self.report.size_ratio:.3f})"
+        )
+
+    def save(self, directory, formats=FORMATS) -> pathlib.Path:
+        """Writes the artifacts, each loaded back, run and compared before it lands.
+
+        `directory/model.tflite`, `directory/model.onnx`,
+        `directory/saved_model/1/` (TF Serving layout, `serving_default`),
+        `directory/report.json` and `directory/report.md`. Everything is
+        written into a staging directory first and moved into place only when
+        all artifacts passed verification, so a failure leaves no partial file.
+
+        Args:
+            directory: the output directory (created if needed; files of the
+                same names are replaced).
+            formats: which of "tflite", "onnx", "saved_model" to write.
+
+        Returns:
+            The output directory.
+        """
+        formats = tuple(formats)
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown or not formats:
+            raise RecipeError(
+                f"Unknown export format. Expected a non-empty subset of {list(FORMATS)}. "
+                f"Received: formats={list(formats)}"
+            )
+        out = atomic.check_writable_dir(directory)
+        slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
+        slots.update({"report.json": False, "report.md": False})
+        for name, is_dir in slots.items():
+            existing = out / name
+            if existing.exists() and existing.is_dir() != is_dir:
+                raise OutputError(
+                    f"The output directory holds '{name}' as a "
+                    f"{'file' if is_dir else 'directory'}. Expected a "
+                    f"{'directory' if is_dir else 'file'} (or nothing) there. "
+                    f"Received: '{existing}'"
+                )
+        records: dict[str, Artifact] = {}
+        with atomic.staging_dir(out.parent) as stage:
+            if "tflite" in formats:
+                self._say("writing model.tflite and checking it loads and runs")
+                path = atomic.write_bytes(stage / FILE_NAMES["tflite"], self.tflite)
+                fidelity, _ = tflite_export.verify(
+                    None, self.original, self.samples, self.report.quantization, path=str(path)
+                )
+                records["tflite"] = Artifact(
+                    "tflite", path, len(self.tflite), fidelity, notes=[self.report.scheme]
+                )
+            if "onnx" in formats:
+                self._say("converting to ONNX with tf2onnx and checking it in onnxruntime")
+                records["onnx"] = self._onnx(stage)
+            if "saved_model" in formats:
+                self._say("writing the SavedModel (saved_model/1/) and checking it")
+                path = stage / FILE_NAMES["saved_model"] / "1"
+                saved_model_export.write(self.model, path)
+                fidelity = saved_model_export.verify(path, self.model, self.samples)
+                records["saved_model"] = Artifact(
+                    "saved_model",
+                    path,
+                    dir_size(path),
+                    fidelity,
+                    notes=["TF Serving layout, serving_default signature, float weights"],
+                )
+            self.report.exports = {}
+            for name, record in records.items():
+                final = out / FILE_NAMES[name]
+                record.path = final / "1" if name == "saved_model" else final
+                self.report.exports[name] = record.to_dict()
+            atomic.write_text(stage / "report.json", self.report.to_json())
+            atomic.write_text(stage / "report.md", self.report.to_markdown())
+            out.mkdir(parents=True, exist_ok=True)
+            for name in (*records, "report"):
+                if name == "report":
+                    for file in ("report.json", "report.md"):
+                        atomic.move_into_place(stage / file, out / file)
+                else:
+                    atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
+        self._say(f"saved to {out}")
+        return out
+
+    def _onnx(self, stage: pathlib.Path) -> Artifact:
+        from keras_squeeze.api import models
+        from keras_squeeze.export.runtime import TFLiteRunner
+
+        path = stage / FILE_NAMES["onnx"]
+        if self.report.quantization == "float32":
+            content = onnx_export.from_keras(self.model)
+            atomic.write_bytes(path, content)
+            fidelity, agreement = onnx_export.verify(path, self.model, self.samples)
+            source = "the Keras model"
+        else:
+            specs = models.input_specs(self.original)
+            content = onnx_export.from_tflite(
+                self.tflite, [s.name for s in specs], models.output_names(self.original)
+            )
+            atomic.write_bytes(path, content)
+            runner = TFLiteRunner(content=self.tflite)
+            fidelity, agreement = onnx_export.verify(path, self.original, self.samples, runner)
+            source = "model.tflite (QDQ form)"
+        return Artifact(
+            "onnx",
+            path,
+            len(content),
+            fidelity,
+            reference="model.tflite" if agreement is not None else None,
+            agreement=agreement,
+            notes=[f"tf2onnx from {source}, opset {onnx_export.opset_of(content)}"],
+        )
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"keras_squeeze: {message}", flush=True)

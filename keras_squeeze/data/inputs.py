@@ -1,0 +1,290 @@
+"""Turns every accepted form of data into bounded, validated numpy samples.
+
+Accepted forms (Keras conventions):
+- a numpy array (or anything `np.asarray` takes): a batch of inputs, sample axis first;
+- a tuple `(x, y)` or `(x, y, sample_weight)`: inputs and labels;
+- a list (one entry per model input) or a dict keyed by input name: multi-input;
+- a `tf.data.Dataset` of any of the above, batched or not;
+- a generator, iterator or callable returning one (TFLite's
+  `representative_dataset` style), yielding any of the above, batched or not.
+
+Samples are taken once into memory, so a one-shot generator can serve
+calibration and verification alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from keras_squeeze.errors import DataError, NonFiniteError
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One model input: name, shape without the batch axis, numpy dtype name."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
+@dataclasses.dataclass
+class Samples:
+    """Inputs (one stacked array per model input) and labels, if any.
+
+    Attributes:
+        inputs: one array per model input, each `(count, *shape)`.
+        labels: class ids `(count,)` or raw targets, or None without labels.
+        count: number of samples taken.
+        available: number of samples the source had, when known.
+        source: the argument the samples came from, e.g. "representative_data".
+    """
+
+    inputs: list[np.ndarray]
+    labels: np.ndarray | None
+    count: int
+    available: int | None
+    source: str
+
+    def batch(self, start: int, stop: int) -> list[np.ndarray]:
+        return [a[start:stop] for a in self.inputs]
+
+    def describe(self) -> str:
+        if self.available is not None and self.available > self.count:
+            return f"{self.count} of {self.available} samples from {self.source}"
+        if self.available is None:
+            return f"the first {self.count} samples from {self.source}"
+        return f"{self.count} samples from {self.source}"
+
+
+def _is_dataset(data) -> bool:
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+def _to_numpy(value):
+    if hasattr(value, "numpy") and callable(value.numpy):
+        value = value.numpy()
+    return value
+
+
+def _split_element(element, num_inputs: int):
+    """Splits one element into (inputs, labels) following Keras conventions."""
+    element = _to_numpy(element) if not isinstance(element, (tuple, list, Mapping)) else element
+    if isinstance(element, tuple):
+        if len(element) in (2, 3):
+            return element[0], element[1]
+        if len(element) == 1:
+            return element[0], None
+        if len(element) == num_inputs:
+            return list(element), None
+        raise DataError(
+            "A tuple of data must be (x, y) or (x, y, sample_weight). "
+            f"Expected a tuple of length 1 to 3. Received: a tuple of length {len(element)}"
+        )
+    return element, None
+
+
+def _as_input_list(x, specs: Sequence[InputSpec], argument: str) -> list[np.ndarray]:
+    if isinstance(x, Mapping):
+        missing = [s.name for s in specs if s.name not in x]
+        if missing:
+            raise DataError(
+                f"{argument} is a dict without an entry for every model input. "
+                f"Expected keys {[s.name for s in specs]}. Received: keys {sorted(x)}"
+            )
+        return [_to_numpy(x[s.name]) for s in specs]
+    if isinstance(x, (list, tuple)) and len(specs) > 1:
+        if len(x) != len(specs):
+            raise DataError(
+                f"{argument} does not give one array per model input. "
+                f"Expected {len(specs)} arrays ({', '.join(s.name for s in specs)}). "
+                f"Received: {len(x)}"
+            )
+        return [_to_numpy(v) for v in x]
+    if len(specs) > 1:
+        raise DataError(
+            f"{argument} gives a single array to a model with {len(specs)} inputs. "
+            f"Expected a list or dict of arrays for {', '.join(s.name for s in specs)}. "
+            f"Received: {type(x).__name__}"
+        )
+    if isinstance(x, list) and len(x) == 1 and np.ndim(x[0]) == len(specs[0].shape) + 1:
+        x = x[0]  # [batch] for a single-input model
+    return [_to_numpy(x)]
+
+
+def _dims(shape) -> str:
+    return ", ".join("None" if d is None else str(d) for d in shape)
+
+
+def _check_array(arr, spec: InputSpec, argument: str, batched: bool | None) -> np.ndarray:
+    """Validates one input array against its spec; returns it batched and cast."""
+    try:
+        arr = np.asarray(arr)
+    except Exception as e:  # ragged lists and the like
+        raise DataError(
+            f"{argument} cannot be read as an array for input '{spec.name}'. "
+            f"Expected numeric arrays. Received: {type(arr).__name__} ({e})"
+        ) from e
+    if arr.dtype.kind not in "biuf":
+        raise DataError(
+            f"{argument} has non-numeric values for input '{spec.name}'. "
+            f"Expected a numeric dtype castable to {spec.dtype}. Received: dtype {arr.dtype}"
+        )
+    rank = len(spec.shape)
+    if batched is None:  # generators and datasets may yield single samples
+        batched = arr.ndim == rank + 1
+        if arr.ndim == rank:
+            arr = arr[None]
+    if arr.ndim != rank + 1 or any(
+        want is not None and got != want
+        for want, got in zip(spec.shape, arr.shape[1:], strict=True)
+    ):
+        hint = ""
+        if arr.ndim == rank and rank > 0:
+            hint = " (is the sample axis missing, or a channel axis?)"
+        raise DataError(
+            f"{argument} does not match the model's input '{spec.name}'{hint}. "
+            f"Expected batches of shape (n, {_dims(spec.shape)}). "
+            f"Received: an array of shape {tuple(arr.shape)}"
+        )
+    arr = arr.astype(spec.dtype, copy=False)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0][0])
+        raise NonFiniteError(
+            f"{argument} contains NaN or Inf (input '{spec.name}', sample {bad} of this batch). "
+            "Expected finite values. Received: non-finite values"
+        )
+    return arr
+
+
+def _element_iterator(data, argument: str) -> tuple[Iterator, int | None, bool | None]:
+    """Returns (iterator over elements, known sample count, batched flag)."""
+    if _is_dataset(data):
+        return iter(data.as_numpy_iterator()), None, None
+    if isinstance(data, (np.ndarray, tuple, list, Mapping)) or hasattr(data, "__array__"):
+        return iter([data]), None, True
+    if callable(data) and not isinstance(data, Iterator):
+        data = data()
+    if isinstance(data, Iterable):
+        return iter(data), None, None
+    raise DataError(
+        f"{argument} is not a supported kind of data. Expected a numpy array, an (x, y) "
+        "tuple, a list or dict of arrays, a tf.data.Dataset or a generator. "
+        f"Received: {type(data).__name__}"
+    )
+
+
+def take_samples(
+    data,
+    specs: Sequence[InputSpec],
+    limit: int | None,
+    argument: str,
+) -> Samples:
+    """Takes up to `limit` validated samples (and labels, if present) from `data`.
+
+    Raises:
+        DataError: the data is empty, of an unsupported kind, or does not fit
+            the model's inputs.
+        NonFiniteError: the inputs contain NaN or Inf.
+    """
+    if limit is not None and limit < 1:
+        raise DataError(f"The number of samples must be >= 1. Received: {limit}")
+    elements, _, batched = _element_iterator(data, argument)
+    chunks: list[list[np.ndarray]] = []
+    label_chunks: list[np.ndarray] = []
+    have_labels = None
+    taken = 0
+    available: int | None = None
+    exhausted = True
+    for element in elements:
+        if limit is not None and taken >= limit:
+            exhausted = False
+            break
+        x, y = _split_element(element, len(specs))
+        arrays = [
+            _check_array(a, s, argument, batched)
+            for a, s in zip(_as_input_list(x, specs, argument), specs, strict=True)
+        ]
+        n = len(arrays[0])
+        if any(len(a) != n for a in arrays):
+            raise DataError(
+                f"{argument} gives inputs with different numbers of samples. "
+                f"Expected equal sample counts. Received: {[len(a) for a in arrays]}"
+            )
+        if batched is True:  # in-memory arrays: one element holds all the data
+            available = n
+        if y is not None:
+            y = np.asarray(_to_numpy(y))
+            if batched is not True and y.ndim == 0:
+                y = y[None]
+            if len(y) != n:
+                raise DataError(
+                    f"{argument} has a different number of labels than inputs. "
+                    f"Expected {n} labels. Received: {len(y)}"
+                )
+        if have_labels is None:
+            have_labels = y is not None
+        keep = n if limit is None else min(n, limit - taken)
+        if keep < n:
+            exhausted = False
+        chunks.append([a[:keep] for a in arrays])
+        if have_labels and y is not None:
+            label_chunks.append(y[:keep])
+        taken += keep
+    if taken == 0:
+        raise DataError(f"{argument} is empty. Expected at least one sample. Received: no samples")
+    inputs = [np.concatenate([c[i] for c in chunks]) for i in range(len(specs))]
+    labels = np.concatenate(label_chunks) if have_labels and label_chunks else None
+    if available is None and exhausted:
+        available = taken
+    return Samples(inputs, labels, taken, available, argument)
+
+
+def class_ids(labels: np.ndarray | None) -> np.ndarray | None:
+    """Integer class ids from integer labels or one-hot / probability rows."""
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.ndim >= 2 and labels.shape[-1] > 1:
+        return labels.argmax(axis=-1).reshape(len(labels))
+    return labels.reshape(len(labels)).astype(np.int64)
+
+
+def synthetic_samples(specs: Sequence[InputSpec], count: int, seed: int = 0) -> Samples:
+    """Uniform [0, 1) inputs (integers in [0, 10) for integer inputs).
+
+    Used only to check an export runs and agrees when no data was given; the
+    report says so, since such inputs say little about accuracy.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for spec in specs:
+        shape = (count, *[1 if d is None else d for d in spec.shape])
+        if np.dtype(spec.dtype).kind in "iub":
+            inputs.append(rng.integers(0, 10, size=shape).astype(spec.dtype))
+        else:
+            inputs.append(rng.random(shape, dtype=np.float32).astype(spec.dtype))
+    return Samples(inputs, None, count, None, "synthetic uniform [0, 1) inputs")
+
+
+def first_available(
+    candidates: Iterable[tuple[str, object]],
+) -> tuple[str, object] | tuple[None, None]:
+    """The first (argument name, data) pair whose data is not None."""
+    for name, data in candidates:
+        if data is not None:
+            return name, data
+    return None, None
+
+
+def batched_call(
+    fn: Callable[[list[np.ndarray]], list[np.ndarray]], samples: Samples, batch_size: int = 64
+):
+    """Runs `fn` over `samples` in batches; concatenates each output."""
+    outs: list[list[np.ndarray]] = []
+    for start in range(0, samples.count, batch_size):
+        outs.append(fn(samples.batch(start, start + batch_size)))
+    return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]

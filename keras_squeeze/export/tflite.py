@@ -1,0 +1,203 @@
+"""Keras model -> .tflite through the TFLite converter, with post-training quantization."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import pathlib
+import warnings
+
+from keras_squeeze.api import models
+from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
+from keras_squeeze.export import atomic
+from keras_squeeze.export.artifact import (
+    Artifact,
+    check_float_fidelity,
+    check_outputs_finite,
+    verification_samples,
+)
+from keras_squeeze.export.runtime import TFLiteRunner, keras_outputs
+from keras_squeeze.quantization import ptq
+from keras_squeeze.report.metrics import compare
+
+DEFAULT_CALIBRATION_SAMPLES = 200
+
+
+def _representative_dataset(samples: data_inputs.Samples, specs):
+    def generator():
+        for i in range(samples.count):
+            yield {s.name: samples.inputs[k][i : i + 1] for k, s in enumerate(specs)}
+
+    return generator
+
+
+def _converter_error(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or [type(e).__name__])[-1][:500]
+
+
+def convert(
+    model,
+    mode: str | ptq.PTQMode = "float32",
+    calibration: data_inputs.Samples | None = None,
+    inference_input_type: str | None = None,
+    inference_output_type: str | None = None,
+    verbose: int = 0,
+) -> bytes:
+    """Converts a Keras model (either flavour) to .tflite bytes.
+
+    Args:
+        model: a Keras 3 or tf_keras model with defined inputs.
+        mode: a post-training quantization mode name (see `ptq.PTQ_MODES`).
+        calibration: representative samples, required by "int8" and "int16x8".
+        inference_input_type / inference_output_type: model I/O types allowed
+            by the mode (default: the mode's first).
+        verbose: 2 shows the converter's own printing.
+
+    Raises:
+        DataError: calibration samples are needed and missing.
+        ExportError: the converter failed.
+    """
+    import tensorflow as tf
+
+    mode = ptq.get_mode(mode) if isinstance(mode, str) else mode
+    in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
+    out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
+    specs = models.input_specs(model)
+    if mode.needs_calibration and calibration is None:
+        raise DataError(
+            f"The '{mode.name}' quantization needs representative data to calibrate activation "
+            "ranges. Expected representative_data= (about 100-500 typical inputs). Received: None"
+        )
+    representative = (
+        _representative_dataset(calibration, specs) if calibration is not None else None
+    )
+    quiet = contextlib.redirect_stdout(io.StringIO()) if verbose < 2 else contextlib.nullcontext()
+    try:
+        with quiet, warnings.catch_warnings():
+            # Integer I/O without input statistics is what we ask for: the
+            # scale comes from calibration.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            # The converter's calibration still builds a tf.lite.Interpreter.
+            warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            ptq.configure_converter(converter, mode, representative, in_type, out_type)
+            return bytes(converter.convert())
+    except (DataError, ModelError):
+        raise
+    except Exception as e:
+        raise ExportError(
+            f"The TFLite converter failed on the model with '{mode.name}' quantization. Expected "
+            "a model of TFLite-convertible layers. "
+            f"Received: {type(e).__name__}: {_converter_error(e)}"
+        ) from e
+
+
+def verify(
+    content: bytes | None,
+    model,
+    samples: data_inputs.Samples,
+    mode: str = "float32",
+    path: str | None = None,
+):
+    """Loads a .tflite into ai_edge_litert, runs `samples`, compares with `model`.
+
+    Returns:
+        (Fidelity, TFLiteRunner).
+
+    Raises:
+        VerificationError: it does not load or run, produces non-finite outputs,
+            or (float32 mode) does not reproduce the model.
+    """
+    specs = models.input_specs(model)
+    names = models.output_names(model)
+    try:
+        runner = TFLiteRunner(content=content, path=path)
+        outputs = runner.run(samples, [s.name for s in specs], names)
+    except Exception as e:
+        raise VerificationError(
+            "The .tflite could not be run by ai_edge_litert. Expected it to load and run on the "
+            f"model's inputs. Received: {type(e).__name__}: {e}"
+        ) from e
+    check_outputs_finite(outputs, ".tflite model")
+    fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
+    if mode == "float32":
+        check_float_fidelity(fidelity, "float32 .tflite")
+    return fidelity, runner
+
+
+def _target_file(path) -> pathlib.Path | None:
+    if path is None:
+        return None
+    path = pathlib.Path(path)
+    return atomic.check_writable_dir(path.parent, "output file's directory") / path.name
+
+
+def to_tflite(
+    model,
+    path=None,
+    *,
+    quantization: str = "float32",
+    representative_data=None,
+    num_calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    inference_input_type: str | None = None,
+    inference_output_type: str | None = None,
+    verification_data=None,
+    verbose: int = 0,
+) -> Artifact:
+    """Converts a Keras model to .tflite, runs it in ai_edge_litert and checks it.
+
+    Args:
+        model: a Keras 3 or tf_keras model, or a path to one.
+        path: where to write the .tflite (atomically); None keeps it in memory.
+        quantization: "float32", "dynamic", "float16", "int8" or "int16x8"
+            (see `keras_squeeze.quantization.ptq.PTQ_MODES` for each scheme).
+        representative_data: calibration inputs for "int8" / "int16x8": an array,
+            (x, y) tuple, tf.data.Dataset or generator; the first
+            `num_calibration_samples` samples are used.
+        num_calibration_samples: how many samples calibrate (default 200).
+        inference_input_type / inference_output_type: "int8" (default), "uint8"
+            or "float32" for "int8"; "float32" (default) or "int16" for "int16x8".
+        verification_data: inputs to compare the .tflite with the Keras model on;
+            defaults to the calibration samples, else synthetic inputs.
+
+    Returns:
+        An Artifact whose `content` is the .tflite bytes and `fidelity` its
+        agreement with the Keras model.
+
+    Example:
+        >>> art = ks.export.to_tflite(model, "model.tflite", quantization="int8",
+        ...                           representative_data=x_train)
+        >>> art.fidelity.top1_agreement
+        0.995
+    """
+    model = models.resolve_model(model)
+    models.check_finite_weights(model)
+    mode = ptq.get_mode(quantization)
+    target = _target_file(path)
+    specs = models.input_specs(model)
+    calibration = None
+    if mode.needs_calibration:
+        if representative_data is None:
+            raise DataError(
+                f"The '{mode.name}' quantization needs representative data to calibrate activation "
+                "ranges. Expected representative_data= (an array, (x, y) tuple, tf.data.Dataset or "
+                "generator of typical inputs). Received: representative_data=None"
+            )
+        calibration = data_inputs.take_samples(
+            representative_data, specs, num_calibration_samples, "representative_data"
+        )
+    content = convert(
+        model, mode, calibration, inference_input_type, inference_output_type, verbose
+    )
+    check = verification_samples(specs, verification_data, calibration)
+    fidelity, _ = verify(content, model, check, mode.name)
+    artifact = Artifact(
+        "tflite", None, len(content), fidelity, content=content, notes=[mode.scheme]
+    )
+    if target is not None:
+        atomic.write_bytes(target, content)
+        artifact.path = target
+    return artifact

@@ -1,0 +1,134 @@
+"""Post-training quantization modes applied by the TFLite converter.
+
+One table entry per mode; `configure_converter` is the only place converter
+flags are set, so each scheme is stated once, exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_squeeze.errors import RecipeError
+
+
+@dataclasses.dataclass(frozen=True)
+class PTQMode:
+    """A post-training quantization mode.
+
+    Attributes:
+        name: the mode's name ("int8", ...).
+        scheme: the exact numeric scheme, for docs and reports.
+        needs_calibration: whether representative data is required.
+        io_types: allowed model input/output types; the first is the default.
+    """
+
+    name: str
+    scheme: str
+    needs_calibration: bool
+    io_types: tuple[str, ...]
+
+
+PTQ_MODES: dict[str, PTQMode] = {
+    m.name: m
+    for m in (
+        PTQMode(
+            "float32",
+            "no quantization: float32 weights and activations",
+            False,
+            ("float32",),
+        ),
+        PTQMode(
+            "dynamic",
+            "dynamic-range: weights int8 (per-channel symmetric for convolutions, per-tensor "
+            "for fully-connected), activations float32 and quantized per batch at run time "
+            "by kernels that support it; constants under 1,024 elements stay float32",
+            False,
+            ("float32",),
+        ),
+        PTQMode(
+            "float16",
+            "float16 weights, dequantized to float32 at load on CPU (the GPU delegate runs "
+            "them in float16); activations float32",
+            False,
+            ("float32",),
+        ),
+        PTQMode(
+            "int8",
+            "full integer: weights int8 per-channel symmetric (per-tensor for fully-connected), "
+            "activations int8 per-tensor asymmetric calibrated on representative data, bias "
+            "int32; model inputs/outputs int8 or uint8 (or float32 with quantize/dequantize "
+            "at the edges)",
+            True,
+            ("int8", "uint8", "float32"),
+        ),
+        PTQMode(
+            "int16x8",
+            "16x8: activations int16 per-tensor symmetric calibrated on representative data, "
+            "weights int8 per-channel symmetric, bias int64; model inputs/outputs float32 "
+            "or int16",
+            True,
+            ("float32", "int16"),
+        ),
+    )
+}
+
+
+def get_mode(name: str) -> PTQMode:
+    """The PTQMode called `name`.
+
+    Raises:
+        RecipeError: unknown name.
+    """
+    try:
+        return PTQ_MODES[name]
+    except (KeyError, TypeError):
+        raise RecipeError(
+            f"Unknown quantization mode. Expected one of {', '.join(map(repr, PTQ_MODES))}. "
+            f"Received: quantization={name!r}"
+        ) from None
+
+
+def resolve_io_type(mode: PTQMode, value: str | None, argument: str) -> str:
+    """The model input/output type for `mode`, checking `value` is allowed."""
+    if value is None:
+        return mode.io_types[0]
+    if value not in mode.io_types:
+        raise RecipeError(
+            f"{argument} does not fit the '{mode.name}' quantization. Expected one of "
+            f"{', '.join(map(repr, mode.io_types))}. Received: {argument}={value!r}"
+        )
+    return value
+
+
+def configure_converter(
+    converter, mode: PTQMode, representative_dataset, input_type: str, output_type: str
+):
+    """Sets the converter's flags for `mode`.
+
+    Args:
+        converter: a `tf.lite.TFLiteConverter`.
+        mode: the PTQMode.
+        representative_dataset: a callable returning a generator of input
+            dicts (required when `mode.needs_calibration`).
+        input_type / output_type: model I/O types allowed by the mode.
+    """
+    import tensorflow as tf
+
+    if mode.name == "float32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode.name == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode.name == "int8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.as_dtype(input_type)
+        converter.inference_output_type = tf.as_dtype(output_type)
+    elif mode.name == "int16x8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        converter.inference_input_type = tf.as_dtype(input_type)
+        converter.inference_output_type = tf.as_dtype(output_type)
+    return converter

@@ -1,0 +1,168 @@
+"""The per-layer table: each Keras layer next to what the .tflite holds for it.
+
+Keras kernels are matched to .tflite constants by value, not by name: tensor
+names differ between Keras flavours and converter paths (Keras 3 export
+traces twice, so `conv2d` may appear as `conv2d_1`), while values survive
+conversion up to quantization error and per-channel scaling (batch-norm
+folding), which the per-channel cosine similarity used here ignores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_squeeze.report.tflite_reader import Tensor, TFLiteModel
+
+KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+MATCH_THRESHOLD = 0.9
+
+
+@dataclasses.dataclass
+class LayerRow:
+    """One layer of the report.
+
+    Attributes:
+        name, type: the Keras layer's name and class name.
+        params: number of weight scalars in the Keras layer.
+        quantized: how its kernel is stored in the .tflite ("int8 per-channel",
+            "float16", "float32", ...), None for layers without a kernel.
+        sparsity: measured fraction of zeros in the .tflite kernel.
+        clusters: measured number of unique kernel values, reported when a
+            clustering stage ran.
+        reason: why a technique left the layer as it was, or a note.
+        targets: what stages aimed for (e.g. {"sparsity": 0.8}).
+    """
+
+    name: str
+    type: str
+    params: int
+    quantized: str | None = None
+    sparsity: float | None = None
+    clusters: int | None = None
+    reason: str | None = None
+    targets: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def weight_short_name(variable) -> str:
+    """'kernel' for 'conv2d/kernel:0' (tf_keras) or a Keras 3 variable named 'kernel'."""
+    name = getattr(variable, "path", None) or variable.name
+    return name.split("/")[-1].split(":")[0]
+
+
+def kernels(layer) -> list[np.ndarray]:
+    """The layer's kernel-like weights as numpy arrays, in Keras layout."""
+    return [
+        np.asarray(w.numpy() if hasattr(w, "numpy") else w)
+        for w in layer.weights
+        if weight_short_name(w) in KERNEL_NAMES
+    ]
+
+
+def _layouts(kernel: np.ndarray) -> list[np.ndarray]:
+    """Ways the converter may lay out a Keras kernel."""
+    k = kernel
+    out = [k]
+    if k.ndim == 2:  # Dense (in, out) -> FULLY_CONNECTED (out, in)
+        out.append(k.T)
+    elif k.ndim == 3:  # Conv1D (w, in, out) -> CONV_2D (out, 1, w, in)
+        out.append(k.transpose(2, 0, 1)[:, None])
+    elif k.ndim == 4:
+        out.append(k.transpose(3, 0, 1, 2))  # Conv2D HWIO -> OHWI
+        out.append(k.reshape(1, k.shape[0], k.shape[1], -1))  # Depthwise -> 1,H,W,C*M
+        out.append(k.transpose(2, 0, 1, 3))  # Conv2DTranspose HW(out)(in) -> (out)HW(in)
+    elif k.ndim == 5:
+        out.append(k.transpose(4, 0, 1, 2, 3))
+    return out
+
+
+def _slice_cosine(a: np.ndarray, b: np.ndarray, axis: int) -> float:
+    a2 = np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1).astype(np.float64)
+    b2 = np.moveaxis(b, axis, 0).reshape(b.shape[axis], -1).astype(np.float64)
+    na, nb = np.linalg.norm(a2, axis=1), np.linalg.norm(b2, axis=1)
+    live = (na > 0) & (nb > 0)
+    if not live.any():
+        return 1.0 if not (na.any() or nb.any()) else 0.0
+    if ((na > 0) != (nb > 0)).mean() > 0.05:
+        return 0.0
+    cos = np.abs(np.sum(a2[live] * b2[live], axis=1)) / (na[live] * nb[live])
+    return float(cos.mean())
+
+
+def similarity(kernel: np.ndarray, values: np.ndarray) -> float:
+    """Best per-channel |cosine| between the kernel (in any layout) and a constant."""
+    best = 0.0
+    for layout in _layouts(kernel):
+        if layout.shape != values.shape:
+            continue
+        for axis in {0, layout.ndim - 1}:
+            best = max(best, _slice_cosine(layout, values, axis))
+    return best
+
+
+def match_kernels(
+    layers_kernels: dict[str, list[np.ndarray]], model: TFLiteModel
+) -> dict[str, list[Tensor]]:
+    """Assigns each layer's kernels to distinct .tflite constants (best match first)."""
+    constants = [t for t in model.constants() if t.data is not None and t.data.size > 1]
+    by_size: dict[int, list[Tensor]] = {}
+    for t in constants:
+        by_size.setdefault(int(t.data.size), []).append(t)
+    scored = []
+    values_cache: dict[int, np.ndarray] = {}
+    for lname, ks in layers_kernels.items():
+        for ki, k in enumerate(ks):
+            for t in by_size.get(int(k.size), []):
+                if t.index not in values_cache:
+                    values_cache[t.index] = t.values()
+                score = similarity(k, values_cache[t.index])
+                if score >= MATCH_THRESHOLD:
+                    scored.append((score, lname, ki, t))
+    scored.sort(key=lambda s: -s[0])
+    taken_tensors: set[int] = set()
+    taken_kernels: set[tuple[str, int]] = set()
+    result: dict[str, list[Tensor]] = {}
+    for _, lname, ki, t in scored:
+        if t.index in taken_tensors or (lname, ki) in taken_kernels:
+            continue
+        taken_tensors.add(t.index)
+        taken_kernels.add((lname, ki))
+        result.setdefault(lname, []).append(t)
+    return result
+
+
+def storage(t: Tensor) -> str:
+    """How a constant is stored: 'int8 per-channel', 'float16', 'float32', ..."""
+    if t.scales is not None and t.dtype not in ("float32", "float16"):
+        return f"{t.dtype} {'per-channel' if t.per_channel else 'per-tensor'}"
+    return t.dtype
+
+
+def layer_rows(keras_layers, model: TFLiteModel) -> list[LayerRow]:
+    """One row per Keras layer (input layers excluded) with measured .tflite figures."""
+    layers = [layer for layer in keras_layers if type(layer).__name__ != "InputLayer"]
+    layer_kernels = {layer.name: kernels(layer) for layer in layers}
+    matches = match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
+    rows = []
+    for layer in layers:
+        params = int(sum(int(np.prod(w.shape)) for w in layer.weights))
+        row = LayerRow(name=layer.name, type=type(layer).__name__, params=params)
+        tensors = matches.get(layer.name, [])
+        if tensors:
+            kinds = sorted({storage(t) for t in tensors})
+            row.quantized = ", ".join(kinds)
+            vals = [t.values() for t in tensors]
+            total = sum(v.size for v in vals)
+            row.sparsity = float(sum(int((v == 0).sum()) for v in vals) / total) if total else None
+        elif layer_kernels[layer.name]:
+            row.reason = (
+                "kernel not found in the .tflite (fused or constant-folded by the converter)"
+            )
+        elif params:
+            row.reason = "no kernel; its weights are folded into neighbouring ops by the converter"
+        rows.append(row)
+    return rows

@@ -1,0 +1,210 @@
+"""The compression report: what was done, what it measured, what was skipped and why."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from keras_squeeze.report.layers import LayerRow
+from keras_squeeze.report.metrics import Fidelity, format_db
+
+
+@dataclasses.dataclass
+class ModelStats:
+    """Size of one model: Keras parameters and its .tflite, raw and gzipped."""
+
+    params: int
+    tflite_bytes: int
+    tflite_gzip_bytes: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Report:
+    """Everything compress() measured.
+
+    Attributes:
+        recipe: the recipe's name.
+        quantization: the post-training mode applied at conversion.
+        scheme: its exact numeric scheme.
+        keras_flavour: "keras3" or "tf_keras" (of the model passed in).
+        original / compressed: params and .tflite sizes; the original's .tflite
+            is its float32 conversion.
+        fidelity: the compressed .tflite against the original float Keras model.
+        accuracy: {"original", "compressed", "samples", "data"} when
+            validation data with labels was given, else None; "compressed" is
+            measured on the .tflite.
+        conversion_seconds: wall time of the compressed conversion.
+        calibration: which samples calibrated the quantization, if any.
+        layers: one row per layer.
+        exports: per saved format, its Artifact record (filled by save()).
+        notes / warnings: what the user should know.
+    """
+
+    recipe: str
+    quantization: str
+    scheme: str
+    keras_flavour: str
+    original: ModelStats
+    compressed: ModelStats
+    fidelity: Fidelity
+    accuracy: dict | None
+    conversion_seconds: float
+    calibration: str | None
+    layers: list[LayerRow]
+    exports: dict = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def size_ratio(self) -> float:
+        """compressed .tflite bytes / original float32 .tflite bytes."""
+        return self.compressed.tflite_bytes / self.original.tflite_bytes
+
+    @property
+    def gzip_ratio(self) -> float:
+        return self.compressed.tflite_gzip_bytes / self.original.tflite_gzip_bytes
+
+    def to_dict(self) -> dict:
+        return {
+            "recipe": self.recipe,
+            "quantization": self.quantization,
+            "scheme": self.scheme,
+            "keras_flavour": self.keras_flavour,
+            "original": self.original.to_dict(),
+            "compressed": self.compressed.to_dict(),
+            "size_ratio": round(self.size_ratio, 4),
+            "gzip_ratio": round(self.gzip_ratio, 4),
+            "fidelity": self.fidelity.to_dict(),
+            "accuracy": self.accuracy,
+            "conversion_seconds": round(self.conversion_seconds, 3),
+            "calibration": self.calibration,
+            "layers": [row.to_dict() for row in self.layers],
+            "exports": {k: v for k, v in self.exports.items()},
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        """(metric, original, compressed) rows for the summary tables."""
+        o, c = self.original, self.compressed
+        rows = [
+            ("params", f"{o.params:,}", f"{c.params:,}"),
+            (
+                ".tflite bytes",
+                f"{o.tflite_bytes:,}",
+                f"{c.tflite_bytes:,} ({self.size_ratio:.2f}x)",
+            ),
+            (
+                "gzip bytes",
+                f"{o.tflite_gzip_bytes:,}",
+                f"{c.tflite_gzip_bytes:,} ({self.gzip_ratio:.2f}x)",
+            ),
+        ]
+        if self.accuracy:
+            rows.append(
+                (
+                    "accuracy",
+                    f"{self.accuracy['original']:.4f}",
+                    f"{self.accuracy['compressed']:.4f}",
+                )
+            )
+        f = self.fidelity
+        rows.append(("SQNR vs float", "", format_db(f.sqnr_db)))
+        if f.top1_agreement is not None:
+            rows.append(("top-1 agreement", "", f"{f.top1_agreement:.2%}"))
+        rows.append(("max |diff|", "", f"{f.max_abs_diff:.3g}"))
+        return rows
+
+    def table(self) -> str:
+        """A compact plain-text summary for the terminal."""
+        rows = [("", "original", f"{self.recipe}"), *self.summary_rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(r)
+            )
+            for r in rows
+        ]
+        rule = "-" * len(lines[0])
+        out = [rule, lines[0], rule, *lines[1:], rule]
+        for name, record in self.exports.items():
+            fid = record.get("fidelity") or {}
+            line = f"{name}: {record.get('path')} ({record.get('bytes', 0):,} bytes)"
+            if fid:
+                sq = fid["sqnr_db"]
+                line += f", SQNR vs float {sq if isinstance(sq, str) else f'{sq:.1f} dB'}"
+            out.append(line)
+        out.extend(f"warning: {w}" for w in self.warnings)
+        return "\n".join(out)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# keras_squeeze report: {self.recipe}",
+            "",
+            f"- Keras flavour: {self.keras_flavour}",
+            f"- Quantization: {self.quantization} ({self.scheme})",
+        ]
+        if self.calibration:
+            lines.append(f"- Calibration: {self.calibration}")
+        lines.append(f"- Fidelity measured on: {self.fidelity.inputs}")
+        if self.accuracy:
+            lines.append(
+                f"- Accuracy measured on: {self.accuracy['samples']} samples from "
+                f"{self.accuracy['data']}"
+            )
+        lines.append(f"- Conversion time: {self.conversion_seconds:.2f} s")
+        lines += ["", "## Summary", "", "| | original | compressed |", "|---|---:|---:|"]
+        lines += [f"| {m} | {o} | {c} |" for m, o, c in self.summary_rows()]
+        if self.exports:
+            lines += [
+                "",
+                "## Exports",
+                "",
+                "| format | path | bytes | fidelity vs float Keras | notes |",
+            ]
+            lines.append("|---|---|---:|---|---|")
+            for name, r in self.exports.items():
+                fid = r.get("fidelity")
+                fid_text = _fidelity_text(fid) if fid else ""
+                if r.get("agreement"):
+                    fid_text += f"; vs {r['reference']}: {_fidelity_text(r['agreement'])}"
+                lines.append(
+                    f"| {name} | {r.get('path')} | {r.get('bytes', 0):,} | {fid_text} | "
+                    f"{'; '.join(r.get('notes', []))} |"
+                )
+        lines += [
+            "",
+            "## Layers",
+            "",
+            "| layer | type | params | .tflite kernel | sparsity | clusters | note |",
+            "|---|---|---:|---|---:|---:|---|",
+        ]
+        for row in self.layers:
+            sparsity = "" if row.sparsity is None else f"{row.sparsity:.1%}"
+            clusters = "" if row.clusters is None else str(row.clusters)
+            lines.append(
+                f"| {row.name} | {row.type} | {row.params:,} | {row.quantized or ''} | "
+                f"{sparsity} | "
+                f"{clusters} | {row.reason or ''} |"
+            )
+        if self.notes or self.warnings:
+            lines += ["", "## Notes", ""]
+            lines += [f"- {n}" for n in self.notes]
+            lines += [f"- **Warning:** {w}" for w in self.warnings]
+        return "\n".join(lines) + "\n"
+
+
+def _fidelity_text(fid: dict) -> str:
+    sq = fid["sqnr_db"]
+    parts = [f"SQNR {sq}" if isinstance(sq, str) else f"SQNR {sq:.1f} dB"]
+    if fid.get("top1_agreement") is not None:
+        parts.append(f"top-1 {fid['top1_agreement']:.2%}")
+    parts.append(f"max diff {fid['max_abs_diff']:.3g}")
+    return ", ".join(parts)

@@ -1,0 +1,272 @@
+"""Reads a .tflite flatbuffer: tensors, constant weights (dequantized), operators.
+
+Built on the schema bindings that ship with ai_edge_litert, so what is read is
+exactly what the runtime loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from keras_squeeze.errors import ModelError
+
+_TYPE_TO_NUMPY = {
+    "FLOAT32": "float32",
+    "FLOAT16": "float16",
+    "FLOAT64": "float64",
+    "INT32": "int32",
+    "UINT8": "uint8",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "INT16": "int16",
+    "INT8": "int8",
+    "UINT32": "uint32",
+    "UINT16": "uint16",
+    "UINT64": "uint64",
+    "INT4": "int4",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _schema():
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+@functools.lru_cache(maxsize=1)
+def _enum_names():
+    s = _schema()
+    ops = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    return ops, types
+
+
+@dataclasses.dataclass
+class Tensor:
+    """One tensor of the main subgraph.
+
+    Attributes:
+        dtype: numpy-style name of the stored type ("int8", "float16", ...).
+        data: the stored constant values (before dequantization), or None for
+            activations. Sparse-encoded constants are densified.
+        scales, zero_points, quantized_dimension: quantization parameters, if any.
+        sparse: whether the flatbuffer stores it with sparsity encoding.
+    """
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    dtype: str
+    data: np.ndarray | None
+    scales: np.ndarray | None
+    zero_points: np.ndarray | None
+    quantized_dimension: int
+    sparse: bool = False
+    stored_bytes: int = 0
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scales is not None and self.scales.size > 1
+
+    def values(self) -> np.ndarray | None:
+        """The constant's real values as float32 (dequantized), or None."""
+        if self.data is None:
+            return None
+        data = self.data.astype(np.float32)
+        if self.scales is None or self.dtype in ("float32", "float16", "float64"):
+            return data
+        scales = self.scales.astype(np.float32)
+        zeros = (
+            self.zero_points.astype(np.float32)
+            if self.zero_points is not None and self.zero_points.size
+            else np.zeros_like(scales)
+        )
+        if scales.size > 1:
+            shape = [1] * data.ndim
+            shape[self.quantized_dimension] = -1
+            scales, zeros = scales.reshape(shape), zeros.reshape(shape)
+        return (data - zeros) * scales
+
+
+@dataclasses.dataclass
+class Operator:
+    index: int
+    opcode: str  # builtin name ("CONV_2D") or the custom code
+    version: int
+    inputs: list[int]
+    outputs: list[int]
+
+
+@dataclasses.dataclass
+class TFLiteModel:
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    num_subgraphs: int
+
+    def constants(self) -> list[Tensor]:
+        return [t for t in self.tensors if t.is_constant]
+
+    def opcode_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for op in self.operators:
+            counts[op.opcode] = counts.get(op.opcode, 0) + 1
+        return counts
+
+
+def _as_array(values, dtype) -> np.ndarray | None:
+    if values is None:
+        return None
+    return np.asarray(values, dtype=dtype)
+
+
+def _vector(v) -> np.ndarray:
+    """Values of a Uint8/Uint16/Int32 vector union member."""
+    return np.asarray(v.values if v is not None and v.values is not None else [], dtype=np.int64)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for each (s, c), vectorised."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + (np.arange(total) - offsets)
+
+
+def _densify(sparsity, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Expands a sparse-encoded constant (TACO format: DENSE / SPARSE_CSR levels).
+
+    Levels follow `traversalOrder`; levels past the tensor's rank are block
+    dimensions of the axes in `blockMap`.
+    """
+    traversal = [int(a) for a in sparsity.traversalOrder]
+    block_map = [int(a) for a in (sparsity.blockMap if sparsity.blockMap is not None else [])]
+    dims = sparsity.dimMetadata
+    rank = len(shape)
+    pos = np.zeros(1, dtype=np.int64)
+    coords = np.zeros((1, len(traversal)), dtype=np.int64)
+    for level, dim in enumerate(dims):
+        axis = traversal[level]
+        if dim.format == 0:  # DENSE
+            size = int(dim.denseSize)
+            counts = np.full(len(pos), size, dtype=np.int64)
+            index = np.tile(np.arange(size, dtype=np.int64), len(pos))
+            new_pos = np.repeat(pos, size) * size + index
+        else:  # SPARSE_CSR
+            segments = _vector(dim.arraySegments)
+            indices = _vector(dim.arrayIndices)
+            counts = segments[pos + 1] - segments[pos]
+            new_pos = _ranges(segments[pos], counts)
+            index = indices[new_pos]
+        coords = np.repeat(coords, counts, axis=0)
+        coords[:, axis] = index
+        pos = new_pos
+    block_size = {}
+    for level, dim in enumerate(dims):
+        if traversal[level] >= rank:
+            block_size[traversal[level] - rank] = int(dim.denseSize)
+    full = coords[:, :rank].copy()
+    for b, axis in enumerate(block_map):
+        full[:, axis] = full[:, axis] * block_size[b] + coords[:, rank + b]
+    out = np.zeros(shape, dtype=values.dtype)
+    out[tuple(full.T)] = values[pos]
+    return out
+
+
+def read_tflite(content: bytes) -> TFLiteModel:
+    """Parses .tflite bytes.
+
+    Raises:
+        ModelError: the bytes are not a TFLite flatbuffer.
+    """
+    content = bytes(content)
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ModelError(
+            "The data is not a TFLite model. Expected a flatbuffer with the 'TFL3' identifier. "
+            f"Received: {len(content)} bytes starting {content[:8]!r}"
+        )
+    s = _schema()
+    op_names, type_names = _enum_names()
+    model = s.ModelT.InitFromPackedBuf(content, 0)
+    graph = model.subgraphs[0]
+    tensors = []
+    for i, t in enumerate(graph.tensors):
+        type_name = type_names.get(t.type, str(t.type))
+        np_dtype = _TYPE_TO_NUMPY.get(type_name, type_name.lower())
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
+        signature = (
+            tuple(int(d) for d in t.shapeSignature) if t.shapeSignature is not None else shape
+        )
+        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        raw = None
+        stored = 0
+        if buf is not None and buf.data is not None and len(buf.data):
+            raw = np.asarray(buf.data, dtype=np.uint8)
+        elif buf is not None and getattr(buf, "offset", 0) and buf.size:
+            raw = np.frombuffer(content, dtype=np.uint8, count=buf.size, offset=buf.offset)
+        data = None
+        if raw is not None:
+            stored = raw.size
+            if t.sparsity is not None:
+                data = _densify(t.sparsity, raw.view(np_dtype), shape)
+            elif np_dtype == "int4":
+                packed = raw.astype(np.int16)
+                low, high = (packed & 0x0F), (packed >> 4) & 0x0F
+                nibbles = np.stack([low, high], axis=-1).reshape(-1)[: int(np.prod(shape))]
+                data = np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
+            elif np_dtype in ("bool",) or np_dtype.startswith(("int", "uint", "float")):
+                data = raw.view(np_dtype).reshape(shape) if shape else raw.view(np_dtype)
+        q = t.quantization
+        scales = _as_array(q.scale, np.float32) if q is not None else None
+        zeros = _as_array(q.zeroPoint, np.int64) if q is not None else None
+        if scales is not None and scales.size == 0:
+            scales = None
+        tensors.append(
+            Tensor(
+                index=i,
+                name=(t.name or b"").decode("utf-8", "replace"),
+                shape=shape,
+                shape_signature=signature,
+                dtype=np_dtype,
+                data=data,
+                scales=scales,
+                zero_points=zeros,
+                quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
+                sparse=t.sparsity is not None,
+                stored_bytes=stored,
+            )
+        )
+    operators = []
+    for i, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = op_names.get(builtin, str(builtin))
+        if name == "CUSTOM" and code.customCode:
+            name = code.customCode.decode("utf-8", "replace")
+        operators.append(
+            Operator(
+                index=i,
+                opcode=name,
+                version=int(code.version),
+                inputs=[int(x) for x in (op.inputs if op.inputs is not None else [])],
+                outputs=[int(x) for x in (op.outputs if op.outputs is not None else [])],
+            )
+        )
+    return TFLiteModel(
+        tensors=tensors,
+        operators=operators,
+        inputs=[int(x) for x in graph.inputs],
+        outputs=[int(x) for x in graph.outputs],
+        num_subgraphs=len(model.subgraphs),
+    )
