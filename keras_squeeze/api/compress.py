@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.api import models, pipeline
 from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.api.result import CompressionResult
 from keras_squeeze.data import inputs as data_inputs
-from keras_squeeze.errors import DataError
+from keras_squeeze.distillation.config import Distill
+from keras_squeeze.errors import DataError, RecipeError
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.runtime import keras_outputs
+from keras_squeeze.pruning import verify as prune_verify
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report import metrics
-from keras_squeeze.report.layers import layer_rows
+from keras_squeeze.report.layers import layer_rows, match_layers
 from keras_squeeze.report.report import ModelStats, Report
 from keras_squeeze.report.tflite_reader import read_tflite
+from keras_squeeze.training import data as train_data_mod
 
 DEFAULT_CALIBRATION_SAMPLES = tflite_export.DEFAULT_CALIBRATION_SAMPLES
+DEFAULT_EPOCHS = 2
 MAX_VALIDATION_SAMPLES = 10_000
 SYNTHETIC_SAMPLES = 32
 # Below these the quantized model disagrees with the float one enough to warn.
 MIN_TOP1_AGREEMENT = 0.95
 MIN_SQNR_DB = 10.0
+# A pruned layer this far below its target sparsity in the .tflite is reported.
+SPARSITY_TOLERANCE = 0.02
 
 
 def _say(verbose: int, message: str) -> None:
@@ -40,6 +47,18 @@ def _check_count(value, argument: str) -> int:
     return value
 
 
+def _resolve_recipe(recipe, distill) -> Recipe:
+    recipe = Recipe.get(recipe)
+    if distill is not None:
+        if not isinstance(distill, (bool, Distill)):
+            raise RecipeError(
+                "distill must be True, False or a ks.Distill. Expected e.g. distill=True. "
+                f"Received: distill={distill!r}"
+            )
+        recipe = dataclasses.replace(recipe, distill=distill)
+    return recipe
+
+
 def compress(
     model,
     recipe="int8",
@@ -48,7 +67,12 @@ def compress(
     validation_data=None,
     representative_data=None,
     teacher=None,
+    distill: bool | Distill | None = None,
     epochs: int | None = None,
+    loss=None,
+    optimizer=None,
+    batch_size: int = train_data_mod.DEFAULT_BATCH_SIZE,
+    steps_per_epoch: int | None = None,
     num_calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
@@ -57,73 +81,92 @@ def compress(
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
-    The post-training recipes quantize at conversion:
+    Post-training recipes quantize at conversion: "dynamic" (int8 weights),
+    "float16", "int8" (full integer, int8 weights per-channel symmetric, int8
+    activations per-tensor asymmetric, int8 or uint8 model I/O), "int16x8",
+    "float32" (none). Training recipes fine-tune a copy of the model on
+    `train_data` and then quantize: "prune" (80% magnitude sparsity + int8),
+    "prune-2:4" (2:4 structured sparsity + int8); `ks.Recipe` combines stages
+    with custom settings.
 
-    - "dynamic": int8 weights, float activations quantized at run time;
-    - "float16": float16 weights;
-    - "int8": full integer, int8 weights per-channel symmetric, int8
-      activations per-tensor asymmetric, int8 (default) or uint8 model I/O;
-    - "int16x8": int16 activations, int8 weights;
-    - "float32": no quantization (the baseline).
-
-    The user's model is never changed. For post-training recipes
-    `result.model` is the model passed in (the quantization lives in
-    `result.tflite`).
+    The user's model is never changed: training stages work on a verified
+    copy. For post-training recipes `result.model` is the model passed in
+    (the quantization lives in `result.tflite`).
 
     Args:
         model: a Keras 3 or tf_keras model, or a path to a .keras / .h5 file or
             SavedModel directory.
         recipe: a preset name (see `ks.RECIPES`) or a `ks.Recipe`.
-        train_data: training data; for post-training recipes it is the
-            calibration source when `representative_data` is not given.
-        validation_data: (x, y) data; with labels, accuracy before and after
-            is reported (the "after" measured on the .tflite), and fidelity is
-            measured on it.
-        representative_data: typical inputs for calibrating "int8" and
-            "int16x8": an array, (x, y) tuple, tf.data.Dataset or generator.
-        teacher: a teacher model for distillation (training recipes).
-        epochs: fine-tuning epochs (training recipes).
+        train_data: (x, y) arrays, a tf.data.Dataset of (x, y) batches, or a
+            callable returning batches: fine-tuning data for training recipes,
+            and the calibration source when `representative_data` is not given.
+        validation_data: (x, y) data: accuracy before and after (the "after"
+            measured on the .tflite), per stage, and the inputs fidelity is
+            measured on.
+        representative_data: typical inputs that calibrate "int8" / "int16x8":
+            an array, (x, y) tuple, tf.data.Dataset or generator.
+        teacher: a model to distil from during fine-tuning (default: the
+            original model when distillation is on).
+        distill: True / False / a `ks.Distill`: fine-tune against the teacher's
+            outputs (default: the recipe's setting, on for training recipes;
+            temperature 4, alpha 0.9).
+        epochs: fine-tuning epochs for training recipes (default 2).
+        loss: a callable(y_true, y_pred) for the task loss (default
+            cross-entropy on class ids or one-hot labels for classifiers, mean
+            squared error otherwise).
+        optimizer: an optimizer or its name (default: the model's compiled
+            optimizer, fresh, else Adam at 1e-4).
+        batch_size: batch size when train_data is arrays (default 32).
+        steps_per_epoch: needed only for data of unknown or infinite length.
         num_calibration_samples: how many samples calibrate (default 200).
         inference_input_type / inference_output_type: model I/O type of the
             .tflite: "int8" (default), "uint8" or "float32" for "int8";
             "float32" (default) or "int16" for "int16x8".
         custom_objects: custom layers by name, for loading from a path.
-        verbose: 0 silent, 1 a line per stage, 2 also the converter's output.
+        verbose: 0 silent, 1 a line per stage and Keras progress bars, 2 also
+            the converter's output.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
 
     Raises:
         ModelError: not a Keras model, or a file that is not one.
-        RecipeError: unknown recipe or an I/O type the recipe does not allow.
+        RecipeError: unknown recipe, invalid stage settings, or an I/O type the
+            recipe does not allow.
         DataError: missing or mismatched data.
         NonFiniteError: NaN or Inf in the weights or the data.
         ExportError / VerificationError: conversion failed, or the .tflite does
             not run.
 
     Example:
-        >>> result = ks.compress(model, "int8", representative_data=x_train,
-        ...                      validation_data=(x_test, y_test))
-        >>> result.report.size_ratio < 0.3
-        True
+        >>> result = ks.compress(model, "prune", train_data=(x_train, y_train),
+        ...                      validation_data=(x_test, y_test), epochs=6)
+        >>> result.report.gzip_ratio
+        0.08
         >>> result.save("squeezed/")
     """
     # Check everything before any work.
     model = models.resolve_model(model, custom_objects)
-    recipe = Recipe.get(recipe)
+    recipe = _resolve_recipe(recipe, distill)
     mode = recipe.ptq_mode
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     _check_count(num_calibration_samples, "num_calibration_samples")
+    if epochs is not None:
+        _check_count(epochs, "epochs")
+    _check_count(batch_size, "batch_size")
     specs = models.input_specs(model)
     models.check_finite_weights(model)
     flavour = _compat.keras_flavour(model)
-    notes = [f"post-training quantization: {mode.scheme}"]
-    for name, value in (("teacher", teacher), ("epochs", epochs)):
-        if value is not None:
-            message = f"{name} is ignored: the '{recipe.name}' recipe has no training stage"
-            warnings.warn(message, stacklevel=2)
-            notes.append(message)
+    training = bool(recipe.training_stages)
+    notes = [f"post-training quantization at conversion: {mode.scheme}"]
+    if not training:
+        given = {"teacher": teacher, "epochs": epochs, "distill": distill}
+        for name, value in given.items():
+            if value is not None:
+                message = f"{name} is ignored: the '{recipe.name}' recipe has no training stage"
+                warnings.warn(message, stacklevel=2)
+                notes.append(message)
 
     calibration = None
     if recipe.needs_calibration:
@@ -138,7 +181,6 @@ def compress(
                 "and train_data=None"
             )
         calibration = data_inputs.take_samples(data, specs, num_calibration_samples, source)
-        _say(verbose, f"calibrating on {calibration.describe()}")
     validation = None
     if validation_data is not None:
         validation = data_inputs.take_samples(
@@ -156,21 +198,45 @@ def compress(
             "runs and agrees, not how accurate it is"
         )
 
+    final_model, records, training_info = model, [], None
+    if training:
+        fit = _FitSettings(
+            train_data,
+            validation_data,
+            teacher,
+            epochs or DEFAULT_EPOCHS,
+            loss,
+            optimizer,
+            batch_size,
+            steps_per_epoch,
+            verbose,
+        )
+        final_model, records, training_info = _train(model, recipe, specs, check, validation, fit)
+    if calibration is not None:
+        _say(verbose, f"calibrating on {calibration.describe()}")
     _say(verbose, "converting the original model to a float32 .tflite (baseline)")
     baseline = tflite_export.convert(model, "float32", verbose=verbose)
-    _say(verbose, f"converting with '{mode.name}' quantization")
+    sparse = bool(recipe.prune and recipe.prune.uses_sparse_encoding(mode.name))
+    _say(
+        verbose,
+        f"converting with '{mode.name}' quantization{' and sparse encoding' if sparse else ''}",
+    )
     start = time.perf_counter()
-    content = tflite_export.convert(model, mode, calibration, in_type, out_type, verbose)
+    content = tflite_export.convert(
+        final_model, mode, calibration, in_type, out_type, verbose, sparse=sparse
+    )
     seconds = time.perf_counter() - start
 
     _say(verbose, f"verifying the .tflite in ai_edge_litert on {check.describe()}")
-    fidelity, runner = tflite_export.verify(content, model, check, mode.name)
+    reference = keras_outputs(model, check) if final_model is not model else None
+    fidelity, runner = tflite_export.verify(
+        content, final_model, check, mode.name, reference_outputs=reference
+    )
     accuracy = None
     labels = data_inputs.class_ids(validation.labels) if validation is not None else None
     if labels is not None:
-        names = models.output_names(model)
         original_out = keras_outputs(model, validation)[0]
-        tflite_out = runner.run(validation, [s.name for s in specs], names)[0]
+        tflite_out = runner.run(validation, [s.name for s in specs], models.output_names(model))[0]
         if metrics.is_classifier_output(original_out):
             accuracy = {
                 "original": metrics.accuracy(original_out, labels),
@@ -179,37 +245,133 @@ def compress(
                 "data": "validation_data",
             }
 
+    tflite_model = read_tflite(content)
+    keras_layers = list(models.walk_layers(final_model))
+    matches = match_layers(keras_layers, tflite_model)
+    rows = layer_rows(keras_layers, tflite_model, matches)
+    if records:
+        records[-1].tflite_bytes = len(content)
+        records[-1].tflite_gzip_bytes = metrics.gzip_size(content)
     report = Report(
         recipe=recipe.name,
         quantization=mode.name,
         scheme=mode.scheme,
         keras_flavour=flavour,
         original=ModelStats(models.count_params(model), len(baseline), metrics.gzip_size(baseline)),
-        compressed=ModelStats(models.count_params(model), len(content), metrics.gzip_size(content)),
+        compressed=ModelStats(
+            models.count_params(final_model), len(content), metrics.gzip_size(content)
+        ),
         fidelity=fidelity,
         accuracy=accuracy,
         conversion_seconds=seconds,
         calibration=calibration.describe() if calibration is not None else None,
-        layers=layer_rows(list(models.walk_layers(model)), read_tflite(content)),
+        layers=rows,
+        stages=[r.to_dict() for r in records],
+        training=training_info,
         notes=notes,
     )
+    _apply_stage_decisions(report, records, matches, recipe)
     _explain_float_kernels(report, mode)
     _warn_on_low_fidelity(report, mode)
     for message in report.warnings:
         warnings.warn(message, stacklevel=2)
     _say(
         verbose,
-        f"done: .tflite {report.compressed.tflite_bytes:,} bytes "
-        f"({report.size_ratio:.2f}x of float32), {fidelity.summary()}",
+        f"done: .tflite {report.compressed.tflite_bytes:,} bytes ({report.size_ratio:.2f}x of "
+        f"float32, gzip {report.gzip_ratio:.3f}x), {fidelity.summary()}",
     )
     return CompressionResult(
-        model=model,
+        model=final_model,
         tflite=content,
         report=report,
         original=model,
         samples=check,
         verbose=verbose,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _FitSettings:
+    """compress()'s fine-tuning arguments, as given."""
+
+    train_data: object
+    validation_data: object
+    teacher: object
+    epochs: int
+    loss: object
+    optimizer: object
+    batch_size: int
+    steps_per_epoch: int | None
+    verbose: int
+
+
+def _train(model, recipe, specs, check, validation, fit: _FitSettings):
+    """Runs the training stages on a verified working copy."""
+    train = train_data_mod.prepare(fit.train_data, specs, fit.batch_size, fit.steps_per_epoch)
+    val_train = None
+    if validation is not None and validation.labels is not None:
+        val_train = train_data_mod.prepare(
+            fit.validation_data, specs, fit.batch_size, argument="validation_data"
+        )
+    _say(fit.verbose, "making a verified working copy of the model")
+    work = pipeline.verified_copy(model, check)
+    distill = recipe.distill_config
+    teacher_model = pipeline.default_teacher(work, distill, fit.teacher)
+    if teacher_model is not None and distill is None:
+        distill = Distill()
+    ctx = pipeline.TrainingContext(
+        train=train,
+        epochs=fit.epochs,
+        validation=val_train,
+        val_samples=validation,
+        teacher=teacher_model,
+        distill=distill,
+        loss=fit.loss,
+        optimizer=fit.optimizer,
+        compiled_from=model,
+        verbose=fit.verbose,
+    )
+    final_model, records = pipeline.run(work, recipe, ctx)
+    info = {
+        "epochs": fit.epochs,
+        "steps_per_epoch": train.steps_per_epoch,
+        "batch_size": fit.batch_size,
+        "labels": ("one-hot" if train.one_hot else "class ids") if train.has_labels else None,
+        "distill": distill.get_config() if distill is not None else None,
+        "teacher": "given" if fit.teacher is not None else ("original model" if distill else None),
+        "accuracy_before": pipeline.validation_accuracy(work, ctx),
+    }
+    return final_model, records, info
+
+
+def _apply_stage_decisions(report: Report, records, matches, recipe: Recipe) -> None:
+    """Puts each stage's per-layer targets and reasons into the rows, and checks targets."""
+    rows = {row.name: row for row in report.layers}
+    for record in records:
+        for name, decision in record.decisions.items():
+            row = rows.get(name)
+            if row is None:
+                continue
+            if decision.setting is None:
+                row.add_reason(f"{record.name}: {decision.reason}")
+                continue
+            if record.name == "prune":
+                target = float(decision.setting)
+                row.targets["sparsity"] = target
+                if row.sparsity is not None and row.sparsity < target - SPARSITY_TOLERANCE:
+                    report.warnings.append(
+                        f"layer '{name}' has {row.sparsity:.1%} zeros in the .tflite, below its "
+                        f"{target:.0%} target (too few fine-tuning steps for the schedule?)"
+                    )
+                if recipe.prune.m_by_n and name in matches:
+                    m, n = recipe.prune.m_by_n
+                    ok = min(prune_verify.m_by_n_fraction(t.values(), m, n) for t in matches[name])
+                    row.targets["m_by_n"] = f"{m}:{n}"
+                    row.measured["m_by_n_blocks"] = ok
+                    if ok < 1.0:
+                        report.warnings.append(
+                            f"layer '{name}': only {ok:.1%} of its {n}-weight blocks hold {m} zeros"
+                        )
 
 
 # The converter leaves weight tensors below this size in float32 under
@@ -234,6 +396,8 @@ def _explain_float_kernels(report: Report, mode: ptq.PTQMode) -> None:
 
 def _warn_on_low_fidelity(report: Report, mode: ptq.PTQMode) -> None:
     f = report.fidelity
+    if report.stages:
+        return  # a retrained model is expected to differ; accuracy tells more
     if f.top1_agreement is not None and f.top1_agreement < MIN_TOP1_AGREEMENT:
         report.warnings.append(
             f"the '{mode.name}' .tflite agrees with the float model on only "

@@ -9,38 +9,84 @@ from __future__ import annotations
 
 import dataclasses
 
+from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.pruning.config import Prune
 from keras_squeeze.quantization import ptq
+
+# Training stages in the fixed order they run; each later stage preserves what
+# the earlier ones produced.
+STAGES = {"prune": Prune}
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """A combination of compression stages.
 
+    Training stages run in a fixed order (prune, then quantization at
+    conversion), each fine-tuned on `train_data`; post-training quantization
+    happens at conversion.
+
     Args:
         quantization: post-training quantization applied at conversion:
             "float32" (none), "dynamic", "float16", "int8" or "int16x8". See
             `keras_squeeze.quantization.ptq.PTQ_MODES` for each exact scheme.
-        name: a label for reports; defaults to the quantization mode.
+        prune: a `ks.Prune` stage (magnitude pruning), or None.
+        distill: fine-tune training stages against the original model's
+            outputs: True (default settings), a `ks.Distill`, or False.
+        name: a label for reports; defaults to the stages' names.
 
     Example:
-        >>> recipe = ks.Recipe(quantization="float16")
+        >>> recipe = ks.Recipe(prune=ks.Prune(target_sparsity=0.5), quantization="int8")
         >>> ks.Recipe.from_config(recipe.get_config()) == recipe
         True
     """
 
     quantization: str = "int8"
     name: str | None = None
+    prune: Prune | None = None
+    distill: Distill | bool = True
 
     def __post_init__(self):
         ptq.get_mode(self.quantization)
+        for stage, cls in STAGES.items():
+            value = getattr(self, stage)
+            if value is not None and not isinstance(value, cls):
+                raise RecipeError(
+                    f"The {stage} stage must be a ks.{cls.__name__}. Expected "
+                    f"ks.{cls.__name__}(...) or None. Received: {type(value).__name__}"
+                )
+        float_only = self.prune is not None and self.quantization != "float32"
+        if float_only and (self.prune.sparse_encoding is True or self.prune.xnnpack_sparse):
+            raise RecipeError(
+                "Sparse weight storage and XNNPACK's sparse inference work for float32 weights "
+                "only (quantized sparse weights gzip worse and XNNPACK cannot run them). Expected "
+                "quantization='float32' with sparse_encoding=True or xnnpack_sparse=True. "
+                f"Received: quantization={self.quantization!r}"
+            )
+        if not isinstance(self.distill, (bool, Distill)):
+            raise RecipeError(
+                f"distill must be True, False or a ks.Distill. Received: distill={self.distill!r}"
+            )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise RecipeError(
                 f"A recipe name must be a non-empty string. Expected e.g. 'my-int8'. "
                 f"Received: name={self.name!r}"
             )
         if self.name is None:
-            object.__setattr__(self, "name", self.quantization)
+            parts = [stage for stage in STAGES if getattr(self, stage) is not None]
+            object.__setattr__(self, "name", "+".join([*parts, self.quantization]))
+
+    @property
+    def training_stages(self) -> list[str]:
+        """The training stages this recipe runs, in order."""
+        return [stage for stage in STAGES if getattr(self, stage) is not None]
+
+    @property
+    def distill_config(self) -> Distill | None:
+        if self.distill is False:
+            return None
+        return Distill() if self.distill is True else self.distill
 
     @property
     def ptq_mode(self) -> ptq.PTQMode:
@@ -51,7 +97,14 @@ class Recipe:
         return self.ptq_mode.needs_calibration
 
     def get_config(self) -> dict:
-        return {"name": self.name, "quantization": self.quantization}
+        config = {"name": self.name, "quantization": self.quantization}
+        for stage in STAGES:
+            value = getattr(self, stage)
+            config[stage] = value.get_config() if value is not None else None
+        config["distill"] = (
+            self.distill.get_config() if isinstance(self.distill, Distill) else self.distill
+        )
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> Recipe:
@@ -66,6 +119,12 @@ class Recipe:
                 f"Unknown recipe config keys. Expected keys from "
                 f"{[f.name for f in dataclasses.fields(cls)]}. Received: {unknown}"
             )
+        config = dict(config)
+        for stage, stage_cls in STAGES.items():
+            if isinstance(config.get(stage), dict):
+                config[stage] = stage_cls.from_config(config[stage])
+        if isinstance(config.get("distill"), dict):
+            config["distill"] = Distill.from_config(config["distill"])
         return cls(**config)
 
     @classmethod
@@ -93,4 +152,6 @@ RECIPES: dict[str, Recipe] = {
     "int8": Recipe(quantization="int8"),
     "int16x8": Recipe(quantization="int16x8"),
     "float32": Recipe(quantization="float32"),
+    "prune": Recipe(prune=Prune(), quantization="int8", name="prune"),
+    "prune-2:4": Recipe(prune=Prune(m_by_n=(2, 4)), quantization="int8", name="prune-2:4"),
 }

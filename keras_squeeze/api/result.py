@@ -12,6 +12,7 @@ from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
+from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report.report import Report
 
 FORMATS = ("tflite", "onnx", "saved_model")
@@ -80,24 +81,34 @@ class CompressionResult:
                     f"Received: '{existing}'"
                 )
         records: dict[str, Artifact] = {}
+        # Every artifact must reproduce the model it was made from; its reported
+        # fidelity is against the original float model.
+        reference = keras_outputs(self.original, self.samples)
         with atomic.staging_dir(out.parent) as stage:
             if "tflite" in formats:
                 self._say("writing model.tflite and checking it loads and runs")
                 path = atomic.write_bytes(stage / FILE_NAMES["tflite"], self.tflite)
                 fidelity, _ = tflite_export.verify(
-                    None, self.original, self.samples, self.report.quantization, path=str(path)
+                    None,
+                    self.model,
+                    self.samples,
+                    self.report.quantization,
+                    path=str(path),
+                    reference_outputs=reference,
                 )
                 records["tflite"] = Artifact(
                     "tflite", path, len(self.tflite), fidelity, notes=[self.report.scheme]
                 )
             if "onnx" in formats:
                 self._say("converting to ONNX with tf2onnx and checking it in onnxruntime")
-                records["onnx"] = self._onnx(stage)
+                records["onnx"] = self._onnx(stage, reference)
             if "saved_model" in formats:
                 self._say("writing the SavedModel (saved_model/1/) and checking it")
                 path = stage / FILE_NAMES["saved_model"] / "1"
                 saved_model_export.write(self.model, path)
-                fidelity = saved_model_export.verify(path, self.model, self.samples)
+                fidelity = saved_model_export.verify(
+                    path, self.model, self.samples, reference_outputs=reference
+                )
                 records["saved_model"] = Artifact(
                     "saved_model",
                     path,
@@ -122,7 +133,7 @@ class CompressionResult:
         self._say(f"saved to {out}")
         return out
 
-    def _onnx(self, stage: pathlib.Path) -> Artifact:
+    def _onnx(self, stage: pathlib.Path, reference) -> Artifact:
         from keras_squeeze.api import models
         from keras_squeeze.export.runtime import TFLiteRunner
 
@@ -130,7 +141,9 @@ class CompressionResult:
         if self.report.quantization == "float32":
             content = onnx_export.from_keras(self.model)
             atomic.write_bytes(path, content)
-            fidelity, agreement = onnx_export.verify(path, self.model, self.samples)
+            fidelity, agreement = onnx_export.verify(
+                path, self.model, self.samples, reference_outputs=reference
+            )
             source = "the Keras model"
         else:
             specs = models.input_specs(self.original)
@@ -139,7 +152,9 @@ class CompressionResult:
             )
             atomic.write_bytes(path, content)
             runner = TFLiteRunner(content=self.tflite)
-            fidelity, agreement = onnx_export.verify(path, self.original, self.samples, runner)
+            fidelity, agreement = onnx_export.verify(
+                path, self.model, self.samples, runner, reference_outputs=reference
+            )
             source = "model.tflite (QDQ form)"
         return Artifact(
             "onnx",

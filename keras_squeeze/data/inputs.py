@@ -70,7 +70,7 @@ def _to_numpy(value):
     return value
 
 
-def _split_element(element, num_inputs: int):
+def split_element(element, num_inputs: int):
     """Splits one element into (inputs, labels) following Keras conventions."""
     element = _to_numpy(element) if not isinstance(element, (tuple, list, Mapping)) else element
     if isinstance(element, tuple):
@@ -87,7 +87,7 @@ def _split_element(element, num_inputs: int):
     return element, None
 
 
-def _as_input_list(x, specs: Sequence[InputSpec], argument: str) -> list[np.ndarray]:
+def as_input_list(x, specs: Sequence[InputSpec], argument: str) -> list[np.ndarray]:
     if isinstance(x, Mapping):
         missing = [s.name for s in specs if s.name not in x]
         if missing:
@@ -203,10 +203,10 @@ def take_samples(
         if limit is not None and taken >= limit:
             exhausted = False
             break
-        x, y = _split_element(element, len(specs))
+        x, y = split_element(element, len(specs))
         arrays = [
             _check_array(a, s, argument, batched)
-            for a, s in zip(_as_input_list(x, specs, argument), specs, strict=True)
+            for a, s in zip(as_input_list(x, specs, argument), specs, strict=True)
         ]
         n = len(arrays[0])
         if any(len(a) != n for a in arrays):

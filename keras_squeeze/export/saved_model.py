@@ -33,8 +33,12 @@ def write(model, path: pathlib.Path) -> None:
         ) from e
 
 
-def verify(path, model, samples):
-    """Loads the SavedModel with tf.saved_model.load, runs serving_default, compares."""
+def verify(path, model, samples, reference_outputs=None):
+    """Loads the SavedModel with tf.saved_model.load, runs serving_default, compares.
+
+    It must reproduce `model`; the fidelity returned is against
+    `reference_outputs` when given, else `model`.
+    """
     from keras_squeeze.export.artifact import check_float_fidelity, check_outputs_finite
     from keras_squeeze.export.runtime import keras_outputs, saved_model_outputs
     from keras_squeeze.report.metrics import compare
@@ -51,6 +55,8 @@ def verify(path, model, samples):
     check_outputs_finite(outputs, "SavedModel")
     fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
     check_float_fidelity(fidelity, "SavedModel")
+    if reference_outputs is not None:
+        fidelity = compare(reference_outputs, outputs, names, samples.describe())
     return fidelity
 
 

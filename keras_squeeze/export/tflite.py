@@ -45,6 +45,7 @@ def convert(
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
     verbose: int = 0,
+    sparse: bool = False,
 ) -> bytes:
     """Converts a Keras model (either flavour) to .tflite bytes.
 
@@ -55,6 +56,7 @@ def convert(
         inference_input_type / inference_output_type: model I/O types allowed
             by the mode (default: the mode's first).
         verbose: 2 shows the converter's own printing.
+        sparse: store mostly-zero weights in TFLite's sparse format.
 
     Raises:
         DataError: calibration samples are needed and missing.
@@ -83,7 +85,7 @@ def convert(
             # The converter's calibration still builds a tf.lite.Interpreter.
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            ptq.configure_converter(converter, mode, representative, in_type, out_type)
+            ptq.configure_converter(converter, mode, representative, in_type, out_type, sparse)
             return bytes(converter.convert())
     except (DataError, ModelError):
         raise
@@ -101,8 +103,13 @@ def verify(
     samples: data_inputs.Samples,
     mode: str = "float32",
     path: str | None = None,
+    reference_outputs=None,
 ):
     """Loads a .tflite into ai_edge_litert, runs `samples`, compares with `model`.
+
+    A float32 .tflite must reproduce `model` (the model it was converted
+    from). The returned fidelity is against `reference_outputs` when given
+    (e.g. the original model's, when `model` is a pruned copy), else `model`.
 
     Returns:
         (Fidelity, TFLiteRunner).
@@ -125,6 +132,8 @@ def verify(
     fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
     if mode == "float32":
         check_float_fidelity(fidelity, "float32 .tflite")
+    if reference_outputs is not None:
+        fidelity = compare(reference_outputs, outputs, names, samples.describe())
     return fidelity, runner
 
 

@@ -101,7 +101,12 @@ def resolve_io_type(mode: PTQMode, value: str | None, argument: str) -> str:
 
 
 def configure_converter(
-    converter, mode: PTQMode, representative_dataset, input_type: str, output_type: str
+    converter,
+    mode: PTQMode,
+    representative_dataset,
+    input_type: str,
+    output_type: str,
+    sparse: bool = False,
 ):
     """Sets the converter's flags for `mode`.
 
@@ -111,12 +116,17 @@ def configure_converter(
         representative_dataset: a callable returning a generator of input
             dicts (required when `mode.needs_calibration`).
         input_type / output_type: model I/O types allowed by the mode.
+        sparse: store weights with many zeros in TFLite's sparse format
+            (EXPERIMENTAL_SPARSITY; DENSIFY ops restore them at load, and
+            XNNPACK can run sparse 1x1 convolutions from them).
     """
     import tensorflow as tf
 
+    extra = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
     if mode.name == "float32":
+        converter.optimizations = extra
         return converter
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT, *extra]
     if mode.name == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif mode.name == "int8":

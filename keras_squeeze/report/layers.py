@@ -33,6 +33,8 @@ class LayerRow:
             clustering stage ran.
         reason: why a technique left the layer as it was, or a note.
         targets: what stages aimed for (e.g. {"sparsity": 0.8}).
+        measured: further checks on the .tflite kernel (e.g. the fraction of
+            M:N blocks that hold the pattern).
     """
 
     name: str
@@ -43,6 +45,10 @@ class LayerRow:
     clusters: int | None = None
     reason: str | None = None
     targets: dict = dataclasses.field(default_factory=dict)
+    measured: dict = dataclasses.field(default_factory=dict)
+
+    def add_reason(self, reason: str) -> None:
+        self.reason = reason if not self.reason else f"{self.reason}; {reason}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -142,11 +148,18 @@ def storage(t: Tensor) -> str:
     return t.dtype
 
 
-def layer_rows(keras_layers, model: TFLiteModel) -> list[LayerRow]:
+def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
+    """Each Keras layer's kernels, found among the .tflite's constants by value."""
+    layer_kernels = {layer.name: kernels(layer) for layer in keras_layers}
+    return match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
+
+
+def layer_rows(keras_layers, model: TFLiteModel, matches=None) -> list[LayerRow]:
     """One row per Keras layer (input layers excluded) with measured .tflite figures."""
     layers = [layer for layer in keras_layers if type(layer).__name__ != "InputLayer"]
     layer_kernels = {layer.name: kernels(layer) for layer in layers}
-    matches = match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
+    if matches is None:
+        matches = match_layers(layers, model)
     rows = []
     for layer in layers:
         params = int(sum(int(np.prod(w.shape)) for w in layer.weights))

@@ -39,6 +39,9 @@ class Report:
         conversion_seconds: wall time of the compressed conversion.
         calibration: which samples calibrated the quantization, if any.
         layers: one row per layer.
+        stages: per training stage: settings, epochs, time, accuracy and
+            .tflite size after the stage, and each layer's setting or reason.
+        training: fine-tuning settings (epochs, batches, distillation), if any.
         exports: per saved format, its Artifact record (filled by save()).
         notes / warnings: what the user should know.
     """
@@ -54,6 +57,8 @@ class Report:
     conversion_seconds: float
     calibration: str | None
     layers: list[LayerRow]
+    stages: list[dict] = dataclasses.field(default_factory=list)
+    training: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -82,6 +87,8 @@ class Report:
             "conversion_seconds": round(self.conversion_seconds, 3),
             "calibration": self.calibration,
             "layers": [row.to_dict() for row in self.layers],
+            "stages": list(self.stages),
+            "training": self.training,
             "exports": {k: v for k, v in self.exports.items()},
             "notes": list(self.notes),
             "warnings": list(self.warnings),
@@ -162,6 +169,21 @@ class Report:
         lines.append(f"- Conversion time: {self.conversion_seconds:.2f} s")
         lines += ["", "## Summary", "", "| | original | compressed |", "|---|---:|---:|"]
         lines += [f"| {m} | {o} | {c} |" for m, o, c in self.summary_rows()]
+        if self.stages:
+            lines += ["", "## Training stages", ""]
+            lines.append(
+                "| stage | epochs | steps | seconds | accuracy | .tflite bytes | gzip bytes |"
+            )
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            for st in self.stages:
+                acc = "" if st["accuracy"] is None else f"{st['accuracy']:.4f}"
+                size = "" if st["tflite_bytes"] is None else f"{st['tflite_bytes']:,}"
+                gz = "" if st["tflite_gzip_bytes"] is None else f"{st['tflite_gzip_bytes']:,}"
+                lines.append(
+                    f"| {st['name']} | {st['epochs']} | {st['steps']} | {st['seconds']:.1f} | "
+                    f"{acc} | {size} | {gz} |"
+                )
+            lines += [f"- {st['name']}: {note}" for st in self.stages for note in st["notes"]]
         if self.exports:
             lines += [
                 "",
@@ -183,16 +205,17 @@ class Report:
             "",
             "## Layers",
             "",
-            "| layer | type | params | .tflite kernel | sparsity | clusters | note |",
-            "|---|---|---:|---|---:|---:|---|",
+            "| layer | type | params | .tflite kernel | sparsity | target | clusters | note |",
+            "|---|---|---:|---|---:|---:|---:|---|",
         ]
         for row in self.layers:
             sparsity = "" if row.sparsity is None else f"{row.sparsity:.1%}"
+            target = row.targets.get("sparsity")
+            target = "" if target is None else f"{target:.0%}"
             clusters = "" if row.clusters is None else str(row.clusters)
             lines.append(
                 f"| {row.name} | {row.type} | {row.params:,} | {row.quantized or ''} | "
-                f"{sparsity} | "
-                f"{clusters} | {row.reason or ''} |"
+                f"{sparsity} | {target} | {clusters} | {row.reason or ''} |"
             )
         if self.notes or self.warnings:
             lines += ["", "## Notes", ""]

@@ -16,7 +16,12 @@ def test_presets_round_trip(name):
 
 def test_custom_recipe():
     recipe = ks.Recipe(quantization="float16", name="small-gpu")
-    assert recipe.get_config() == {"name": "small-gpu", "quantization": "float16"}
+    assert recipe.get_config() == {
+        "name": "small-gpu",
+        "quantization": "float16",
+        "prune": None,
+        "distill": True,
+    }
     assert ks.Recipe.get(recipe) is recipe
     assert not recipe.needs_calibration and ks.Recipe.get("int8").needs_calibration
 

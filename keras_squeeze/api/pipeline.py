@@ -1,0 +1,234 @@
+"""The training stages of a recipe, run in order on a working copy of the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from keras_squeeze import _compat
+from keras_squeeze.api import models
+from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.distillation.config import Distill
+from keras_squeeze.errors import ModelError, RecipeError
+from keras_squeeze.export.runtime import keras_outputs
+from keras_squeeze.layer_plan import Decision, plan
+from keras_squeeze.pruning import apply as prune_apply
+from keras_squeeze.pruning import schedule as prune_schedule
+from keras_squeeze.pruning.config import Prune
+from keras_squeeze.report import metrics
+from keras_squeeze.training import trainer
+
+# A working copy must reproduce the model it was copied from.
+COPY_MAX_REL_DIFF = 1e-5
+
+
+@dataclasses.dataclass
+class StageRecord:
+    """What one training stage did, for the report.
+
+    Attributes:
+        name: "prune", ...
+        settings: the stage's config.
+        epochs / steps / seconds: the fine-tune's length and wall time.
+        accuracy: the stage's Keras model on the validation data, if labelled.
+        decisions: per layer name, the setting applied (None: left as it was)
+            and the reason.
+        notes: schedule and other facts worth saying.
+        tflite_bytes / tflite_gzip_bytes: the stage's model converted with the
+            recipe's quantization (filled by compress()).
+    """
+
+    name: str
+    settings: dict
+    epochs: int
+    steps: int
+    seconds: float
+    accuracy: float | None
+    decisions: dict[str, Decision]
+    notes: list[str] = dataclasses.field(default_factory=list)
+    tflite_bytes: int | None = None
+    tflite_gzip_bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "settings": self.settings,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 2),
+            "accuracy": self.accuracy,
+            "tflite_bytes": self.tflite_bytes,
+            "tflite_gzip_bytes": self.tflite_gzip_bytes,
+            "layers": {
+                name: {"setting": d.setting, "reason": d.reason}
+                for name, d in self.decisions.items()
+            },
+            "notes": list(self.notes),
+        }
+
+
+@dataclasses.dataclass
+class TrainingContext:
+    """Everything a stage needs besides the model."""
+
+    train: object  # training.data.TrainData
+    epochs: int
+    validation: object | None  # training.data.TrainData
+    val_samples: data_inputs.Samples | None
+    teacher: object | None
+    distill: Distill | None
+    loss: object
+    optimizer: object
+    compiled_from: object
+    verbose: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.train.steps_per_epoch
+
+
+def verified_copy(model, sample: data_inputs.Samples):
+    """A tf_keras working copy of `model`, checked to give the same outputs.
+
+    Raises:
+        ModelError: the model is not a tf_keras functional/Sequential model, or
+            the copy disagrees with it.
+    """
+    if _compat.keras_flavour(model) != _compat.TF_KERAS:
+        raise ModelError(
+            "Training-time recipes work on tf_keras models here. Expected a tf_keras model. "
+            f"Received: a {_compat.keras_flavour(model)} model"
+        )
+    k = _compat.keras_module(_compat.TF_KERAS)
+    try:
+        copy = k.models.clone_model(model)
+    except (ValueError, TypeError, NotImplementedError) as e:
+        raise ModelError(
+            "The model cannot be copied for training. Expected a Sequential or functional model "
+            "(a subclassed model has no layer graph: use a post-training recipe such as 'int8'). "
+            f"Received: {type(model).__name__} ({e})"
+        ) from e
+    copy.set_weights(model.get_weights())
+    check_same_outputs(model, copy, sample, "working copy")
+    return copy
+
+
+def check_same_outputs(reference, candidate, sample: data_inputs.Samples, what: str) -> None:
+    ref = keras_outputs(reference, sample)
+    got = keras_outputs(candidate, sample)
+    for r, g in zip(ref, got, strict=True):
+        scale = max(float(np.max(np.abs(r))), 1e-6)
+        diff = float(np.max(np.abs(r - g))) / scale
+        if diff > COPY_MAX_REL_DIFF:
+            raise ModelError(
+                f"The {what} does not reproduce the model. Expected a relative difference <= "
+                f"{COPY_MAX_REL_DIFF:g}. Received: {diff:.3g}"
+            )
+
+
+def validation_accuracy(model, ctx: TrainingContext) -> float | None:
+    samples = ctx.val_samples
+    if samples is None or samples.labels is None or not trainer.losses.is_classifier(model):
+        return None
+    outputs = keras_outputs(model, samples)[0]
+    return metrics.accuracy(outputs, data_inputs.class_ids(samples.labels))
+
+
+def _say(ctx: TrainingContext, message: str) -> None:
+    if ctx.verbose:
+        print(f"keras_squeeze: {message}", flush=True)
+
+
+def prune_stage(model, config: Prune, ctx: TrainingContext):
+    """Magnitude pruning of every layer the plan selects, fine-tuned, then stripped."""
+    policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
+    infos = prune_apply.layer_infos(model, config, policy)
+    decisions = plan(
+        infos,
+        config.effective_sparsity,
+        technique="pruning",
+        per_layer=config.layers,
+        skip=config.skip,
+        keep_first_layer=config.keep_first_layer,
+        min_weights=config.min_weights,
+    )
+    if config.m_by_n:  # per-layer values only switch M:N on or off
+        for d in decisions.values():
+            if d.setting is not None:
+                d.setting = config.effective_sparsity
+    chosen = [n for n, d in decisions.items() if d.setting is not None]
+    if not chosen:
+        reasons = "; ".join(f"{n}: {d.reason}" for n, d in decisions.items()) or "no weights"
+        raise RecipeError(
+            f"No layer can be pruned. Expected at least one prunable layer. Received: {reasons}"
+        )
+    schedule = prune_schedule.derive(
+        ctx.total_steps, config.schedule, config.begin_step, config.end_step, config.frequency
+    )
+    final = schedule.final_update_step(ctx.total_steps)
+    notes = [
+        f"{config.schedule} schedule over {ctx.total_steps} steps: masks updated every "
+        f"{schedule.frequency} steps from step {schedule.begin_step}, final sparsity applied at "
+        f"step {final}",
+    ]
+    what = (
+        f"{config.m_by_n[0]}:{config.m_by_n[1]}"
+        if config.m_by_n
+        else f"{config.target_sparsity:.0%}"
+    )
+    _say(ctx, f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}")
+    pruned = prune_apply.wrap(model, decisions, config, schedule)
+    start = time.perf_counter()
+    trainer.fine_tune(
+        pruned,
+        ctx.train,
+        ctx.epochs,
+        teacher=ctx.teacher,
+        distill=ctx.distill,
+        loss=ctx.loss,
+        optimizer=ctx.optimizer,
+        compiled_from=ctx.compiled_from,
+        callbacks=prune_apply.callbacks(),
+        validation=ctx.validation,
+        verbose=1 if ctx.verbose else 0,
+    )
+    seconds = time.perf_counter() - start
+    stripped = prune_apply.strip(pruned)
+    record = StageRecord(
+        name="prune",
+        settings=config.get_config(),
+        epochs=ctx.epochs,
+        steps=ctx.total_steps,
+        seconds=seconds,
+        accuracy=validation_accuracy(stripped, ctx),
+        decisions=decisions,
+        notes=notes,
+    )
+    return stripped, record
+
+
+STAGE_RUNNERS = {"prune": prune_stage}
+
+
+def run(model, recipe, ctx: TrainingContext):
+    """Runs the recipe's training stages in order; returns (model, [StageRecord])."""
+    records = []
+    for stage in recipe.training_stages:
+        model, record = STAGE_RUNNERS[stage](model, getattr(recipe, stage), ctx)
+        records.append(record)
+    return model, records
+
+
+def default_teacher(working_copy, distill: Distill | None, teacher):
+    """The teacher for distillation: the one given, else a frozen copy of the original."""
+    if teacher is not None:
+        return models.ensure_model(teacher, "teacher")
+    if distill is None:
+        return None
+    k = _compat.keras_module(_compat.keras_flavour(working_copy))
+    frozen = k.models.clone_model(working_copy)
+    frozen.set_weights(working_copy.get_weights())
+    frozen.trainable = False
+    return frozen

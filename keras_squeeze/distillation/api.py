@@ -1,0 +1,151 @@
+"""ks.distill(): train a student from a teacher's soft outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_squeeze import _compat
+from keras_squeeze.api import models
+from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
+from keras_squeeze.errors import DataError
+from keras_squeeze.report import metrics
+from keras_squeeze.training import data as train_data_mod
+from keras_squeeze.training import trainer as trainer_mod
+
+DEFAULT_EPOCHS = 5
+# A student usually starts untrained, so it learns at the usual training rate.
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+@dataclasses.dataclass
+class DistillResult:
+    """The trained student and what was measured.
+
+    Attributes:
+        model: the trained student (a copy: the student passed in is unchanged).
+        report: settings, output kinds, params, loss history and, with labelled
+            validation data, teacher and student accuracy.
+    """
+
+    model: object
+    report: dict
+
+
+def copy_model(model):
+    """A copy of a functional/Sequential model with the same weights (either flavour)."""
+    k = _compat.keras_module(_compat.keras_flavour(model))
+    clone = k.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def distill(
+    teacher,
+    student,
+    train_data,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    alpha: float = DEFAULT_ALPHA,
+    features=(),
+    feature_weight: float = 1.0,
+    teacher_outputs: str = "auto",
+    student_outputs: str = "auto",
+    validation_data=None,
+    optimizer=None,
+    loss=None,
+    batch_size: int = train_data_mod.DEFAULT_BATCH_SIZE,
+    steps_per_epoch: int | None = None,
+    verbose: int = 1,
+) -> DistillResult:
+    """Trains a copy of `student` to match `teacher` (logits distillation).
+
+    Loss: alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * task
+    loss on labels (+ feature_weight * MSE of paired features). Teachers and
+    students may be Keras 3 or tf_keras models, in any combination: one
+    training step written in TF ops serves both (Keras 3's own
+    keras.distillation only takes Keras 3 models).
+
+    Args:
+        teacher: the model to learn from (not trained).
+        student: the model to train; a copy is trained and returned.
+        train_data: (x, y) arrays, a tf.data.Dataset of (x, y) batches, or a
+            callable returning batches. Labels may be class ids or one-hot
+            rows; without labels only the teacher's outputs are learnt.
+        epochs: training epochs (default 5).
+        temperature: T > 0 (default 4.0).
+        alpha: weight of the distillation loss in [0, 1] (default 0.9).
+        features: (teacher_layer, student_layer) pairs to match.
+        teacher_outputs / student_outputs: "logits", "probabilities" or "auto".
+        validation_data: (x, y) data; accuracy of both models is reported.
+        optimizer: optimizer name or instance (default: the student's compiled
+            optimizer, else Adam at 1e-3).
+        loss: replaces the default task loss (cross-entropy for classifiers).
+
+    Returns:
+        A DistillResult with the trained student copy and a report.
+
+    Example:
+        >>> result = ks.distill(teacher, small_student, (x_train, y_train), epochs=10)
+        >>> result.model.evaluate(x_test, y_test)
+    """
+    teacher = models.ensure_model(teacher, "teacher")
+    student = models.ensure_model(student, "student")
+    config = Distill(
+        temperature=temperature,
+        alpha=alpha,
+        teacher_outputs=teacher_outputs,
+        student_outputs=student_outputs,
+        features=tuple(features),
+        feature_weight=feature_weight,
+    )
+    trainer_mod.check_teacher(teacher, student)
+    specs = models.input_specs(student)
+    train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch)
+    validation = None
+    val_samples = None
+    if validation_data is not None:
+        validation = train_data_mod.prepare(
+            validation_data, specs, batch_size, argument="validation_data"
+        )
+        val_samples = data_inputs.take_samples(validation_data, specs, None, "validation_data")
+        if val_samples.labels is None:
+            raise DataError(
+                "validation_data has no labels. Expected (x, y) to measure accuracy. "
+                "Received: inputs only"
+            )
+    trained = copy_model(student)
+    history = trainer_mod.fine_tune(
+        trained,
+        train,
+        epochs,
+        teacher=teacher,
+        distill=config,
+        loss=loss,
+        optimizer=optimizer,
+        compiled_from=student,
+        learning_rate=DEFAULT_LEARNING_RATE,
+        validation=validation,
+        verbose=verbose,
+    )
+    report = {
+        "distill": config.get_config(),
+        "teacher_outputs": trainer_mod.resolve_teacher_kind(config, teacher),
+        "student_outputs": trainer_mod.make_task(trained, train, config).student_kind,
+        "labels": ("one-hot" if train.one_hot else "class ids") if train.has_labels else None,
+        "epochs": epochs,
+        "teacher_params": models.count_params(teacher),
+        "student_params": models.count_params(trained),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
+    labels = data_inputs.class_ids(val_samples.labels) if val_samples is not None else None
+    if labels is not None and trainer_mod.losses.is_classifier(trained):
+        from keras_squeeze.export.runtime import keras_outputs
+
+        report["accuracy"] = {
+            "teacher": metrics.accuracy(keras_outputs(teacher, val_samples)[0], labels),
+            "student": metrics.accuracy(keras_outputs(trained, val_samples)[0], labels),
+            "samples": val_samples.count,
+        }
+    return DistillResult(trained, report)

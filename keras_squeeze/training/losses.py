@@ -1,0 +1,75 @@
+"""Task losses and output kinds, as plain TF ops that work for both Keras flavours."""
+
+from __future__ import annotations
+
+LOGITS = "logits"
+PROBABILITIES = "probabilities"
+_EPS = 1e-7
+
+
+def _activation_name(layer) -> str | None:
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if activation is not None else None
+
+
+def output_kind(model) -> str:
+    """Whether the model's (first) output is logits or probabilities.
+
+    Read from the layer producing the output: a softmax or sigmoid activation
+    (as `activation=` or a Softmax / Activation layer) means probabilities.
+    """
+    from keras_squeeze.api.models import output_layer
+
+    name = _activation_name(output_layer(model))
+    return PROBABILITIES if name in ("softmax", "sigmoid") else LOGITS
+
+
+def as_logits(outputs, kind: str):
+    """Logits from outputs: log-probabilities stand in for logits of probabilities
+    (softmax(log p) == p), so both kinds soften the same way."""
+    import tensorflow as tf
+
+    if kind == PROBABILITIES:
+        return tf.math.log(tf.clip_by_value(outputs, _EPS, 1.0))
+    return outputs
+
+
+def is_one_hot(labels) -> bool:
+    """One-hot (or soft) label rows, judged from the tensor's static shape."""
+    import tensorflow as tf
+
+    shape = tf.TensorShape(labels.shape)
+    return shape.rank is not None and shape.rank >= 2 and shape[-1] not in (None, 1)
+
+
+def class_ids(labels):
+    """Integer class ids from class ids or one-hot rows (TF)."""
+    import tensorflow as tf
+
+    if is_one_hot(labels):
+        return tf.argmax(labels, axis=-1)
+    return tf.reshape(tf.cast(labels, tf.int64), [-1])
+
+
+def classification_loss(labels, outputs, kind: str):
+    """Mean cross-entropy of class ids (or one-hot rows) against logits or probabilities."""
+    import tensorflow as tf
+
+    logits = as_logits(outputs, kind)
+    if is_one_hot(labels):
+        per_sample = tf.nn.softmax_cross_entropy_with_logits(tf.cast(labels, logits.dtype), logits)
+    else:
+        ids = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)
+    return tf.reduce_mean(per_sample)
+
+
+def is_classifier(model) -> bool:
+    """A single (batch, classes >= 2) output."""
+    outputs = model.outputs
+    if len(outputs) != 1:
+        return False
+    shape = list(outputs[0].shape)
+    return len(shape) == 2 and shape[-1] is not None and shape[-1] >= 2
