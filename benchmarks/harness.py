@@ -1,7 +1,7 @@
 """Latency harness figures (issue 8), on MobileNetV2 alpha 0.35 96x96 (random init).
 
 - Repeatability: one model measured twice in the same interleaved run; the two
-  p50s must be within 5% of each other.
+  p50s must be within 5% of each other (5 trials, judged on the median trial).
 - Overhead: the harness's p50 against a bare loop timing interpreter.invoke()
   in the same process (alternating blocks); within 5%.
 - The float32 vs int8 ratio measured by the harness, with 1 and 2 threads.
@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -23,6 +24,7 @@ from keras_squeeze.bench.stats import relative_gap
 MAX_GAP = 0.05
 RUNS = 300
 SECONDS = 2.0
+TRIALS = 5
 
 
 def _bare_loop_p50(content: bytes, runs: int, threads: int = 1) -> float:
@@ -53,35 +55,48 @@ def run() -> list[Table]:
     float_art = ks.export.to_tflite(model)
     int8 = ks.compress(model, "int8", representative_data=pink_noise_images(200, 96), verbose=0)
 
-    # Repeatability: the same model twice, interleaved.
-    twice = benchmark(
-        {"run A": float_art, "run B": float_art},
-        min_runs=RUNS,
-        min_seconds=SECONDS,
-        measure_memory=False,
-    )
-    a, b = twice["run A"].latency, twice["run B"].latency
-    gap = relative_gap(a.p50_ms, b.p50_ms)
+    # Repeatability: the same model twice, interleaved; several trials, as the machine is shared.
+    load_before = os.getloadavg()[0]
     repeat = Table(
         "Harness repeatability: MobileNetV2 0.35 96x96 float32 measured twice, interleaved",
-        ["copy", "p50 ms", "p90 ms", "mean ms", "runs", "p50 gap", "target", "met"],
+        ["trial", "p50 ms (A)", "p50 ms (B)", "min ms (A / B)", "runs each", "p50 gap"],
         notes=[
-            "two interpreters of the same .tflite, XNNPACK, 1 thread, one benchmark() call "
-            f"(rotating round-robin, >= {RUNS} runs and >= {SECONDS:g} s)"
+            "two interpreters of the same .tflite, XNNPACK, 1 thread, in one benchmark() call "
+            f"(rotating round-robin, >= {RUNS} runs and >= {SECONDS:g} s); {TRIALS} trials",
+            "gap = |p50 A - p50 B| / min(p50 A, p50 B); the target applies to the median trial",
         ],
     )
-    for label, lat in (("run A", a), ("run B", b)):
-        last = label == "run B"
-        repeat.add(
-            label,
-            f"{lat.p50_ms:.3f}",
-            f"{lat.p90_ms:.3f}",
-            f"{lat.mean_ms:.3f}",
-            lat.count,
-            f"{gap:.1%}" if last else "",
-            f"<= {MAX_GAP:.0%}" if last else "",
-            _yes(gap <= MAX_GAP) if last else "",
+    gaps = []
+    for trial in range(1, TRIALS + 1):
+        twice = benchmark(
+            {"run A": float_art, "run B": float_art},
+            min_runs=RUNS,
+            min_seconds=SECONDS,
+            measure_memory=False,
         )
+        a, b = twice["run A"].latency, twice["run B"].latency
+        gaps.append(relative_gap(a.p50_ms, b.p50_ms))
+        repeat.add(
+            trial,
+            f"{a.p50_ms:.3f}",
+            f"{b.p50_ms:.3f}",
+            f"{a.min_ms:.3f} / {b.min_ms:.3f}",
+            a.count,
+            f"{gaps[-1]:.1%}",
+        )
+    median_gap = statistics.median(gaps)
+    repeat.add(
+        "median",
+        "",
+        "",
+        "",
+        "",
+        f"{median_gap:.1%} (target <= {MAX_GAP:.0%}: {_yes(median_gap <= MAX_GAP)})",
+    )
+    repeat.notes.append(
+        f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+        f"{os.cpu_count()} cores shared with other jobs"
+    )
 
     # Overhead: harness vs a bare invoke() loop, alternating blocks.
     harness_p50s, bare_p50s = [], []
@@ -154,4 +169,5 @@ def run() -> list[Table]:
                 f"{r.ratio(name):.3f}",
                 f"{r.speedup(name):.2f}x",
             )
+    ratio.notes.append(f"1-minute load average after measuring: {os.getloadavg()[0]:.1f}")
     return [repeat, over, ratio]
