@@ -8,7 +8,12 @@ Messages follow one pattern: what is wrong. Expected .... Received: ....
 from __future__ import annotations
 
 __all__ = [
+    "BenchmarkError",
+    "ConfigError",
     "DataError",
+    "DelegateError",
+    "DependencyError",
+    "DeviceError",
     "ExportError",
     "KerasSqueezeError",
     "ModelError",
@@ -49,3 +54,23 @@ class ExportError(KerasSqueezeError, RuntimeError):
 
 class VerificationError(ExportError):
     """An exported artifact does not load, run, or agree with the Keras model."""
+
+
+class ConfigError(KerasSqueezeError, ValueError):
+    """A setting is out of range or inconsistent (run counts, threads, names)."""
+
+
+class BenchmarkError(KerasSqueezeError, RuntimeError):
+    """A latency benchmark could not run or its output could not be read."""
+
+
+class DelegateError(BenchmarkError):
+    """A TFLite delegate the model needs (Edge TPU, external) is missing or fails."""
+
+
+class DeviceError(BenchmarkError):
+    """adb is missing, no usable device is attached, or the device stopped answering."""
+
+
+class DependencyError(KerasSqueezeError, ImportError):
+    """An optional dependency (e.g. matplotlib for charts) is not installed."""

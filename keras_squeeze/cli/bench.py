@@ -1,0 +1,169 @@
+r"""keras-squeeze-bench: latency of .tflite models on this CPU or on an Android device.
+
+    keras-squeeze-bench --model=float=model.tflite --model=int8=model_int8.tflite \
+        --baseline=float --num_threads=2 --output_json=latency.json --chart=latency.png
+    keras-squeeze-bench --target=android --serial=R58M123ABC \
+        --benchmark_binary=android_aarch64_benchmark_model --model=model.tflite --use_gpu
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+from keras_squeeze.cli import common
+
+PROGRAM = "keras-squeeze-bench"
+_ANDROID_ONLY = (
+    "adb",
+    "serial",
+    "benchmark_binary",
+    "use_gpu",
+    "use_nnapi",
+    "enable_op_profiling",
+    "taskset",
+)
+
+_MODEL = flags.DEFINE_multi_string(
+    "model", None, "A .tflite to benchmark, as 'path' or 'name=path'; repeat for several."
+)
+_BASELINE = flags.DEFINE_string("baseline", None, "Model name ratios are taken against.")
+_TARGET = flags.DEFINE_enum(
+    "target", "cpu", ["cpu", "android"], "Where to run: this CPU, or an Android device via adb."
+)
+_NUM_THREADS = flags.DEFINE_integer("num_threads", 1, "CPU threads.", lower_bound=1)
+_USE_XNNPACK = flags.DEFINE_boolean(
+    "use_xnnpack", True, "Use the XNNPACK delegate (off: TFLite's built-in kernels)."
+)
+_DELEGATE = flags.DEFINE_string(
+    "delegate",
+    None,
+    "cpu: 'edgetpu' or the path of a TFLite external delegate library; android: the device "
+    "path of an external delegate (benchmark_model --external_delegate_path).",
+)
+_DELEGATE_OPTIONS = flags.DEFINE_string(
+    "delegate_options", None, "Options of --delegate as 'key:value;key2:value2'."
+)
+_WARMUP_RUNS = flags.DEFINE_integer("warmup_runs", 10, "Warm-up runs per model.", lower_bound=0)
+_WARMUP_SECONDS = flags.DEFINE_float(
+    "warmup_seconds", 0.0, "Warm up at least this long.", lower_bound=0.0
+)
+_MIN_RUNS = flags.DEFINE_integer(
+    "min_runs", 50, "Measured runs per model, at least.", lower_bound=1
+)
+_MIN_SECONDS = flags.DEFINE_float(
+    "min_seconds", 1.0, "Measure at least this long.", lower_bound=0.0
+)
+_MAX_SECONDS = flags.DEFINE_float(
+    "max_seconds", 150.0, "Start no run after this many seconds.", lower_bound=0.001
+)
+_MEMORY = flags.DEFINE_boolean(
+    "memory", True, "cpu: measure peak memory per model in a child process."
+)
+_SERIAL = flags.DEFINE_string("serial", None, "android: the device serial (adb devices -l).")
+_BENCHMARK_BINARY = flags.DEFINE_string(
+    "benchmark_binary", None, "android: a benchmark_model executable to push to the device."
+)
+_DEVICE_BINARY = flags.DEFINE_string(
+    "device_binary", "/data/local/tmp/benchmark_model", "android: benchmark_model's device path."
+)
+_USE_GPU = flags.DEFINE_boolean("use_gpu", False, "android: the GPU delegate.")
+_USE_NNAPI = flags.DEFINE_boolean("use_nnapi", False, "android: the NNAPI delegate.")
+_OP_PROFILING = flags.DEFINE_boolean(
+    "enable_op_profiling", False, "android: per-op times, mapped to Keras layer names."
+)
+_TASKSET = flags.DEFINE_string("taskset", None, "android: CPU affinity mask, e.g. f0.")
+_ADB = flags.DEFINE_string("adb", None, "android: the adb executable (default: on PATH).")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
+_CHART = flags.DEFINE_string(
+    "chart", None, "Write a PNG of the latency distributions here (needs matplotlib)."
+)
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "0 quiet, 1 progress lines, 2 also tracebacks.", lower_bound=0, upper_bound=2
+)
+
+flags.mark_flag_as_required("model")
+
+
+@flags.multi_flags_validator(
+    ["target", *_ANDROID_ONLY],
+    message="--adb, --serial, --benchmark_binary, --use_gpu, --use_nnapi, "
+    "--enable_op_profiling and "
+    "--taskset need --target=android",
+)
+def _check_android_only(values) -> bool:
+    return values["target"] == "android" or not any(values[k] for k in _ANDROID_ONLY)
+
+
+@flags.multi_flags_validator(
+    ["min_seconds", "max_seconds"], message="--max_seconds must be >= --min_seconds"
+)
+def _check_seconds(values) -> bool:
+    return values["max_seconds"] >= values["min_seconds"]
+
+
+@flags.multi_flags_validator(
+    ["model", "baseline"], message="--baseline must name one of the --model entries"
+)
+def _check_baseline(values) -> bool:
+    if values["baseline"] is None or not values["model"]:
+        return True
+    from keras_squeeze.cli.bench_lib import model_names
+
+    return values["baseline"] in model_names(values["model"])
+
+
+@flags.validator("chart", message="--chart must be a path ending in .png")
+def _check_chart(value) -> bool:
+    return value is None or value.lower().endswith(".png")
+
+
+def main(argv) -> int:
+    common.check_no_positional(argv)
+    if _VERBOSE.value < 2:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    from keras_squeeze.cli import bench_lib
+
+    return common.run_guarded(
+        lambda: bench_lib.run(
+            models=_MODEL.value,
+            baseline=_BASELINE.value,
+            target=_TARGET.value,
+            num_threads=_NUM_THREADS.value,
+            use_xnnpack=_USE_XNNPACK.value,
+            delegate=_DELEGATE.value,
+            delegate_options=_DELEGATE_OPTIONS.value,
+            warmup_runs=_WARMUP_RUNS.value,
+            warmup_seconds=_WARMUP_SECONDS.value,
+            min_runs=_MIN_RUNS.value,
+            min_seconds=_MIN_SECONDS.value,
+            max_seconds=_MAX_SECONDS.value,
+            memory=_MEMORY.value,
+            serial=_SERIAL.value,
+            benchmark_binary=_BENCHMARK_BINARY.value,
+            device_binary=_DEVICE_BINARY.value,
+            use_gpu=_USE_GPU.value,
+            use_nnapi=_USE_NNAPI.value,
+            enable_op_profiling=_OP_PROFILING.value,
+            taskset=_TASKSET.value,
+            adb=_ADB.value,
+            output_json=_OUTPUT_JSON.value,
+            chart=_CHART.value,
+            verbose=_VERBOSE.value,
+        ),
+        verbose=_VERBOSE.value,
+        program=PROGRAM,
+    )
+
+
+def run_main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main, flags_parser=common.flags_parser(PROGRAM))
+
+
+if __name__ == "__main__":
+    sys.exit(run_main())
