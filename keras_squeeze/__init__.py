@@ -14,7 +14,12 @@ import importlib
 
 from keras_squeeze._version import __version__
 from keras_squeeze.errors import (
+    BenchmarkError,
+    ConfigError,
     DataError,
+    DelegateError,
+    DependencyError,
+    DeviceError,
     ExportError,
     KerasSqueezeError,
     ModelError,
@@ -33,11 +38,21 @@ _LAZY_ATTRS = {
     "load_model": "keras_squeeze.api.models",
     "Report": "keras_squeeze.report.report",
     "Fidelity": "keras_squeeze.report.metrics",
+    "Prune": "keras_squeeze.pruning.config",
+    "Distill": "keras_squeeze.distillation.config",
+    "distill": "keras_squeeze.distillation.api",
+    "benchmark": "keras_squeeze.bench",
+    "BenchmarkResult": "keras_squeeze.bench",
 }
-_LAZY_SUBMODULES = ("export", "data", "quantization", "report")
+_LAZY_SUBMODULES = ("export", "data", "quantization", "report", "bench")
 
 __all__ = [
+    "BenchmarkError",
+    "ConfigError",
     "DataError",
+    "DelegateError",
+    "DependencyError",
+    "DeviceError",
     "ExportError",
     "KerasSqueezeError",
     "ModelError",

@@ -42,6 +42,8 @@ class Report:
         stages: per training stage: settings, epochs, time, accuracy and
             .tflite size after the stage, and each layer's setting or reason.
         training: fine-tuning settings (epochs, batches, distillation), if any.
+        latency: original vs compressed .tflite timing on this CPU when
+            measured (see keras_squeeze.bench.compare_latency).
         exports: per saved format, its Artifact record (filled by save()).
         notes / warnings: what the user should know.
     """
@@ -59,6 +61,7 @@ class Report:
     layers: list[LayerRow]
     stages: list[dict] = dataclasses.field(default_factory=list)
     training: dict | None = None
+    latency: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -89,6 +92,7 @@ class Report:
             "layers": [row.to_dict() for row in self.layers],
             "stages": list(self.stages),
             "training": self.training,
+            "latency": self.latency,
             "exports": {k: v for k, v in self.exports.items()},
             "notes": list(self.notes),
             "warnings": list(self.warnings),
@@ -119,6 +123,15 @@ class Report:
                     "accuracy",
                     f"{self.accuracy['original']:.4f}",
                     f"{self.accuracy['compressed']:.4f}",
+                )
+            )
+        if self.latency:
+            lat = self.latency
+            rows.append(
+                (
+                    f"p50 latency ({lat['num_threads']} thread)",
+                    f"{lat['original_p50_ms']:.3f} ms",
+                    f"{lat['compressed_p50_ms']:.3f} ms ({lat['speedup']:.2f}x faster)",
                 )
             )
         f = self.fidelity

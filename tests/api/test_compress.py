@@ -199,3 +199,18 @@ def test_keras3_sequential_and_tf_data(digits8):
         model, "int8", representative_data=ds, num_calibration_samples=100, verbose=0
     )
     assert result.report.calibration == "the first 100 samples from representative_data"
+
+
+def test_latency_is_measured_on_request(trained_models, digits8):
+    (x, _), _ = digits8
+    result = ks.compress(
+        trained_models["keras3"], "int8", representative_data=x, measure_latency=True, verbose=0
+    )
+    lat = result.report.latency
+    assert lat["num_threads"] == 1 and lat["runs"] >= 30
+    assert lat["original_p50_ms"] > 0 and lat["compressed_p50_ms"] > 0
+    assert lat["speedup"] == pytest.approx(
+        lat["original_p50_ms"] / lat["compressed_p50_ms"], rel=1e-6
+    )
+    assert "p50 latency (1 thread)" in result.report.table()
+    assert ks.compress(trained_models["keras3"], "dynamic", verbose=0).report.latency is None
