@@ -8,6 +8,7 @@ Messages follow one pattern: what is wrong. Expected .... Received: ....
 from __future__ import annotations
 
 __all__ = [
+    "BridgeError",
     "DataError",
     "ExportError",
     "KerasSqueezeError",
@@ -25,6 +26,10 @@ class KerasSqueezeError(Exception):
 
 class ModelError(KerasSqueezeError, TypeError):
     """The model argument is not a usable Keras model (or model file)."""
+
+
+class BridgeError(ModelError):
+    """A model cannot be rebuilt between Keras 3 and tf_keras (see keras_bridge)."""
 
 
 class RecipeError(KerasSqueezeError, ValueError):
