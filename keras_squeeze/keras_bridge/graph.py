@@ -85,12 +85,14 @@ def ordered_nodes(model) -> list:
     """The calls (Keras 3 `Node`s) of `model`'s graph in dependency order.
 
     Inputs come before the calls that use them; siblings keep the order of the
-    arguments that use them, so the order is deterministic.
+    arguments that use them, so the order is deterministic. The walk stops at
+    the model's inputs (which may be tensors of a larger graph).
     """
     import keras
 
+    inputs = {id(t) for t in model.inputs}
     order, done = [], set()
-    stack = [(_node_of(t), False) for t in reversed(list(model.outputs))]
+    stack = [(_node_of(t), False) for t in reversed(list(model.outputs)) if id(t) not in inputs]
     while stack:
         node, expanded = stack.pop()
         if id(node) in done:
@@ -106,7 +108,7 @@ def ordered_nodes(model) -> list:
             if isinstance(t, keras.KerasTensor)
         ]
         for t in reversed(parents):
-            if _history(t) is not None and _history(t)[0] is not None:
+            if id(t) not in inputs and _history(t) is not None and _history(t)[0] is not None:
                 parent = _node_of(t)
                 if id(parent) not in done:
                     stack.append((parent, False))

@@ -17,7 +17,8 @@ class BridgeReport:
     Attributes:
         direction: "keras3->tf_keras" or "tf_keras->keras3".
         model: the model's name (kept by the rebuild).
-        layers: number of layers rebuilt (each shared layer once).
+        layers: keras3->tf_keras: number of layers rebuilt (each shared layer
+            once); tf_keras->keras3: number of layers whose weights were set.
         op_layers: Keras 3 ops rebuilt as TensorFlow op layers, e.g.
             {"add": "numpy.Add"}.
         flattened: nested models whose layers were inlined, e.g.

@@ -17,7 +17,7 @@ BATCH_SIZE = 16
 
 
 def _input_structure(model):
-    if graph.has_graph(model) or hasattr(model, "_nested_inputs"):
+    if graph.has_graph(model):  # either flavour: tf_keras tensors carry _keras_history too
         try:
             return model.input
         except (AttributeError, ValueError):

@@ -58,6 +58,7 @@ def test_a_custom_regularizer_or_activation_cannot_be_translated():
         to_tf_keras(_dense_model(activation=_double))
 
 
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have a `quantize` method")
 def test_a_quantized_dtype_policy_cannot_be_translated():
     model = _dense_model()
     model.quantize("int8")

@@ -160,3 +160,24 @@ def test_sequential_both_directions():
     assert back.inputs[0].name == "pixels"
     assert forward.agreement.ok and backward.agreement.ok
     assert "synthetic uniform [0, 1) inputs" in forward.samples
+
+
+def test_a_nested_model_called_twice_shares_its_layers():
+    import keras
+
+    keras.utils.set_random_seed(6)
+    tower = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(4, activation="gelu", name="tower_dense")],
+        name="tower",
+    )
+    left, right = keras.Input((5,), name="left"), keras.Input((5,), name="right")
+    distance = keras.layers.Subtract(name="distance")([tower(left), tower(right)])
+    model = keras.Model([left, right], distance, name="siamese")
+    rng = np.random.default_rng(1)
+    x = [rng.normal(size=(6, 5)).astype("float32") for _ in range(2)]
+    tfk, report = to_tf_keras(model, x)
+    assert report.flattened == ["tower"]
+    assert len(tfk.get_layer("tower_dense")._inbound_nodes) == 2
+    assert len(tfk.weights) == 2
+    back, _ = to_keras3(tfk, model, x)
+    np.testing.assert_allclose(back(x), model(x), rtol=1e-6, atol=1e-6)

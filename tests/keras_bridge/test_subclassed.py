@@ -63,6 +63,8 @@ def test_a_subclassed_model_never_called_has_no_inputs(flavour):
         models.input_specs(_subclassed(flavour, call=False))
 
 
+# An untrained model's near-uniform scores flip under int8 more than a trained one's.
+@pytest.mark.filterwarnings("ignore:the 'int8' .tflite agrees with the float model")
 def test_post_training_int8_works_on_a_subclassed_model(flavour, tmp_path):
     model = _subclassed(flavour)
     before = weights_snapshot(model)

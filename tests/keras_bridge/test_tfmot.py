@@ -118,3 +118,35 @@ def test_tfmot_wraps_layers_of_an_inlined_backbone(tfmot, multi_io_model, multi_
     wrapped = [layer.name for layer in pruned.layers if type(layer).__name__ == "PruneLowMagnitude"]
     assert "prune_low_magnitude_Conv1" in wrapped  # inside the MobileNetV2 backbone
     assert "prune_low_magnitude_head_dense" in wrapped  # inside the nested Sequential
+
+
+def test_qat_by_annotation_works_around_tfmot_op_layer_bug(tfmot):
+    """quantize_model fails on a squeeze-excite block's op layers (tfmot issue #867, natively
+    too); annotating the supported layers and calling quantize_apply works."""
+    import keras
+    import tf_keras
+
+    layers = keras.layers
+    x = keras.Input((8, 8, 16), name="features")
+    y = layers.Conv2D(16, 1, name="expand")(x)
+    s = layers.Conv2D(16, 1, name="squeeze")(layers.GlobalAveragePooling2D(keepdims=True)(y))
+    s = layers.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)  # MobileNetV3's hard-sigmoid
+    y = layers.Conv2D(16, 1, name="project")(layers.Multiply()([y, s]))
+    model = keras.Model(x, layers.BatchNormalization(name="project_bn")(y))
+    tfk, report = to_tf_keras(model)
+    assert len(report.op_layers) == 2
+    quantization = tfmot.quantization.keras
+    with pytest.raises(ValueError, match=r"(?s)project_bn.*Shape must be rank 4 but is rank 6"):
+        quantization.quantize_model(tfk)
+
+    def annotate(layer):
+        if isinstance(layer, tf_keras.layers.Conv2D):
+            return quantization.quantize_annotate_layer(layer)
+        return layer.__class__.from_config(layer.get_config())
+
+    annotated = tf_keras.models.clone_model(tfk, clone_function=annotate)
+    qat = quantization.quantize_apply(annotated)
+    assert qat.output_shape == (None, 8, 8, 16)
+    assert {"quant_expand", "quant_squeeze", "quant_project"} <= {
+        layer.name for layer in qat.layers
+    }
