@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BenchmarkError",
+    "BridgeError",
     "ConfigError",
     "DataError",
     "DelegateError",
@@ -30,6 +31,10 @@ class KerasSqueezeError(Exception):
 
 class ModelError(KerasSqueezeError, TypeError):
     """The model argument is not a usable Keras model (or model file)."""
+
+
+class BridgeError(ModelError):
+    """A model cannot be rebuilt between Keras 3 and tf_keras (see keras_bridge)."""
 
 
 class RecipeError(KerasSqueezeError, ValueError):

@@ -143,9 +143,16 @@ def resolve_model(model, custom_objects: dict | None = None):
 def input_specs(model) -> list[InputSpec]:
     """The model's inputs as InputSpecs, in the model's input order.
 
+    Sequential and functional models give their `keras.Input`s. A subclassed
+    model has no symbolic inputs; once it has been called on data, the shapes
+    of that first call are used instead (batch axis free), as Keras' own
+    export does: Keras 3 records them at build time (dtype: the model's
+    `input_dtype`; named `args_0`, `args_1`, ... like the converter's
+    signature), tf_keras in `Model.save_spec()` (with its names).
+
     Raises:
         ModelError: the model has no defined inputs (an unbuilt Sequential or a
-            subclassed model that was never called on keras.Input).
+            subclassed model that was never called on data).
     """
     import tensorflow as tf
 
@@ -154,9 +161,13 @@ def input_specs(model) -> list[InputSpec]:
     except (AttributeError, ValueError):
         tensors = []
     if not tensors:
+        called = _called_input_specs(model)
+        if called:
+            return called
         raise ModelError(
             f"The model '{model.name}' has no defined inputs. Expected a Sequential or functional "
-            "model built on keras.Input(shape=...) (build a Sequential with an Input first). "
+            "model built on keras.Input(shape=...) (build a Sequential with an Input first), or a "
+            "subclassed model called once on a batch of data. "
             f"Received: a {type(model).__name__} without inputs"
         )
     specs = []
@@ -168,12 +179,73 @@ def input_specs(model) -> list[InputSpec]:
     return specs
 
 
+def _is_shape(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
+
+
+def _called_input_specs(model) -> list[InputSpec]:
+    """Input specs of a subclassed model from its first call, or [] if never called."""
+    import tensorflow as tf
+
+    shapes, dtypes = [], []
+    if _compat.keras_flavour(model) == _compat.KERAS3:
+        # The shapes Keras 3 recorded when the model was built by its first call
+        # (the same record keras.export and the TFLite converter read).
+        recorded = getattr(model, "_build_shapes_dict", None) or {}
+        values = list(recorded.values())
+        if len(values) == 1 and not _is_shape(values[0]):
+            values = list(values[0]) if isinstance(values[0], (list, tuple)) else []
+        if not values or not all(_is_shape(v) for v in values):
+            return []
+        shapes = [tuple(v) for v in values]
+        dtypes = [tf.as_dtype(getattr(model, "input_dtype", None) or "float32").name] * len(shapes)
+        names = [f"args_{i}" for i in range(len(shapes))]
+    else:
+        save_spec = getattr(model, "save_spec", None)
+        spec = save_spec(dynamic_batch=True) if callable(save_spec) else None
+        if not spec:
+            return []
+        args, _ = spec
+        flat = tf.nest.flatten(args)
+        if not flat or not all(isinstance(s, tf.TensorSpec) for s in flat):
+            return []
+        shapes = [tuple(s.shape.as_list()) for s in flat]
+        dtypes = [s.dtype.name for s in flat]
+        names = [s.name or f"args_{i}" for i, s in enumerate(flat)]
+    return [
+        InputSpec(
+            name=name, shape=tuple(None if d is None else int(d) for d in shape[1:]), dtype=dtype
+        )
+        for name, shape, dtype in zip(names, shapes, dtypes, strict=True)
+    ]
+
+
 def output_names(model) -> list[str]:
-    """Names of the model's outputs in order (output layer names for tf_keras)."""
+    """Names of the model's outputs in order (output layer names for tf_keras).
+
+    A subclassed model has no symbolic outputs: it is run once on zeros to
+    count them (dict outputs give their sorted keys, others `output_N`).
+    """
     names = getattr(model, "output_names", None)
     if names:
         return list(names)
-    return [f"output_{i}" for i in range(len(model.outputs))]
+    try:
+        outputs = list(model.outputs or [])
+    except (AttributeError, ValueError):
+        outputs = None
+    if outputs:
+        return [f"output_{i}" for i in range(len(outputs))]
+    return _traced_output_names(model)
+
+
+def _traced_output_names(model) -> list[str]:
+    specs = input_specs(model)
+    zeros = [np.zeros((1, *[1 if d is None else d for d in s.shape]), dtype=s.dtype) for s in specs]
+    out = model(zeros if len(zeros) > 1 else zeros[0], training=False)
+    if isinstance(out, dict):
+        return sorted(out)
+    count = len(out) if isinstance(out, (list, tuple)) else 1
+    return [f"output_{i}" for i in range(count)]
 
 
 def count_params(model) -> int:
