@@ -36,37 +36,12 @@ Term = tuple[float, bool, bool]
 
 # Activations applied one value at a time (pruning a channel cannot change the
 # others). Anything else, e.g. "softmax", mixes channels.
-ELEMENTWISE_ACTIVATIONS = frozenset(
-    [
-        "linear",
-        "relu",
-        "relu6",
-        "leaky_relu",
-        "elu",
-        "selu",
-        "celu",
-        "gelu",
-        "silu",
-        "swish",
-        "hard_silu",
-        "hard_swish",
-        "sigmoid",
-        "hard_sigmoid",
-        "tanh",
-        "hard_tanh",
-        "softplus",
-        "softsign",
-        "exponential",
-        "mish",
-        "log_sigmoid",
-        "sparse_plus",
-        "squareplus",
-        "tanh_shrink",
-        "soft_shrink",
-        "hard_shrink",
-        "threshold",
-    ]
+_ACTIVATION_NAMES = (
+    "linear relu relu6 leaky_relu elu selu celu gelu silu swish hard_silu hard_swish "
+    "sigmoid hard_sigmoid tanh hard_tanh softplus softsign exponential mish log_sigmoid "
+    "sparse_plus squareplus tanh_shrink soft_shrink hard_shrink threshold"
 )
+ELEMENTWISE_ACTIVATIONS = frozenset(_ACTIVATION_NAMES.split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,6 +317,16 @@ _DEPTHWISE = Rule(
 _BN = Rule("member", _bn_check, params=_bn_params, slice=_per_channel_slice)
 _PRELU = Rule("member", _prelu_check, params=_prelu_params, slice=_prelu_slice)
 _PASS = Rule("pass", _pass_check)
+_PASS_NAMES = (
+    "ReLU LeakyReLU ELU ThresholdedReLU Dropout SpatialDropout1D SpatialDropout2D "
+    "SpatialDropout3D GaussianNoise GaussianDropout AlphaDropout "
+    "ActivityRegularization Identity MaxPooling1D MaxPooling2D MaxPooling3D "
+    "AveragePooling1D AveragePooling2D AveragePooling3D GlobalAveragePooling1D "
+    "GlobalAveragePooling2D GlobalAveragePooling3D GlobalMaxPooling1D "
+    "GlobalMaxPooling2D GlobalMaxPooling3D ZeroPadding1D ZeroPadding2D "
+    "ZeroPadding3D Cropping1D Cropping2D Cropping3D UpSampling1D UpSampling2D "
+    "UpSampling3D"
+)
 _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 RULES: dict[str, Rule] = {
@@ -355,45 +340,7 @@ RULES: dict[str, Rule] = {
     "Activation": Rule("pass", _activation_check),
     "Softmax": Rule("pass", _softmax_check),
     "Rescaling": Rule("pass", _rescaling_check),
-    **dict.fromkeys(
-        [
-            "ReLU",
-            "LeakyReLU",
-            "ELU",
-            "ThresholdedReLU",
-            "Dropout",
-            "SpatialDropout1D",
-            "SpatialDropout2D",
-            "SpatialDropout3D",
-            "GaussianNoise",
-            "GaussianDropout",
-            "AlphaDropout",
-            "ActivityRegularization",
-            "Identity",
-            "MaxPooling1D",
-            "MaxPooling2D",
-            "MaxPooling3D",
-            "AveragePooling1D",
-            "AveragePooling2D",
-            "AveragePooling3D",
-            "GlobalAveragePooling1D",
-            "GlobalAveragePooling2D",
-            "GlobalAveragePooling3D",
-            "GlobalMaxPooling1D",
-            "GlobalMaxPooling2D",
-            "GlobalMaxPooling3D",
-            "ZeroPadding1D",
-            "ZeroPadding2D",
-            "ZeroPadding3D",
-            "Cropping1D",
-            "Cropping2D",
-            "Cropping3D",
-            "UpSampling1D",
-            "UpSampling2D",
-            "UpSampling3D",
-        ],
-        _PASS,
-    ),
+    **dict.fromkeys(_PASS_NAMES.split(), _PASS),
     **dict.fromkeys(_MERGES, Rule("merge")),
     "Concatenate": Rule("concat"),
     "Flatten": Rule("flatten", _pass_check),
