@@ -54,13 +54,20 @@ def _zero_channels(model, channels):
     return model
 
 
-@pytest.mark.parametrize("criterion", ["l1", "l2", "bn_scale"])
+@pytest.mark.parametrize("criterion", ["l1", "l2", "bn_scale", "taylor"])
 def test_pruning_zero_channels_gives_bit_identical_outputs(flavour, criterion):
     model = _zero_channels(exact_cnn(flavour), ZEROED)
     x = integer_images(32)
     expected = np.asarray(model(x, training=False))
     settings = ChannelPruning(target={"c1": 0.5, "b": 0.5, "c3": 0.5}, criterion=criterion)
-    result = prune_channels(model, settings, verbose=0)
+    labels = np.random.default_rng(0).integers(0, 4, 64)
+    result = prune_channels(
+        model,
+        settings,
+        importance_data=(integer_images(64, seed=1), labels),
+        loss=keras(flavour).losses.SparseCategoricalCrossentropy(from_logits=True),
+        verbose=0,
+    )
     assert result.kept == {"c1": 8, "c2": 8, "b": 8, "c3": 8}
     np.testing.assert_array_equal(np.asarray(result.model(x, training=False)), expected)
     kept = np.setdiff1d(np.arange(16), ZEROED)
