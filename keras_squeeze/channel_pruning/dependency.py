@@ -315,6 +315,11 @@ def analyze(view: GraphView, skip: tuple[str, ...] = ()) -> Analysis:
 
     Returns:
         An Analysis with every group (prunable or not) and the labels of every call.
+
+    Example:
+        >>> analysis = analyze(graph_view(ks.data.example_model()))
+        >>> [(g.label, g.size) for g in analysis.prunable]
+        [('conv2d', 32), ('conv2d_1', 64), ('conv2d_2', 64), ('dense', 128)]
     """
     elements = _Elements()
     labels: dict[int, np.ndarray | None] = {}

@@ -15,9 +15,9 @@ What is counted (batch 1, at the model's input size):
   non-trainable weights.
 
 Example:
-    >>> cost = ks.channel_pruning.count_flops(model)
+    >>> cost = ks.channel_pruning.count_flops(ks.data.example_model())
     >>> cost.macs, cost.params
-    (7702784, 584330)
+    (7677184, 581738)
 """
 
 from __future__ import annotations

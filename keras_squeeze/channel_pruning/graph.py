@@ -107,6 +107,11 @@ def graph_view(model) -> GraphView:
     Raises:
         ModelError: a subclassed model, or a model without defined inputs and
             outputs (an unbuilt Sequential).
+
+    Example:
+        >>> view = graph_view(model)
+        >>> [n.kind for n in view.nodes][:3]
+        ['InputLayer', 'Conv2D', 'BatchNormalization']
     """
     if not is_graph_model(model):
         raise ModelError(
