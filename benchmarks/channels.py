@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -53,8 +54,12 @@ def _speed(structure: Table, latency: Table) -> None:
         check = images[:16]
         original = ks.export.to_tflite(model, verification_data=check)
         pruned = ks.export.to_tflite(result.model, verification_data=check)
-        original_int8 = ks.compress(model, "int8", representative_data=images, verbose=0)
-        pruned_int8 = ks.compress(result.model, "int8", representative_data=images, verbose=0)
+        with warnings.catch_warnings():
+            # Random-init classifiers give near-uniform softmax outputs, which int8
+            # output quantization flattens: their top-1 agreement says nothing here.
+            warnings.filterwarnings("ignore", message=".*agrees with the float model on only")
+            original_int8 = ks.compress(model, "int8", representative_data=images, verbose=0)
+            pruned_int8 = ks.compress(result.model, "int8", representative_data=images, verbose=0)
         ratio = report.flops_ratio
         structure.add(
             name,
@@ -153,7 +158,8 @@ def run() -> list[Table]:
             "200 invocations each after 20 warm-up rounds, the four models alternating "
             "(interleaved) in one process with ai_edge_litert",
             "int8 = ks.compress(model, 'int8') calibrated on 200 1/f-noise images in [-1, 1]: "
-            "int8 weights per-channel symmetric, int8 activations per-tensor asymmetric",
+            "int8 weights per-channel symmetric, int8 activations per-tensor asymmetric "
+            "(speed only: on random-init weights the int8 outputs are not meaningful)",
         ],
     )
     accuracy = Table(
@@ -164,7 +170,7 @@ def run() -> list[Table]:
             "original",
             "pruned",
             f"fine-tuned ({FINE_TUNE_EPOCHS} epochs)",
-            "drop (points)",
+            "drop (points; < 0 is a gain)",
             "target",
             "met",
         ],

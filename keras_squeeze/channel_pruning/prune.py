@@ -24,6 +24,7 @@ from keras_squeeze.report import metrics
 MAX_VALIDATION_SAMPLES = 10_000
 MAX_LISTED_REASONS = 12
 CHECK_SIZE = 32  # spatial size of the synthetic check inputs for a model without a fixed size
+CHECK_SAMPLES = 64  # samples the pruned model runs on before anything else
 
 
 @dataclasses.dataclass
@@ -278,11 +279,15 @@ def prune_channels(
     }
     plans = surgery.plan_layers(analysis, analysis.kept_elements(kept))
     pruned = surgery.rebuild(model, analysis, plans)
-    check = validation or data_inputs.synthetic_samples(_fixed(specs), 4)
+    check = data_inputs.synthetic_samples(_fixed(specs), 4)
+    if validation is not None:
+        count = min(validation.count, CHECK_SAMPLES)
+        check = data_inputs.Samples(validation.batch(0, count), None, count, None, "validation")
     check_outputs_finite(keras_outputs(pruned, check), "pruned Keras model")
 
-    before = flops.count_flops(model, static=settings.metric == "flops")
-    after = flops.count_flops(pruned, static=settings.metric == "flops")
+    strict = settings.metric == "flops" and not settings.per_layer
+    before = flops.count_flops(model, static=strict)
+    after = flops.count_flops(pruned, static=strict)
     report = ChannelPruningReport(
         settings=settings.get_config(),
         keras_flavour=_compat.keras_flavour(model),

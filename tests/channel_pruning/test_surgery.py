@@ -165,3 +165,6 @@ def test_dynamic_input_size_prunes_by_params_only(flavour):
         result = prune_channels(model, ChannelPruning(target=0.5, metric="params"), verbose=0)
     assert result.kept == {"conv": 8}  # 16 -> 8 is as far as the multiple of 8 allows
     assert result.report.macs_before is None and result.report.params_ratio < 0.6
+    result = prune_channels(model, ChannelPruning(target={"conv": 0.5}), verbose=0)
+    assert result.kept == {"conv": 8} and result.report.flops_ratio is None
+    assert "MACs unknown (no static input size)" in result.report.summary()
