@@ -1,0 +1,180 @@
+"""A small read-only view of a Keras functional graph, the same for both flavours.
+
+Keras 3 and tf_keras record the functional graph the same way, with different
+attribute names:
+
+- every symbolic tensor carries `_keras_history`, a named tuple
+  `(layer_or_operation, node_index, tensor_index)` in both flavours;
+- `layer._inbound_nodes[node_index]` is the call that made it;
+- a Keras 3 `Node` lists its symbolic inputs in `node.input_tensors` (flat)
+  and its outputs in `node.outputs` (flat); a tf_keras `Node` lists them in
+  `node.keras_inputs` (flat) and `node.outputs` (a nested structure).
+
+The view walks back from `model.outputs`, so it holds the calls of this model
+only (a layer also used in another model keeps its other calls out of it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_squeeze import _compat
+from keras_squeeze.errors import ModelError
+
+_GRAPH_CLASSES = ("Functional", "Sequential")
+
+
+@dataclasses.dataclass
+class GraphNode:
+    """One call of a layer in the model.
+
+    Attributes:
+        layer: the layer (or a Keras 3 operation such as `keras.ops.add`).
+        inputs / outputs: keys of the symbolic tensors it reads and writes,
+            in call order.
+        is_input: True for the node of an `InputLayer`.
+    """
+
+    layer: object
+    inputs: list[int]
+    outputs: list[int]
+    is_input: bool
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def kind(self) -> str:
+        return type(self.layer).__name__
+
+
+@dataclasses.dataclass
+class GraphView:
+    """The model's calls in topological order, with every tensor's static shape.
+
+    Attributes:
+        nodes: the calls, each after the calls it reads from.
+        tensors: key -> the symbolic tensor (held so keys stay valid).
+        shapes: key -> static shape with the batch axis (None where unknown).
+        inputs / outputs: keys of the model's input and output tensors.
+        calls: layer name -> number of calls of that layer in the model.
+    """
+
+    nodes: list[GraphNode]
+    tensors: dict[int, object]
+    shapes: dict[int, tuple]
+    inputs: list[int]
+    outputs: list[int]
+    calls: dict[str, int]
+
+    def producer(self, key: int) -> GraphNode:
+        return self._by_output[key]
+
+    def __post_init__(self):
+        self._by_output = {k: n for n in self.nodes for k in n.outputs}
+
+
+def _flatten(structure) -> list:
+    if isinstance(structure, (list, tuple)):
+        return [x for s in structure for x in _flatten(s)]
+    if isinstance(structure, dict):
+        return [x for k in sorted(structure) for x in _flatten(structure[k])]
+    return [structure]
+
+
+def _node_inputs(node) -> list:
+    if hasattr(node, "keras_inputs"):  # tf_keras
+        return list(node.keras_inputs)
+    return list(node.input_tensors)  # Keras 3
+
+
+def _shape(tensor) -> tuple:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def is_graph_model(model) -> bool:
+    """True for a functional or Sequential model of either flavour (not subclassed)."""
+    return any(
+        cls.__name__ in _GRAPH_CLASSES and _compat.keras_flavour(cls) is not None
+        for cls in type(model).__mro__
+    )
+
+
+def graph_view(model) -> GraphView:
+    """Builds the GraphView of a functional or Sequential model.
+
+    Raises:
+        ModelError: a subclassed model, or a model without defined inputs and
+            outputs (an unbuilt Sequential).
+
+    Example:
+        >>> view = graph_view(model)
+        >>> [n.kind for n in view.nodes][:3]
+        ['InputLayer', 'Conv2D', 'BatchNormalization']
+    """
+    if not is_graph_model(model):
+        raise ModelError(
+            "Channel pruning needs the model's layer graph, which a subclassed model does not "
+            "expose. Expected a functional or Sequential model (keras.Model(inputs, outputs) "
+            f"or keras.Sequential). Received: a subclassed model of class "
+            f"{type(model).__qualname__}"
+        )
+    try:
+        outputs = list(model.outputs or [])
+        inputs = list(model.inputs or [])
+    except (AttributeError, ValueError):
+        outputs, inputs = [], []
+    if not outputs or not inputs:
+        raise ModelError(
+            f"The model '{model.name}' has no defined inputs and outputs. Expected a model built "
+            "on keras.Input(shape=...) (start a Sequential with an Input). "
+            f"Received: a {type(model).__name__} that was not built"
+        )
+    tensors: dict[int, object] = {}
+    order: list[GraphNode] = []
+    seen: dict[tuple[int, int], GraphNode] = {}
+
+    def visit(tensor):
+        # Iterative post-order walk: deep models (ResNet) exceed recursion limits.
+        stack = [(tensor, False)]
+        while stack:
+            t, expanded = stack.pop()
+            layer, node_index = t._keras_history[0], t._keras_history[1]
+            key = (id(layer), node_index)
+            if key in seen:
+                continue
+            node = layer._inbound_nodes[node_index]
+            parents = _node_inputs(node)
+            if expanded:
+                outs = _flatten(node.outputs)
+                for x in (*parents, *outs):
+                    tensors[id(x)] = x
+                gnode = GraphNode(
+                    layer=layer,
+                    inputs=[id(x) for x in parents],
+                    outputs=[id(x) for x in outs],
+                    is_input=not parents,
+                )
+                seen[key] = gnode
+                order.append(gnode)
+                continue
+            stack.append((t, True))
+            for p in reversed(parents):
+                h = p._keras_history
+                if (id(h[0]), h[1]) not in seen:
+                    stack.append((p, False))
+
+    for t in inputs + outputs:
+        visit(t)
+    calls: dict[str, int] = {}
+    for n in order:
+        calls[n.name] = calls.get(n.name, 0) + 1
+    return GraphView(
+        nodes=order,
+        tensors=tensors,
+        shapes={k: _shape(t) for k, t in tensors.items()},
+        inputs=[id(t) for t in inputs],
+        outputs=[id(t) for t in outputs],
+        calls=calls,
+    )
