@@ -15,9 +15,15 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common, harness, pruning, ptq
+from benchmarks import bridge, channels, common, harness, pruning, ptq
 
-SECTIONS = {"ptq": ptq.run, "pruning": pruning.run, "harness": harness.run}
+SECTIONS = {
+    "ptq": ptq.run,
+    "bridge": bridge.run,
+    "pruning": pruning.run,
+    "harness": harness.run,
+    "channels": channels.run,
+}
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 
 

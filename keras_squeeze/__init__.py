@@ -15,6 +15,7 @@ import importlib
 from keras_squeeze._version import __version__
 from keras_squeeze.errors import (
     BenchmarkError,
+    BridgeError,
     ConfigError,
     DataError,
     DelegateError,
@@ -43,11 +44,28 @@ _LAZY_ATTRS = {
     "distill": "keras_squeeze.distillation.api",
     "benchmark": "keras_squeeze.bench",
     "BenchmarkResult": "keras_squeeze.bench",
+    "QAT": "keras_squeeze.quantization.qat_config",
+    "ChannelPruning": "keras_squeeze.channel_pruning.settings",
+    "prune_channels": "keras_squeeze.channel_pruning.prune",
+    "count_flops": "keras_squeeze.channel_pruning.flops",
+    "register_layer": "keras_squeeze.keras_bridge.registry",
+    "unregister_layer": "keras_squeeze.keras_bridge.registry",
 }
-_LAZY_SUBMODULES = ("export", "data", "quantization", "report", "bench")
+_LAZY_SUBMODULES = (
+    "export",
+    "data",
+    "quantization",
+    "report",
+    "bench",
+    "keras_bridge",
+    "channel_pruning",
+    "distillation",
+    "pruning",
+)
 
 __all__ = [
     "BenchmarkError",
+    "BridgeError",
     "ConfigError",
     "DataError",
     "DelegateError",

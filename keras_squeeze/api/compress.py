@@ -274,6 +274,13 @@ def compress(
         training=training_info,
         notes=notes,
     )
+    if "qat" in recipe.training_stages:
+        _check_qat_parity(report, final_model, content, check, recipe.qat, verbose)
+        if flavour == _compat.KERAS3:
+            report.notes.append(
+                "result.model is the quantization-aware tf_keras model: its fake-quantization "
+                "wrappers have no Keras 3 counterpart (the .tflite is the deployable model)"
+            )
     if measure_latency:
         from keras_squeeze.bench import compare_latency
 
@@ -316,16 +323,15 @@ class _FitSettings:
 
 def _train(model, recipe, specs, check, validation, fit: _FitSettings):
     """Runs the training stages on a verified working copy."""
+    models.require_graph(model, f"The '{recipe.name}' recipe (a training-time recipe)")
     train = train_data_mod.prepare(fit.train_data, specs, fit.batch_size, fit.steps_per_epoch)
     val_train = None
     if validation is not None and validation.labels is not None:
         val_train = train_data_mod.prepare(
             fit.validation_data, specs, fit.batch_size, argument="validation_data"
         )
-    _say(fit.verbose, "making a verified working copy of the model")
-    work = pipeline.verified_copy(model, check)
     distill = recipe.distill_config
-    teacher_model = pipeline.default_teacher(work, distill, fit.teacher)
+    teacher_model = pipeline.default_teacher(model, distill, fit.teacher)
     if teacher_model is not None and distill is None:
         distill = Distill()
     ctx = pipeline.TrainingContext(
@@ -339,8 +345,35 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
         optimizer=fit.optimizer,
         compiled_from=model,
         verbose=fit.verbose,
+        samples=check,
     )
-    final_model, records = pipeline.run(work, recipe, ctx)
+    native = [s for s in recipe.training_stages if s in pipeline.NATIVE_STAGES]
+    engine = [s for s in recipe.training_stages if s not in pipeline.NATIVE_STAGES]
+    base, records = model, []
+    for stage in native:  # in the model's own flavour, on a new model
+        base, record = pipeline.NATIVE_STAGES[stage](base, getattr(recipe, stage), ctx)
+        records.append(record)
+    final_model, bridges = base, []
+    if engine:
+        _say(fit.verbose, "making a verified working copy of the model")
+        work, bridged = pipeline.verified_copy(base, check)
+        if bridged is not None:
+            bridges.append(bridged.to_dict())
+            _say(
+                fit.verbose,
+                f"rebuilt the Keras 3 model as tf_keras for the training stages "
+                f"({bridged.layers} layers, max |diff| {bridged.agreement.max_abs_diff:.2g})",
+            )
+        final_model, engine_records = pipeline.run(work, recipe, ctx, engine)
+        records += engine_records
+        if bridged is not None and "qat" not in engine:
+            from keras_squeeze.keras_bridge import to_keras3
+
+            final_model, back = to_keras3(
+                final_model, like=base, sample_inputs=pipeline.sample_data(check)
+            )
+            bridges.append(back.to_dict())
+            _say(fit.verbose, "put the compressed weights back into a Keras 3 copy of the model")
     info = {
         "epochs": fit.epochs,
         "steps_per_epoch": train.steps_per_epoch,
@@ -348,7 +381,8 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
         "labels": ("one-hot" if train.one_hot else "class ids") if train.has_labels else None,
         "distill": distill.get_config() if distill is not None else None,
         "teacher": "given" if fit.teacher is not None else ("original model" if distill else None),
-        "accuracy_before": pipeline.validation_accuracy(work, ctx),
+        "accuracy_before": pipeline.validation_accuracy(model, ctx),
+        "bridge": bridges,
     }
     return final_model, records, info
 
@@ -363,6 +397,15 @@ def _apply_stage_decisions(report: Report, records, matches, recipe: Recipe) -> 
                 continue
             if decision.setting is None:
                 row.add_reason(f"{record.name}: {decision.reason}")
+                continue
+            if record.name == "channel_prune":
+                before, after = decision.setting
+                row.targets["channels"] = f"{before} -> {after}"
+                continue
+            if record.name == "qat":
+                row.targets["qat"] = decision.setting
+                if decision.reason:
+                    row.add_reason(f"qat: {decision.reason}")
                 continue
             if record.name == "prune":
                 target = float(decision.setting)
@@ -381,6 +424,25 @@ def _apply_stage_decisions(report: Report, records, matches, recipe: Recipe) -> 
                         report.warnings.append(
                             f"layer '{name}': only {ok:.1%} of its {n}-weight blocks hold {m} zeros"
                         )
+
+
+def _check_qat_parity(report, qat_model, content, samples, config, verbose) -> None:
+    """Compares the QAT Keras model with its .tflite; warns loudly when they disagree."""
+    from keras_squeeze.quantization import parity
+
+    _say(verbose, "checking the quantization-aware model agrees with its .tflite")
+    report.qat_parity = parity.check(
+        qat_model, content, samples, config.min_top1_agreement, config.min_sqnr_db
+    )
+    if not report.qat_parity["ok"]:
+        p = report.qat_parity
+        where = p.get("first_divergent_layer")
+        report.warnings.append(
+            "THE QUANTIZATION-AWARE KERAS MODEL AND ITS .tflite DISAGREE: "
+            f"top-1 agreement {p['top1_agreement']}, SQNR {p['sqnr_db']} dB (expected >= "
+            f"{config.min_top1_agreement:.0%} and >= {config.min_sqnr_db} dB)"
+            + (f"; they first part at layer '{where}'" if where else "")
+        )
 
 
 # The converter leaves weight tensors below this size in float32 under

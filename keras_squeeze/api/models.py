@@ -122,6 +122,28 @@ def _load_saved_model(p: pathlib.Path, custom_objects, compile):
     )
 
 
+_GRAPH_CLASSES = ("Functional", "Sequential")
+
+
+def is_graph_model(model) -> bool:
+    """True for a functional or Sequential model of either flavour (not subclassed)."""
+    return any(
+        cls.__name__ in _GRAPH_CLASSES and _compat.keras_flavour(cls) is not None
+        for cls in type(model).__mro__
+    )
+
+
+def require_graph(model, what: str) -> None:
+    """Raises ModelError for a subclassed model: `what` needs the layer graph."""
+    if not is_graph_model(model):
+        raise ModelError(
+            f"{what} needs the model's layer graph, which a subclassed model does not expose. "
+            "Expected a Sequential or functional model (the post-training recipes 'dynamic', "
+            "'float16', 'int8' and 'int16x8' do work on subclassed models). Received: a "
+            f"subclassed model of class {type(model).__name__}"
+        )
+
+
 def ensure_model(model, argument: str = "model"):
     """Returns `model` if it is a Keras model of either flavour, else raises ModelError."""
     if not _compat.is_keras_model(model):
@@ -249,7 +271,12 @@ def _traced_output_names(model) -> list[str]:
 
 
 def count_params(model) -> int:
-    """Number of scalars in all the model's weights (trainable and not)."""
+    """Number of scalars in the model's weights (trainable and not); for models in
+    tfmot's wrappers, the wrapped layers' weights only."""
+    if any(_wrapped(layer) is not None for layer in walk_layers(model)):
+        return int(
+            sum(int(np.prod(w.shape)) for la in walk_layers(model) for w in layer_weights(la))
+        )
     return int(sum(int(np.prod(w.shape)) for w in model.weights))
 
 
@@ -266,13 +293,49 @@ def check_finite_weights(model) -> None:
             )
 
 
+# tfmot's wrappers: the layer they wrap keeps the user's name and the weights.
+_ENGINE_WRAPPERS = ("QuantizeWrapper", "QuantizeWrapperV2", "PruneLowMagnitude", "ClusterWeights")
+_ENGINE_LAYERS = ("QuantizeLayer",)  # the input quantizer QAT adds
+
+
 def walk_layers(model):
-    """Yields every layer, descending into nested models (not the models themselves)."""
+    """Yields every layer, descending into nested models; skips QAT's input quantizer.
+
+    tfmot's wrappers are yielded as they are: `layer_name`, `layer_type` and
+    `layer_weights` see through them.
+    """
     for layer in model.layers:
         if hasattr(layer, "layers") and _compat.is_keras_model(layer):
             yield from walk_layers(layer)
-        else:
+        elif type(layer).__name__ not in _ENGINE_LAYERS:
             yield layer
+
+
+def _wrapped(layer):
+    return layer.layer if type(layer).__name__ in _ENGINE_WRAPPERS else None
+
+
+def layer_name(layer) -> str:
+    """The user's name of a layer, also inside a tfmot wrapper."""
+    inner = _wrapped(layer)
+    return inner.name if inner is not None else layer.name
+
+
+def layer_type(layer) -> str:
+    inner = _wrapped(layer)
+    return type(inner if inner is not None else layer).__name__
+
+
+def layer_weights(layer) -> list:
+    """The layer's own weights; for a tfmot wrapper, the wrapped layer's (not the
+    quantizer ranges, masks or centroids the wrapper adds). QAT moves the kernel
+    from the wrapped layer to the wrapper, under the wrapped layer's name."""
+    inner = _wrapped(layer)
+    if inner is None:
+        return list(layer.weights)
+    prefix = f"{inner.name}/"
+    own = [w for w in layer.weights if (getattr(w, "path", None) or w.name).startswith(prefix)]
+    return own or list(inner.weights)
 
 
 def output_layer(model):

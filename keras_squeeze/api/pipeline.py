@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.api import models
+from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
@@ -17,6 +18,8 @@ from keras_squeeze.layer_plan import Decision, plan
 from keras_squeeze.pruning import apply as prune_apply
 from keras_squeeze.pruning import schedule as prune_schedule
 from keras_squeeze.pruning.config import Prune
+from keras_squeeze.quantization import qat_apply, rewrites
+from keras_squeeze.quantization.qat_config import QAT
 from keras_squeeze.report import metrics
 from keras_squeeze.training import trainer
 
@@ -50,6 +53,7 @@ class StageRecord:
     notes: list[str] = dataclasses.field(default_factory=list)
     tflite_bytes: int | None = None
     tflite_gzip_bytes: int | None = None
+    details: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -66,6 +70,7 @@ class StageRecord:
                 for name, d in self.decisions.items()
             },
             "notes": list(self.notes),
+            "details": self.details,
         }
 
 
@@ -83,24 +88,35 @@ class TrainingContext:
     optimizer: object
     compiled_from: object
     verbose: int
+    samples: data_inputs.Samples | None = None  # inputs to check rewrites on
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.train.steps_per_epoch
 
 
+def sample_data(samples: data_inputs.Samples):
+    """Samples as model input data: one array, or a list for several inputs."""
+    return samples.inputs[0] if len(samples.inputs) == 1 else list(samples.inputs)
+
+
 def verified_copy(model, sample: data_inputs.Samples):
     """A tf_keras working copy of `model`, checked to give the same outputs.
 
+    A Keras 3 model is rebuilt as tf_keras by the bridge (which checks the
+    rebuild numerically); a tf_keras model is cloned and checked here.
+
+    Returns:
+        (copy, BridgeReport or None).
+
     Raises:
-        ModelError: the model is not a tf_keras functional/Sequential model, or
-            the copy disagrees with it.
+        ModelError: a subclassed model (no layer graph), a model the bridge
+            cannot rebuild, or a copy that disagrees with the model.
     """
-    if _compat.keras_flavour(model) != _compat.TF_KERAS:
-        raise ModelError(
-            "Training-time recipes work on tf_keras models here. Expected a tf_keras model. "
-            f"Received: a {_compat.keras_flavour(model)} model"
-        )
+    if _compat.keras_flavour(model) == _compat.KERAS3:
+        from keras_squeeze.keras_bridge import to_tf_keras
+
+        return to_tf_keras(model, sample_inputs=sample_data(sample))
     k = _compat.keras_module(_compat.TF_KERAS)
     try:
         copy = k.models.clone_model(model)
@@ -112,7 +128,7 @@ def verified_copy(model, sample: data_inputs.Samples):
         ) from e
     copy.set_weights(model.get_weights())
     check_same_outputs(model, copy, sample, "working copy")
-    return copy
+    return copy, None
 
 
 def check_same_outputs(reference, candidate, sample: data_inputs.Samples, what: str) -> None:
@@ -209,26 +225,138 @@ def prune_stage(model, config: Prune, ctx: TrainingContext):
     return stripped, record
 
 
-STAGE_RUNNERS = {"prune": prune_stage}
+def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
+    """Quantization-aware training, layer by layer, preserving earlier sparsity/clusters.
+
+    The result is tfmot's quantization-aware tf_keras model (not stripped: the
+    converter reads its learnt ranges).
+    """
+    rewritten, split = rewrites.split_fused_activations(model)
+    notes = []
+    if split:
+        check_same_outputs(model, rewritten, ctx.samples, "model with split activations")
+        model = rewritten
+        notes.append(
+            f"swish moved out of {len(split)} layers into Activation layers, so training "
+            f"quantizes their outputs where the .tflite does: {', '.join(split[:8])}"
+            + (" ..." if len(split) > 8 else "")
+        )
+    decisions = qat_apply.decide(model, config)
+    pruned, clustered = "prune" in done, "cluster" in done
+    quantize_scheme = qat_apply.scheme(pruned, clustered)
+    kept = sum(1 for d in decisions.values() if d.setting is None)
+    preserving = " preserving sparsity" if pruned else ""
+    preserving += (" and" if pruned and clustered else "") + (
+        " preserving clusters" if clustered else ""
+    )
+    _say(
+        ctx,
+        f"quantization-aware training{preserving}: {len(decisions) - kept} layers quantize-aware, "
+        f"{kept} float in training (calibrated at conversion)",
+    )
+    qat_model = qat_apply.apply(model, decisions, quantize_scheme)
+    start = time.perf_counter()
+    trainer.fine_tune(
+        qat_model,
+        ctx.train,
+        ctx.epochs,
+        teacher=ctx.teacher,
+        distill=ctx.distill,
+        loss=ctx.loss,
+        optimizer=ctx.optimizer,
+        compiled_from=ctx.compiled_from,
+        validation=ctx.validation,
+        verbose=1 if ctx.verbose else 0,
+    )
+    record = StageRecord(
+        name="qat",
+        settings={**config.get_config(), "scheme": type(quantize_scheme).__name__},
+        epochs=ctx.epochs,
+        steps=ctx.total_steps,
+        seconds=time.perf_counter() - start,
+        accuracy=validation_accuracy(qat_model, ctx),
+        decisions=decisions,
+        notes=[f"scheme {type(quantize_scheme).__name__}", *notes],
+    )
+    return qat_model, record
 
 
-def run(model, recipe, ctx: TrainingContext):
-    """Runs the recipe's training stages in order; returns (model, [StageRecord])."""
-    records = []
-    for stage in recipe.training_stages:
-        model, record = STAGE_RUNNERS[stage](model, getattr(recipe, stage), ctx)
-        records.append(record)
-    return model, records
+def default_teacher(original, distill: Distill | None, teacher):
+    """The teacher for distillation: the one given, else a frozen copy of the original.
 
-
-def default_teacher(working_copy, distill: Distill | None, teacher):
-    """The teacher for distillation: the one given, else a frozen copy of the original."""
+    The copy keeps the original's Keras flavour; a teacher of either flavour can
+    teach a student of either flavour.
+    """
     if teacher is not None:
         return models.ensure_model(teacher, "teacher")
     if distill is None:
         return None
-    k = _compat.keras_module(_compat.keras_flavour(working_copy))
-    frozen = k.models.clone_model(working_copy)
-    frozen.set_weights(working_copy.get_weights())
+    k = _compat.keras_module(_compat.keras_flavour(original))
+    frozen = k.models.clone_model(original)
+    frozen.set_weights(original.get_weights())
     frozen.trainable = False
     return frozen
+
+
+def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext):
+    """Removes whole channels (in the model's own flavour), then fine-tunes the smaller model."""
+    from keras_squeeze.channel_pruning import prune_channels
+
+    start = time.perf_counter()
+
+    def fine_tune(pruned):
+        trainer.fine_tune(
+            pruned,
+            ctx.train,
+            ctx.epochs,
+            teacher=ctx.teacher,
+            distill=ctx.distill,
+            loss=ctx.loss,
+            optimizer=ctx.optimizer,
+            compiled_from=ctx.compiled_from,
+            validation=ctx.validation,
+            verbose=1 if ctx.verbose else 0,
+        )
+        return pruned
+
+    result = prune_channels(model, config, fine_tune=fine_tune, verbose=ctx.verbose)
+    report = result.report
+    decisions = {}
+    for row in report.layers:
+        changed = row.channels_before != row.channels_after
+        if changed:
+            decisions[row.name] = Decision((row.channels_before, row.channels_after), None)
+        elif row.reason:
+            decisions[row.name] = Decision(None, row.reason)
+    notes = [report.summary(), *report.notes]
+    record = StageRecord(
+        name="channel_prune",
+        settings=config.get_config(),
+        epochs=ctx.epochs,
+        steps=ctx.total_steps,
+        seconds=time.perf_counter() - start,
+        accuracy=validation_accuracy(result.model, ctx),
+        decisions=decisions,
+        notes=notes,
+        details=report.to_dict(),
+    )
+    return result.model, record
+
+
+STAGE_RUNNERS = {"prune": prune_stage, "qat": qat_stage}
+# Stages run on the model in its own flavour, before the tf_keras working copy.
+NATIVE_STAGES = {"channel_prune": channel_prune_stage}
+
+
+def run(model, recipe, ctx: TrainingContext, stages=None):
+    """Runs training stages in order; returns (model, [StageRecord])."""
+    records = []
+    for stage in stages if stages is not None else recipe.training_stages:
+        runner = STAGE_RUNNERS[stage]
+        done = [r.name for r in records]
+        if stage == "qat":
+            model, record = runner(model, getattr(recipe, stage), ctx, done)
+        else:
+            model, record = runner(model, getattr(recipe, stage), ctx)
+        records.append(record)
+    return model, records

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.pruning.config import Prune
 from keras_squeeze.quantization import ptq
+from keras_squeeze.quantization.qat_config import QAT
 
 # Training stages in the fixed order they run; each later stage preserves what
 # the earlier ones produced.
-STAGES = {"prune": Prune}
+STAGES = {"channel_prune": ChannelPruning, "prune": Prune, "qat": QAT}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +33,12 @@ class Recipe:
         quantization: post-training quantization applied at conversion:
             "float32" (none), "dynamic", "float16", "int8" or "int16x8". See
             `keras_squeeze.quantization.ptq.PTQ_MODES` for each exact scheme.
+        channel_prune: a `ks.ChannelPruning` stage (removes whole filters and
+            the channels coupled to them: a smaller dense model), or None.
         prune: a `ks.Prune` stage (magnitude pruning), or None.
+        qat: a `ks.QAT` stage (quantization-aware training; needs
+            quantization="int8"), or None. After pruning it preserves the
+            sparsity (PQAT).
         distill: fine-tune training stages against the original model's
             outputs: True (default settings), a `ks.Distill`, or False.
         name: a label for reports; defaults to the stages' names.
@@ -44,7 +51,9 @@ class Recipe:
 
     quantization: str = "int8"
     name: str | None = None
+    channel_prune: ChannelPruning | None = None
     prune: Prune | None = None
+    qat: QAT | None = None
     distill: Distill | bool = True
 
     def __post_init__(self):
@@ -56,6 +65,11 @@ class Recipe:
                     f"The {stage} stage must be a ks.{cls.__name__}. Expected "
                     f"ks.{cls.__name__}(...) or None. Received: {type(value).__name__}"
                 )
+        if self.qat is not None and self.quantization != "int8":
+            raise RecipeError(
+                "Quantization-aware training produces a full-integer model. Expected "
+                f"quantization='int8' with qat. Received: quantization={self.quantization!r}"
+            )
         float_only = self.prune is not None and self.quantization != "float32"
         if float_only and (self.prune.sparse_encoding is True or self.prune.xnnpack_sparse):
             raise RecipeError(
@@ -154,4 +168,8 @@ RECIPES: dict[str, Recipe] = {
     "float32": Recipe(quantization="float32"),
     "prune": Recipe(prune=Prune(), quantization="int8", name="prune"),
     "prune-2:4": Recipe(prune=Prune(m_by_n=(2, 4)), quantization="int8", name="prune-2:4"),
+    "qat": Recipe(qat=QAT(), quantization="int8", name="qat"),
+    "channel-prune": Recipe(
+        channel_prune=ChannelPruning(target=0.5), quantization="int8", name="channel-prune"
+    ),
 }

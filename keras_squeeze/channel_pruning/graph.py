@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_squeeze import _compat
+from keras_squeeze.api.models import is_graph_model
 from keras_squeeze.errors import ModelError
-
-_GRAPH_CLASSES = ("Functional", "Sequential")
 
 
 @dataclasses.dataclass
@@ -91,14 +89,6 @@ def _node_inputs(node) -> list:
 
 def _shape(tensor) -> tuple:
     return tuple(None if d is None else int(d) for d in tensor.shape)
-
-
-def is_graph_model(model) -> bool:
-    """True for a functional or Sequential model of either flavour (not subclassed)."""
-    return any(
-        cls.__name__ in _GRAPH_CLASSES and _compat.keras_flavour(cls) is not None
-        for cls in type(model).__mro__
-    )
 
 
 def graph_view(model) -> GraphView:

@@ -29,6 +29,10 @@ class Distill:
             matched (mean squared error; a learned 1x1 projection bridges
             different channel counts).
         feature_weight: weight of the feature loss (default 1.0).
+        mix_inputs: also match the teacher on mixed inputs (each sample
+            blended with another of its batch, lambda ~ U(0, 1)), where labels
+            say nothing but the teacher still answers ("function matching";
+            labels are used on the real samples only). Float inputs only.
 
     Example:
         >>> ks.compress(model, "prune", train_data=(x, y), distill=ks.Distill(alpha=0.7))
@@ -40,6 +44,7 @@ class Distill:
     student_outputs: str = AUTO
     features: tuple[tuple[str, str], ...] = ()
     feature_weight: float = 1.0
+    mix_inputs: bool = False
 
     def __post_init__(self):
         if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:

@@ -35,7 +35,7 @@ class QuantParams:
         )
 
 
-def _quant_params(detail: dict) -> QuantParams | None:
+def quant_params(detail: dict) -> QuantParams | None:
     dtype = np.dtype(detail["dtype"])
     scale, zero = detail.get("quantization", (0.0, 0))
     if dtype.kind in "iu" and scale:
@@ -116,11 +116,11 @@ class TFLiteRunner:
 
     def input_quant(self, model_input_names: Sequence[str]) -> list[QuantParams | None]:
         names = match_names(model_input_names, list(self.input_details))
-        return [_quant_params(self.input_details[n]) for n in names]
+        return [quant_params(self.input_details[n]) for n in names]
 
     def output_quant(self, model_output_names: Sequence[str]) -> list[QuantParams | None]:
         names = match_names(model_output_names, list(self.output_details))
-        return [_quant_params(self.output_details[n]) for n in names]
+        return [quant_params(self.output_details[n]) for n in names]
 
     def run(
         self,
@@ -131,8 +131,8 @@ class TFLiteRunner:
     ):
         in_names = match_names(input_names, list(self.input_details))
         out_names = match_names(output_names, list(self.output_details))
-        in_q = [_quant_params(self.input_details[n]) for n in in_names]
-        out_q = [_quant_params(self.output_details[n]) for n in out_names]
+        in_q = [quant_params(self.input_details[n]) for n in in_names]
+        out_q = [quant_params(self.output_details[n]) for n in out_names]
         in_dtypes = [np.dtype(self.input_details[n]["dtype"]) for n in in_names]
 
         def run(batch):

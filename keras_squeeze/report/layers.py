@@ -62,9 +62,11 @@ def weight_short_name(variable) -> str:
 
 def kernels(layer) -> list[np.ndarray]:
     """The layer's kernel-like weights as numpy arrays, in Keras layout."""
+    from keras_squeeze.api.models import layer_weights
+
     return [
         np.asarray(w.numpy() if hasattr(w, "numpy") else w)
-        for w in layer.weights
+        for w in layer_weights(layer)
         if weight_short_name(w) in KERNEL_NAMES
     ]
 
@@ -150,28 +152,33 @@ def storage(t: Tensor) -> str:
 
 def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
     """Each Keras layer's kernels, found among the .tflite's constants by value."""
-    layer_kernels = {layer.name: kernels(layer) for layer in keras_layers}
+    from keras_squeeze.api.models import layer_name
+
+    layer_kernels = {layer_name(layer): kernels(layer) for layer in keras_layers}
     return match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
 
 
 def layer_rows(keras_layers, model: TFLiteModel, matches=None) -> list[LayerRow]:
     """One row per Keras layer (input layers excluded) with measured .tflite figures."""
+    from keras_squeeze.api.models import layer_name, layer_type, layer_weights
+
     layers = [layer for layer in keras_layers if type(layer).__name__ != "InputLayer"]
-    layer_kernels = {layer.name: kernels(layer) for layer in layers}
+    layer_kernels = {layer_name(layer): kernels(layer) for layer in layers}
     if matches is None:
         matches = match_layers(layers, model)
     rows = []
     for layer in layers:
-        params = int(sum(int(np.prod(w.shape)) for w in layer.weights))
-        row = LayerRow(name=layer.name, type=type(layer).__name__, params=params)
-        tensors = matches.get(layer.name, [])
+        name = layer_name(layer)
+        params = int(sum(int(np.prod(w.shape)) for w in layer_weights(layer)))
+        row = LayerRow(name=name, type=layer_type(layer), params=params)
+        tensors = matches.get(name, [])
         if tensors:
             kinds = sorted({storage(t) for t in tensors})
             row.quantized = ", ".join(kinds)
             vals = [t.values() for t in tensors]
             total = sum(v.size for v in vals)
             row.sparsity = float(sum(int((v == 0).sum()) for v in vals) / total) if total else None
-        elif layer_kernels[layer.name]:
+        elif layer_kernels[name]:
             row.reason = (
                 "kernel not found in the .tflite (fused or constant-folded by the converter)"
             )

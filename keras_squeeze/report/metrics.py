@@ -83,13 +83,13 @@ class Fidelity:
 
     def to_dict(self) -> dict:
         return {
-            "sqnr_db": _json_float(self.sqnr_db),
+            "sqnr_db": json_float(self.sqnr_db),
             "top1_agreement": self.top1_agreement,
             "max_abs_diff": self.max_abs_diff,
             "samples": self.samples,
             "inputs": self.inputs,
             "outputs": [
-                {**dataclasses.asdict(o), "sqnr_db": _json_float(o.sqnr_db)} for o in self.outputs
+                {**dataclasses.asdict(o), "sqnr_db": json_float(o.sqnr_db)} for o in self.outputs
             ],
         }
 
@@ -101,7 +101,7 @@ class Fidelity:
         return ", ".join(parts)
 
 
-def _json_float(value: float) -> float | str:
+def json_float(value: float) -> float | str:
     """JSON has no infinities: write them as strings."""
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"

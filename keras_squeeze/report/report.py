@@ -44,6 +44,9 @@ class Report:
         training: fine-tuning settings (epochs, batches, distillation), if any.
         latency: original vs compressed .tflite timing on this CPU when
             measured (see keras_squeeze.bench.compare_latency).
+        qat_parity: after quantization-aware training, the QAT Keras model
+            against its .tflite (SQNR, top-1 agreement; per layer when they
+            disagree).
         exports: per saved format, its Artifact record (filled by save()).
         notes / warnings: what the user should know.
     """
@@ -62,6 +65,7 @@ class Report:
     stages: list[dict] = dataclasses.field(default_factory=list)
     training: dict | None = None
     latency: dict | None = None
+    qat_parity: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -93,6 +97,7 @@ class Report:
             "stages": list(self.stages),
             "training": self.training,
             "latency": self.latency,
+            "qat_parity": self.qat_parity,
             "exports": {k: v for k, v in self.exports.items()},
             "notes": list(self.notes),
             "warnings": list(self.warnings),
@@ -134,6 +139,14 @@ class Report:
                     f"{lat['compressed_p50_ms']:.3f} ms ({lat['speedup']:.2f}x faster)",
                 )
             )
+        if self.qat_parity:
+            p = self.qat_parity
+            text = (
+                f"SQNR {p['sqnr_db'] if isinstance(p['sqnr_db'], str) else round(p['sqnr_db'], 1)}"
+            )
+            if p.get("top1_agreement") is not None:
+                text += f", top-1 {p['top1_agreement']:.2%}"
+            rows.append(("QAT model vs .tflite", "", text))
         f = self.fidelity
         rows.append(("SQNR vs float", "", format_db(f.sqnr_db)))
         if f.top1_agreement is not None:

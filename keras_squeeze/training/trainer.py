@@ -50,6 +50,22 @@ def _feature_view(model, layer_names):
     return k.Model(model.inputs, outputs)
 
 
+def _with_mixed_copies(x):
+    """The batch followed by its mixup copies: lambda * x + (1 - lambda) * x[perm]."""
+    import tensorflow as tf
+
+    inputs = list(x) if isinstance(x, (list, tuple)) else [x]
+    batch = tf.shape(inputs[0])[0]
+    perm = tf.random.shuffle(tf.range(batch))
+    lam = tf.random.uniform([batch])
+    mixed = []
+    for v in inputs:
+        shape = tf.concat([[batch], tf.ones([tf.rank(v) - 1], tf.int32)], axis=0)
+        w = tf.cast(tf.reshape(lam, shape), v.dtype)
+        mixed.append(tf.concat([v, w * v + (1 - w) * tf.gather(v, perm)], axis=0))
+    return mixed[0] if not isinstance(x, (list, tuple)) else type(x)(mixed)
+
+
 @functools.lru_cache(maxsize=2)
 def _trainer_class(flavour: str):
     import tensorflow as tf
@@ -87,36 +103,39 @@ def _trainer_class(flavour: str):
             return variables
 
         def _ks_loss(self, x, y, training):
-            out = self._student_view(x, training=training)
-            out = out if isinstance(out, (list, tuple)) else [out]
-            student_out, student_feats = out[0], out[1:]
+            """(loss, student outputs on the real samples)."""
             task, distill = self.task, self.distill
+            mixing = bool(training and self.teacher is not None and distill.mix_inputs)
+            if mixing:
+                x = _with_mixed_copies(x)
+            out = self._student_view(x, training=training)
+            out = list(out) if isinstance(out, (list, tuple)) else [out]
+            # With mixing, the first half are the real samples, the second their blends.
+            real_out = tf.split(out[0], 2)[0] if mixing else out[0]
             if task.loss is not None:
-                task_loss = tf.reduce_mean(task.loss(y, student_out))
+                task_loss = tf.reduce_mean(task.loss(y, real_out))
             elif task.classifier:
-                task_loss = losses.classification_loss(y, student_out, task.student_kind)
+                task_loss = losses.classification_loss(y, real_out, task.student_kind)
             else:
-                task_loss = kd.regression_loss(y, student_out)
+                task_loss = kd.regression_loss(y, real_out)
             if self.teacher is None:
-                return task_loss, student_out
+                return task_loss, real_out
             t = self._teacher_view(x, training=False)
-            t = t if isinstance(t, (list, tuple)) else [t]
+            t = list(t) if isinstance(t, (list, tuple)) else [t]
             teacher_out = tf.stop_gradient(t[0])
             if task.classifier:
                 soft = kd.kd_loss(
-                    teacher_out,
-                    student_out,
-                    distill.temperature,
-                    self.teacher_kind,
-                    task.student_kind,
+                    teacher_out, out[0], distill.temperature, self.teacher_kind, task.student_kind
                 )
             else:
-                soft = kd.regression_loss(teacher_out, student_out)
+                soft = kd.regression_loss(teacher_out, out[0])
             alpha = distill.alpha if task.has_labels else 1.0
             total = alpha * soft + (1.0 - alpha) * task_loss
-            for proj, tf_, sf in zip(self.projectors, t[1:], student_feats, strict=True):
-                total += distill.feature_weight * kd.feature_loss(tf.stop_gradient(tf_), proj(sf))
-            return total, student_out
+            for proj, t_feat, s_feat in zip(self.projectors, t[1:], out[1:], strict=True):
+                total += distill.feature_weight * kd.feature_loss(
+                    tf.stop_gradient(t_feat), proj(s_feat)
+                )
+            return total, real_out
 
         def _ks_track(self, loss, y, out):
             self.loss_tracker.update_state(loss)

@@ -19,7 +19,9 @@ def test_custom_recipe():
     assert recipe.get_config() == {
         "name": "small-gpu",
         "quantization": "float16",
+        "channel_prune": None,
         "prune": None,
+        "qat": None,
         "distill": True,
     }
     assert ks.Recipe.get(recipe) is recipe

@@ -227,3 +227,46 @@ def test_xnnpack_sparse_prunes_1x1_convs_and_stores_them_sparse():
     assert len(sparse) == 2  # the two pruned 1x1 kernels are stored sparse
     rows = {r.name: r for r in result.report.layers}
     assert abs(rows["pointwise_1"].sparsity - 0.8) < 0.01  # read back through the sparse format
+
+
+def test_keras3_model_is_pruned_through_the_bridge_and_comes_back_keras3(trained_models, data):
+    import keras
+
+    model = trained_models["keras3"]
+    before, config = weights_snapshot(model), model.get_config()
+    (x, y), (xt, yt) = data
+    result = ks.compress(
+        model, "prune", train_data=(x, y), validation_data=(xt, yt), epochs=2, verbose=0
+    )
+    assert_weights_equal(before, model)
+    assert model.get_config() == config
+    assert isinstance(result.model, keras.Model)  # the flavour the user passed in
+    assert [la.name for la in result.model.layers] == [la.name for la in model.layers]
+    kernel = result.model.get_layer("dense").get_weights()[0]
+    assert abs((kernel == 0).mean() - 0.8) < 0.01
+    bridges = result.report.training["bridge"]
+    assert [b["direction"] for b in bridges] == ["keras3->tf_keras", "tf_keras->keras3"]
+    assert all(b["agreement"]["relative"] <= 1e-5 for b in bridges)
+    rows = {r.name: r for r in result.report.layers}
+    assert abs(rows["dense"].sparsity - 0.8) < 0.01
+
+
+def test_subclassed_model_refuses_training_but_quantizes(digits8):
+    import keras
+
+    class Tiny(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.flat = keras.layers.Flatten()
+            self.out = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.out(self.flat(x))
+
+    (x, y), _ = digits8
+    model = Tiny()
+    model(x[:2])
+    with pytest.raises(ks.ModelError, match=r"(?i)subclassed.*post-training"):
+        ks.compress(model, "prune", train_data=(x, y), verbose=0)
+    result = ks.compress(model, "int8", representative_data=x, verbose=0)
+    assert result.report.fidelity.top1_agreement >= 0.9

@@ -1,0 +1,211 @@
+"""Quantization-aware training layer by layer with tfmot (tf_keras models only).
+
+tfmot's `quantize_model` annotates every layer and fails the whole model on
+the first one its registry has no config for (Rescaling, standalone
+BatchNormalization, Multiply, TF-op layers, hard-swish ...). Here each layer
+gets one of four treatments, decided from its type and neighbours:
+
+- "default": the engine's own 8-bit config (weights and activations);
+- "folded": batch normalization right after a linear convolution, which the
+  engine folds into the convolution;
+- "output": weightless (or weights-are-constants) layers the engine does not
+  know get their output quantized, so the next layer sees int8 ranges
+  learnt in training;
+- None: left float in training (TF-op layers, weighted layers the engine
+  cannot quantize); the converter calibrates their int8 ranges.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from keras_squeeze import _compat
+from keras_squeeze.errors import RecipeError
+from keras_squeeze.layer_plan import Decision, LayerInfo, plan
+from keras_squeeze.quantization.qat_config import QAT
+
+DEFAULT = "default"
+FOLDED = "folded"
+OUTPUT = "output"
+QUANT_PREFIX = "quant_"
+
+_CONVS = ("Conv2D", "DepthwiseConv2D")
+# Activation functions the engine's 8-bit activation configs handle.
+_ENGINE_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
+
+
+def _quantization_api():
+    return _compat.import_tfmot().quantization.keras
+
+
+@functools.lru_cache(maxsize=1)
+def _registry():
+    # No public "does the default 8-bit scheme support this layer" check exists.
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry,
+    )
+
+    return registry.Default8BitQuantizeRegistry()
+
+
+@functools.lru_cache(maxsize=1)
+def output_quantize_config_class():
+    """A QuantizeConfig quantizing only a layer's output (8-bit, per-tensor, asymmetric)."""
+    q = _quantization_api()
+
+    class OutputQuantizeConfig(q.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [
+                q.quantizers.MovingAverageQuantizer(
+                    num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+                )
+            ]
+
+        def get_config(self):
+            return {}
+
+    return OutputQuantizeConfig
+
+
+def _inbound(layer):
+    found = []
+    for node in layer._inbound_nodes:
+        inbound = node.inbound_layers
+        found += inbound if isinstance(inbound, list) else [inbound]
+    return found
+
+
+def _activation_name(layer) -> str | None:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if activation is not None else None
+
+
+def treatment(layer) -> tuple[str | None, str]:
+    """(kind, reason) for one layer; the reason says why when kind is not DEFAULT."""
+    cls = type(layer).__name__
+    if cls == "BatchNormalization":
+        previous = _inbound(layer)
+        if (
+            len(previous) == 1
+            and type(previous[0]).__name__ in _CONVS
+            and _activation_name(previous[0]) in (None, "linear")
+            and len(previous[0]._outbound_nodes) == 1
+        ):
+            return FOLDED, "folded into the preceding convolution"
+        return OUTPUT, "batch normalization not right after a convolution: output quantized"
+    if cls == "Activation":
+        name = _activation_name(layer)
+        if name in _ENGINE_ACTIVATIONS:
+            return DEFAULT, ""
+        return OUTPUT, f"activation '{name}' has no engine config: output quantized"
+    if cls in ("TFOpLambda", "SlicingOpLambda", "Lambda"):
+        name = getattr(getattr(layer, "function", None), "__name__", cls)
+        return None, (
+            f"TF-op layer ({name}): kept float in training, its int8 range calibrated by the "
+            "converter"
+        )
+    if _registry().supports(layer):
+        act = _activation_name(layer)
+        if act is not None and act not in _ENGINE_ACTIVATIONS:
+            return None, f"fused activation '{act}' has no engine config: kept float in training"
+        return DEFAULT, ""
+    if not layer.weights or cls in ("Rescaling", "Normalization"):
+        return OUTPUT, f"{cls} has no engine config: output quantized"
+    return None, (
+        f"{cls} has no 8-bit config in the engine: kept float in training, its int8 ranges "
+        "calibrated by the converter"
+    )
+
+
+def layer_infos(model) -> tuple[list[LayerInfo], dict[str, tuple[str | None, str]]]:
+    infos, kinds = [], {}
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        kind, reason = treatment(layer)
+        kinds[layer.name] = (kind, reason)
+        # Every layer counts: QAT quantizes activations, not only weights.
+        infos.append(
+            LayerInfo(layer.name, type(layer).__name__, 1, kind is not None, False, reason)
+        )
+    return infos, kinds
+
+
+def decide(model, config: QAT) -> dict[str, Decision]:
+    """Per layer: the treatment to apply (None: float in training) and why."""
+    infos, kinds = layer_infos(model)
+    decisions = plan(
+        infos,
+        True,
+        technique="quantization-aware training",
+        per_layer=config.layers,
+        skip=config.skip,
+    )
+    for name, decision in decisions.items():
+        kind, reason = kinds[name]
+        if decision.setting is not None:
+            decision.setting = kind
+            decision.reason = reason or None
+    weighted = {layer.name for layer in model.layers if layer.weights}
+    if not any(d.setting == DEFAULT and n in weighted for n, d in decisions.items()):
+        raise RecipeError(
+            "The model has no layer quantization-aware training can train (no convolution or "
+            "dense layer the engine supports). Expected at least one. Received: "
+            + "; ".join(f"{n}: {d.reason}" for n, d in decisions.items())
+        )
+    return decisions
+
+
+def scheme(pruned: bool, clustered: bool):
+    """The engine's 8-bit scheme, preserving earlier sparsity and clusters.
+
+    prune -> PQAT (sparsity kept), cluster -> CQAT (centroids kept), both ->
+    PCQAT (cluster-preserving with sparsity preserved).
+    """
+    tfmot = _compat.import_tfmot()
+    combine = tfmot.experimental.combine
+    if clustered:
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=pruned)
+    if pruned:
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+
+
+def apply(model, decisions: dict[str, Decision], quantize_scheme):
+    """Annotates the selected layers and returns tfmot's quantization-aware model."""
+    q = _quantization_api()
+    k = _compat.keras_module(_compat.TF_KERAS)
+    output_config = output_quantize_config_class()
+
+    def annotate(layer):
+        decision = decisions.get(layer.name)
+        if decision is None or decision.setting is None:
+            return layer
+        if decision.setting == OUTPUT:
+            return q.quantize_annotate_layer(layer, output_config())
+        return q.quantize_annotate_layer(layer)
+
+    annotated = k.models.clone_model(model, clone_function=annotate)
+    try:
+        with q.quantize_scope({"OutputQuantizeConfig": output_config}):
+            return q.quantize_apply(
+                annotated, quantize_scheme, quantized_layer_name_prefix=QUANT_PREFIX
+            )
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise RecipeError(
+            "The quantization engine could not prepare the model for quantization-aware "
+            "training. Expected layers it can wrap. Received: "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        ) from e
