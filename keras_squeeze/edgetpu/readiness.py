@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
 
-from keras_squeeze.bench.sources import EDGETPU_CUSTOM_OP
+from keras_squeeze.bench.sources import EDGETPU_CUSTOM_OP, read_tflite_file
 from keras_squeeze.edgetpu import checks, table
 from keras_squeeze.errors import ModelError
 from keras_squeeze.report.tflite_reader import TFLiteModel, read_tflite
@@ -165,13 +164,7 @@ def _load(tflite) -> TFLiteModel:
     if isinstance(tflite, TFLiteModel):
         return tflite
     if isinstance(tflite, (str, os.PathLike)):
-        path = pathlib.Path(tflite).expanduser()
-        if not path.is_file():
-            raise ModelError(
-                "The .tflite file does not exist. Expected a path to a .tflite file. "
-                f"Received: '{path}'"
-            )
-        return read_tflite(path.read_bytes())
+        return read_tflite(read_tflite_file(tflite, "to check")[0])
     if isinstance(tflite, (bytes, bytearray, memoryview)):
         return read_tflite(bytes(tflite))
     raise ModelError(
