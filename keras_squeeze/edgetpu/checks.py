@@ -139,30 +139,35 @@ def check_types(model: TFLiteModel, op: Operator) -> list[str]:
     ]
 
 
+def _tensors_where(model: TFLiteModel, op: Operator, bad, shape_of) -> str:
+    """ "'name' (shape), ..." of the op's input/output tensors for which bad(t) holds."""
+    return ", ".join(
+        f"'{t.name}' {tuple(shape_of(t))}"
+        for _, t in _tensors(model, list(op.inputs) + list(op.outputs))
+        if bad(t)
+    )
+
+
 def check_static(model: TFLiteModel, op: Operator) -> list[str]:
     """Tensor sizes must be known at compile time (a dynamic batch alone is read as 1)."""
-    dynamic = [
-        f"'{t.name}' {tuple(t.shape_signature)}"
-        for _, t in _tensors(model, list(op.inputs) + list(op.outputs))
-        if any(int(d) < 0 for d in tuple(t.shape_signature)[1:])
-    ]
-    if not dynamic:
-        return []
-    return [f"dynamic tensor size (-1 beyond the batch axis): {', '.join(dynamic)}"]
+    dynamic = _tensors_where(
+        model,
+        op,
+        lambda t: any(int(d) < 0 for d in tuple(t.shape_signature)[1:]),
+        lambda t: t.shape_signature,
+    )
+    return [f"dynamic tensor size (-1 beyond the batch axis): {dynamic}"] if dynamic else []
 
 
 def check_rank(model: TFLiteModel, op: Operator) -> list[str]:
     """Only the 3 innermost dimensions of an activation may be larger than 1."""
-    bad = [
-        f"'{t.name}' {tuple(t.shape)}"
-        for _, t in _tensors(model, list(op.inputs) + list(op.outputs))
-        if not t.is_constant and exceeds_rank(t.shape)
-    ]
+    bad = _tensors_where(
+        model, op, lambda t: not t.is_constant and exceeds_rank(t.shape), lambda t: t.shape
+    )
     if not bad:
         return []
     return [
-        f"tensor with more than 3 dimensions larger than 1: {', '.join(bad)} (compiler log: "
-        f"'{RANK_STATUS}')"
+        f"tensor with more than 3 dimensions larger than 1: {bad} (compiler log: '{RANK_STATUS}')"
     ]
 
 
