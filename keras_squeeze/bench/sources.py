@@ -65,6 +65,21 @@ def custom_op_codes(content: bytes) -> tuple[str, ...]:
     return tuple(codes)
 
 
+def read_tflite_file(path, purpose: str = "to benchmark") -> tuple[bytes, pathlib.Path]:
+    """The bytes of a .tflite file named by a path, and the expanded path.
+
+    Raises:
+        ModelError: the path is not an existing file.
+    """
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"The .tflite file {purpose} does not exist. Expected a path to a .tflite file. "
+            f"Received: '{path}'"
+        )
+    return path.read_bytes(), path
+
+
 def _describe(obj) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
@@ -74,13 +89,8 @@ def _load(obj, position: int) -> tuple[bytes, pathlib.Path | None, str]:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj), None, f"model_{position + 1}"
     if isinstance(obj, (str, os.PathLike)):
-        path = pathlib.Path(obj).expanduser()
-        if not path.is_file():
-            raise ModelError(
-                "The .tflite file to benchmark does not exist. Expected a path to a .tflite file. "
-                f"Received: '{path}'"
-            )
-        return path.read_bytes(), path, path.stem
+        content, path = read_tflite_file(obj)
+        return content, path, path.stem
     # An export Artifact (keras_squeeze.export) ...
     if hasattr(obj, "format") and hasattr(obj, "content") and hasattr(obj, "path"):
         if obj.format != "tflite":

@@ -99,11 +99,28 @@ class Tensor:
 
 @dataclasses.dataclass
 class Operator:
+    """One operator of the main subgraph, in execution order.
+
+    Attributes:
+        opcode: the builtin name ("CONV_2D") or, for a custom op, its custom code.
+        version: the operator-code version the converter wrote.
+        inputs / outputs: tensor indices (-1 marks an omitted optional input).
+        builtin_code: the BuiltinOperator number (CUSTOM for custom ops).
+        options: the builtin options as {field: value} (e.g. "fusedActivationFunction",
+            "dilationWFactor"), empty when the op has none.
+    """
+
     index: int
     opcode: str  # builtin name ("CONV_2D") or the custom code
     version: int
     inputs: list[int]
     outputs: list[int]
+    builtin_code: int = -1
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_custom(self) -> bool:
+        return self.builtin_code == _schema().BuiltinOperator.CUSTOM
 
 
 @dataclasses.dataclass
@@ -184,6 +201,18 @@ def _densify(sparsity, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
     return out
 
 
+def _options(obj) -> dict:
+    """Builtin options of an operator as a plain dict (arrays as lists)."""
+    if obj is None:
+        return {}
+    out = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        out[key] = value
+    return out
+
+
 def read_tflite(content: bytes) -> TFLiteModel:
     """Parses .tflite bytes.
 
@@ -261,6 +290,8 @@ def read_tflite(content: bytes) -> TFLiteModel:
                 version=int(code.version),
                 inputs=[int(x) for x in (op.inputs if op.inputs is not None else [])],
                 outputs=[int(x) for x in (op.outputs if op.outputs is not None else [])],
+                builtin_code=int(builtin),
+                options=_options(op.builtinOptions),
             )
         )
     return TFLiteModel(
