@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import bridge, channels, common, harness, pruning, ptq
+from benchmarks import bridge, channels, common, edgetpu, harness, pruning, ptq
 
 SECTIONS = {
     "ptq": ptq.run,
@@ -23,6 +23,7 @@ SECTIONS = {
     "pruning": pruning.run,
     "harness": harness.run,
     "channels": channels.run,
+    "edgetpu": edgetpu.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -61,6 +61,7 @@ _LAZY_SUBMODULES = (
     "channel_pruning",
     "distillation",
     "pruning",
+    "edgetpu",
 )
 
 __all__ = [

@@ -78,6 +78,7 @@ def compress(
     inference_output_type: str | None = None,
     custom_objects: dict | None = None,
     measure_latency: bool = False,
+    edgetpu: bool = False,
     verbose: int = 1,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
@@ -124,6 +125,12 @@ def compress(
             .tflite: "int8" (default), "uint8" or "float32" for "int8";
             "float32" (default) or "int16" for "int16x8".
         custom_objects: custom layers by name, for loading from a path.
+        edgetpu: also prepare for a Coral Edge TPU: a batch-1 full-integer
+            .tflite checked against the Edge TPU's op table (report.edgetpu);
+            `save()` writes it as model_for_edgetpu.tflite and, when
+            edgetpu_compiler is installed, model_edgetpu.tflite. Needs the
+            "int8" or "qat" recipe. Every int8 result gets the readiness
+            analysis of its own .tflite in the report either way.
         measure_latency: also time the original float32 .tflite and the
             compressed one on this CPU, interleaved, 1 thread, XNNPACK (about a
             second for small models; off by default), and report the ratio.
@@ -153,6 +160,13 @@ def compress(
     model = models.resolve_model(model, custom_objects)
     recipe = _resolve_recipe(recipe, distill)
     mode = recipe.ptq_mode
+    if edgetpu and mode.name != "int8":
+        raise RecipeError(
+            "The Edge TPU runs full-integer 8-bit models only: quantize first. Expected the "
+            "'int8' recipe (post-training, with representative data) or 'qat' (quantization-"
+            f"aware training), e.g. with inference_input_type='uint8'. Received: recipe "
+            f"'{recipe.name}' ({mode.name})"
+        )
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     _check_count(num_calibration_samples, "num_calibration_samples")
@@ -281,6 +295,18 @@ def compress(
                 "result.model is the quantization-aware tf_keras model: its fake-quantization "
                 "wrappers have no Keras 3 counterpart (the .tflite is the deployable model)"
             )
+    edgetpu_tflite = None
+    if mode.name == "int8":
+        from keras_squeeze.edgetpu import edgetpu_readiness
+
+        if edgetpu:
+            _say(verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
+            edgetpu_tflite = _edgetpu_tflite(
+                final_model, mode, calibration, in_type, out_type, verbose
+            )
+            report.edgetpu = {"model": "batch-1 copy", **edgetpu_readiness(edgetpu_tflite)}
+        else:
+            report.edgetpu = {"model": "model.tflite", **edgetpu_readiness(content)}
     if measure_latency:
         from keras_squeeze.bench import compare_latency
 
@@ -303,7 +329,23 @@ def compress(
         original=model,
         samples=check,
         verbose=verbose,
+        edgetpu_tflite=edgetpu_tflite,
     )
+
+
+def _edgetpu_tflite(model, mode, calibration, in_type, out_type, verbose) -> bytes:
+    """The model converted with its batch fixed to 1 (the Edge TPU compiler needs static
+    shapes; a free batch makes the converter emit run-time reshapes)."""
+    import contextlib
+
+    from keras_squeeze.edgetpu import with_batch_size
+    from keras_squeeze.quantization import qat_apply
+
+    wrapped = any(type(la).__name__.startswith("Quantize") for la in model.layers)
+    scope = qat_apply.quantize_scope() if wrapped else contextlib.nullcontext()
+    with scope:
+        fixed = with_batch_size(model, 1)
+    return tflite_export.convert(fixed, mode, calibration, in_type, out_type, verbose)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,8 @@ from keras_squeeze.report.report import Report
 
 FORMATS = ("tflite", "onnx", "saved_model")
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx", "saved_model": "saved_model"}
+EDGETPU_INPUT = "model_for_edgetpu.tflite"
+EDGETPU_COMPILED = "model_edgetpu.tflite"
 
 
 @dataclasses.dataclass(repr=False)
@@ -37,6 +39,7 @@ class CompressionResult:
     original: object = None
     samples: Samples | None = None
     verbose: int = 0
+    edgetpu_tflite: bytes | None = None
 
     def __repr__(self) -> str:
         return (
@@ -49,7 +52,9 @@ class CompressionResult:
 
         `directory/model.tflite`, `directory/model.onnx`,
         `directory/saved_model/1/` (TF Serving layout, `serving_default`),
-        `directory/report.json` and `directory/report.md`. Everything is
+        `directory/report.json` and `directory/report.md`; after
+        `compress(..., edgetpu=True)` also `model_for_edgetpu.tflite` (batch 1)
+        and, when edgetpu_compiler is installed, `model_edgetpu.tflite`. Everything is
         written into a staging directory first and moved into place only when
         all artifacts passed verification, so a failure leaves no partial file.
 
@@ -71,6 +76,8 @@ class CompressionResult:
         out = atomic.check_writable_dir(directory)
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
         slots.update({"report.json": False, "report.md": False})
+        if self.edgetpu_tflite is not None:
+            slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         for name, is_dir in slots.items():
             existing = out / name
             if existing.exists() and existing.is_dir() != is_dir:
@@ -102,6 +109,7 @@ class CompressionResult:
             if "onnx" in formats:
                 self._say("converting to ONNX with tf2onnx and checking it in onnxruntime")
                 records["onnx"] = self._onnx(stage, reference)
+            extra = self._edgetpu(stage, reference) if self.edgetpu_tflite is not None else []
             if "saved_model" in formats:
                 self._say("writing the SavedModel (saved_model/1/) and checking it")
                 path = stage / FILE_NAMES["saved_model"] / "1"
@@ -124,14 +132,38 @@ class CompressionResult:
             atomic.write_text(stage / "report.json", self.report.to_json())
             atomic.write_text(stage / "report.md", self.report.to_markdown())
             out.mkdir(parents=True, exist_ok=True)
-            for name in (*records, "report"):
-                if name == "report":
-                    for file in ("report.json", "report.md"):
-                        atomic.move_into_place(stage / file, out / file)
-                else:
-                    atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
+            for name in records:
+                atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
+            for file in (*extra, "report.json", "report.md"):
+                atomic.move_into_place(stage / file, out / file)
         self._say(f"saved to {out}")
         return out
+
+    def _edgetpu(self, stage: pathlib.Path, reference) -> list[str]:
+        """Writes the batch-1 int8 .tflite, and compiles it when edgetpu_compiler exists."""
+        from keras_squeeze.edgetpu import compile_for_edgetpu
+
+        self._say("writing model_for_edgetpu.tflite (batch 1) and checking it runs")
+        path = atomic.write_bytes(stage / EDGETPU_INPUT, self.edgetpu_tflite)
+        fidelity, _ = tflite_export.verify(
+            None, self.model, self.samples, "int8", path=str(path), reference_outputs=reference
+        )
+        info = self.report.edgetpu if self.report.edgetpu is not None else {}
+        info["input_file"] = EDGETPU_INPUT
+        info["input_fidelity"] = fidelity.to_dict()
+        compiled, log = compile_for_edgetpu(self.edgetpu_tflite, stage / EDGETPU_COMPILED)
+        self.report.edgetpu = info
+        if compiled is None:
+            info["compiled"] = False
+            info["compiler_note"] = (
+                "edgetpu_compiler is not on PATH: compile model_for_edgetpu.tflite where it is "
+                "installed (edgetpu_compiler model_for_edgetpu.tflite)"
+            )
+            return [EDGETPU_INPUT]
+        info["compiled"] = True
+        info["compiler_log"] = log.to_dict()
+        self._say("compiled model_edgetpu.tflite with edgetpu_compiler")
+        return [EDGETPU_INPUT, EDGETPU_COMPILED]
 
     def _onnx(self, stage: pathlib.Path, reference) -> Artifact:
         from keras_squeeze.api import models

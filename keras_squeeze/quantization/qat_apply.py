@@ -183,6 +183,13 @@ def scheme(pruned: bool, clustered: bool):
     return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
 
+def quantize_scope():
+    """The scope in which quantization-aware models (with our configs) clone and load."""
+    return _quantization_api().quantize_scope(
+        {"OutputQuantizeConfig": output_quantize_config_class()}
+    )
+
+
 def apply(model, decisions: dict[str, Decision], quantize_scheme):
     """Annotates the selected layers and returns tfmot's quantization-aware model."""
     q = _quantization_api()
@@ -199,7 +206,7 @@ def apply(model, decisions: dict[str, Decision], quantize_scheme):
 
     annotated = k.models.clone_model(model, clone_function=annotate)
     try:
-        with q.quantize_scope({"OutputQuantizeConfig": output_config}):
+        with quantize_scope():
             return q.quantize_apply(
                 annotated, quantize_scheme, quantized_layer_name_prefix=QUANT_PREFIX
             )

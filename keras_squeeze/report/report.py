@@ -44,6 +44,9 @@ class Report:
         training: fine-tuning settings (epochs, batches, distillation), if any.
         latency: original vs compressed .tflite timing on this CPU when
             measured (see keras_squeeze.bench.compare_latency).
+        edgetpu: for full-integer results, the Edge TPU readiness analysis
+            (ops on the Edge TPU / CPU, the first op cut to the CPU, blockers)
+            and, after save(), the compiler's parsed log when it ran.
         qat_parity: after quantization-aware training, the QAT Keras model
             against its .tflite (SQNR, top-1 agreement; per layer when they
             disagree).
@@ -66,6 +69,7 @@ class Report:
     training: dict | None = None
     latency: dict | None = None
     qat_parity: dict | None = None
+    edgetpu: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -98,6 +102,7 @@ class Report:
             "training": self.training,
             "latency": self.latency,
             "qat_parity": self.qat_parity,
+            "edgetpu": self.edgetpu,
             "exports": {k: v for k, v in self.exports.items()},
             "notes": list(self.notes),
             "warnings": list(self.warnings),
