@@ -130,6 +130,20 @@ def float_cnn(seed: int, flavour: str = "tf_keras"):
     return _float_models[key]
 
 
+def compressed(model, recipe, train, test, distill: bool, seed: int) -> tuple[float, float]:
+    """(.tflite test accuracy, gzip / float gzip) of ks.compress with the benchmark's
+    fine-tuning epochs, seeded."""
+    import tf_keras
+
+    import keras_squeeze as ks
+
+    tf_keras.utils.set_random_seed(seed)
+    result = ks.compress(
+        model, recipe, train_data=train, epochs=FINE_TUNE_EPOCHS, distill=distill, verbose=0
+    )
+    return tflite_accuracy(result.tflite, *test), result.report.gzip_ratio
+
+
 def clone_tf_keras(model):
     """A fresh copy, for engines that change the model they are given."""
     import tf_keras

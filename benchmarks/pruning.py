@@ -81,18 +81,9 @@ def _comparison() -> list[Table]:
             )
         )
         for name, v in VARIANTS.items():
-            import tf_keras
-
-            tf_keras.utils.set_random_seed(seed)
-            r = ks.compress(
-                model,
-                v["recipe"],
-                train_data=(x, y),
-                epochs=common.FINE_TUNE_EPOCHS,
-                distill=v["distill"],
-                verbose=0,
+            rows[name].append(
+                common.compressed(model, v["recipe"], (x, y), (xt, yt), v["distill"], seed)
             )
-            rows[name].append((common.tflite_accuracy(r.tflite, xt, yt), r.report.gzip_ratio))
     table = Table(
         "80% sparsity + int8 on the benchmark CNN (3 seeds)",
         ["variant", ".tflite accuracy mean (min-max)", "gzip / float gzip", "target met"],

@@ -15,12 +15,13 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import bridge, channels, common, edgetpu, harness, pruning, ptq
+from benchmarks import bridge, channels, clustering, common, edgetpu, harness, pruning, ptq
 
 SECTIONS = {
     "ptq": ptq.run,
     "bridge": bridge.run,
     "pruning": pruning.run,
+    "clustering": clustering.run,
     "harness": harness.run,
     "channels": channels.run,
     "edgetpu": edgetpu.run,

@@ -45,6 +45,7 @@ _LAZY_ATTRS = {
     "benchmark": "keras_squeeze.bench",
     "BenchmarkResult": "keras_squeeze.bench",
     "QAT": "keras_squeeze.quantization.qat_config",
+    "Cluster": "keras_squeeze.clustering.config",
     "ChannelPruning": "keras_squeeze.channel_pruning.settings",
     "prune_channels": "keras_squeeze.channel_pruning.prune",
     "count_flops": "keras_squeeze.channel_pruning.flops",

@@ -240,8 +240,18 @@ def compress(
         f"converting with '{mode.name}' quantization{' and sparse encoding' if sparse else ''}",
     )
     start = time.perf_counter()
+    # Dense kernels are clustered per tensor: one scale keeps one code per centroid
+    # (QAT's own Dense weight quantizer is per tensor already).
+    per_tensor_dense = recipe.cluster is not None and recipe.qat is None
     content = tflite_export.convert(
-        final_model, mode, calibration, in_type, out_type, verbose, sparse=sparse
+        final_model,
+        mode,
+        calibration,
+        in_type,
+        out_type,
+        verbose,
+        sparse=sparse,
+        per_tensor_dense=per_tensor_dense,
     )
     seconds = time.perf_counter() - start
 
@@ -267,6 +277,20 @@ def compress(
     keras_layers = list(models.walk_layers(final_model))
     matches = match_layers(keras_layers, tflite_model)
     rows = layer_rows(keras_layers, tflite_model, matches)
+    names = [record.name for record in records]
+    for i, record in enumerate(records[:-1]):  # what stopping after each earlier stage would ship
+        stage_mode = mode if record.name != "qat" else ptq.get_mode("int8")
+        stage_content = tflite_export.convert(
+            record.model,
+            stage_mode,
+            calibration,
+            in_type,
+            out_type,
+            verbose,
+            per_tensor_dense="cluster" in names[: i + 1],
+        )
+        record.tflite_bytes = len(stage_content)
+        record.tflite_gzip_bytes = metrics.gzip_size(stage_content)
     if records:
         records[-1].tflite_bytes = len(content)
         records[-1].tflite_gzip_bytes = metrics.gzip_size(content)
@@ -302,7 +326,7 @@ def compress(
         if edgetpu:
             _say(verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
             edgetpu_tflite = _edgetpu_tflite(
-                final_model, mode, calibration, in_type, out_type, verbose
+                final_model, (mode, calibration, in_type, out_type, verbose), per_tensor_dense
             )
             report.edgetpu = {"model": "batch-1 copy", **edgetpu_readiness(edgetpu_tflite)}
         else:
@@ -333,9 +357,13 @@ def compress(
     )
 
 
-def _edgetpu_tflite(model, mode, calibration, in_type, out_type, verbose) -> bytes:
+def _edgetpu_tflite(model, conversion: tuple, per_tensor_dense: bool) -> bytes:
     """The model converted with its batch fixed to 1 (the Edge TPU compiler needs static
-    shapes; a free batch makes the converter emit run-time reshapes)."""
+    shapes; a free batch makes the converter emit run-time reshapes).
+
+    `conversion` is (mode, calibration, in_type, out_type, verbose), the
+    arguments `tflite_export.convert` took for model.tflite.
+    """
     import contextlib
 
     from keras_squeeze.edgetpu import with_batch_size
@@ -345,7 +373,7 @@ def _edgetpu_tflite(model, mode, calibration, in_type, out_type, verbose) -> byt
     scope = qat_apply.quantize_scope() if wrapped else contextlib.nullcontext()
     with scope:
         fixed = with_batch_size(model, 1)
-    return tflite_export.convert(fixed, mode, calibration, in_type, out_type, verbose)
+    return tflite_export.convert(fixed, *conversion, per_tensor_dense=per_tensor_dense)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,6 +394,7 @@ class _FitSettings:
 def _train(model, recipe, specs, check, validation, fit: _FitSettings):
     """Runs the training stages on a verified working copy."""
     models.require_graph(model, f"The '{recipe.name}' recipe (a training-time recipe)")
+    pipeline.check_chainable(model)
     train = train_data_mod.prepare(fit.train_data, specs, fit.batch_size, fit.steps_per_epoch)
     val_train = None
     if validation is not None and validation.labels is not None:
@@ -394,6 +423,7 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
     base, records = model, []
     for stage in native:  # in the model's own flavour, on a new model
         base, record = pipeline.NATIVE_STAGES[stage](base, getattr(recipe, stage), ctx)
+        record.model = base
         records.append(record)
     final_model, bridges = base, []
     if engine:
@@ -444,6 +474,9 @@ def _apply_stage_decisions(report: Report, records, matches, recipe: Recipe) -> 
                 before, after = decision.setting
                 row.targets["channels"] = f"{before} -> {after}"
                 continue
+            if record.name == "cluster":
+                _check_clusters(report, row, decision.setting, matches.get(name, []), record)
+                continue
             if record.name == "qat":
                 row.targets["qat"] = decision.setting
                 if decision.reason:
@@ -466,6 +499,32 @@ def _apply_stage_decisions(report: Report, records, matches, recipe: Recipe) -> 
                         report.warnings.append(
                             f"layer '{name}': only {ok:.1%} of its {n}-weight blocks hold {m} zeros"
                         )
+
+
+def _check_clusters(report: Report, row, clusters: int, tensors, record) -> None:
+    """Distinct kernel values in the .tflite, per channel where the kernel is per-channel."""
+    from keras_squeeze.clustering.apply import unique_values
+
+    preserve = record.settings.get("preserve_sparsity")
+    fallback = any(row.name in note and "per tensor" in note for note in record.notes)
+    per_channel = record.settings.get("per_channel") and row.type == "Conv2D" and not fallback
+    row.targets["clusters"] = clusters
+    counts = []
+    for t in tensors:
+        axis = t.quantized_dimension if t.per_channel else (0 if per_channel else None)
+        counts.append(unique_values(t.values(), axis))
+    if not counts:
+        return
+    row.clusters = max(counts)
+    row.measured["clusters_per"] = (
+        "channel" if per_channel or any(t.per_channel for t in tensors) else "tensor"
+    )
+    allowed = clusters + (1 if preserve else 0)  # pruned zeros stay besides the centroids
+    if row.clusters > allowed:
+        report.warnings.append(
+            f"layer '{row.name}' has {row.clusters} distinct kernel values per "
+            f"{row.measured['clusters_per']} in the .tflite, more than its {clusters} clusters"
+        )
 
 
 def _check_qat_parity(report, qat_model, content, samples, config, verbose) -> None:

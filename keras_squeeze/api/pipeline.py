@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.api import models
 from keras_squeeze.channel_pruning.settings import ChannelPruning
+from keras_squeeze.clustering import apply as cluster_apply
+from keras_squeeze.clustering.config import Cluster
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
@@ -54,6 +57,7 @@ class StageRecord:
     tflite_bytes: int | None = None
     tflite_gzip_bytes: int | None = None
     details: dict | None = None
+    model: object = dataclasses.field(default=None, repr=False)  # the stage's output model
 
     def to_dict(self) -> dict:
         return {
@@ -157,7 +161,62 @@ def _say(ctx: TrainingContext, message: str) -> None:
         print(f"keras_squeeze: {message}", flush=True)
 
 
-def prune_stage(model, config: Prune, ctx: TrainingContext):
+ORDER = "channel_prune -> prune -> cluster -> qat"
+_WRAPPERS = {
+    "QuantizeWrapper": "quantization-aware",
+    "QuantizeWrapperV2": "quantization-aware",
+    "PruneLowMagnitude": "wrapped for pruning",
+    "ClusterWeights": "wrapped for clustering",
+}
+
+
+def check_chainable(model) -> None:
+    """Refuses a model still in engine wrappers: stages must start from a plain model.
+
+    Raises:
+        RecipeError: naming the wrapper and the order stages run in.
+    """
+    for layer in models.walk_layers(model):
+        state = _WRAPPERS.get(type(layer).__name__)
+        if state is not None:
+            raise RecipeError(
+                f"The model is already {state} (layer '{layer.name}'), and the engine cannot "
+                f"chain another training stage after that. Expected a plain float model; "
+                f"stages run in the order {ORDER}, so give the float model one ks.Recipe "
+                "with all the stages (e.g. ks.Recipe(prune=ks.Prune(), cluster=ks.Cluster(), "
+                f"qat=ks.QAT())). Received: a model with {type(layer).__name__} layers"
+            )
+
+
+def _chosen(decisions: dict[str, Decision], done: str, able: str) -> list[str]:
+    """The layers a plan selected; an error listing every reason when there are none."""
+    chosen = [n for n, d in decisions.items() if d.setting is not None]
+    if not chosen:
+        reasons = "; ".join(f"{n}: {d.reason}" for n, d in decisions.items()) or "no weights"
+        raise RecipeError(
+            f"No layer can be {done}. Expected at least one {able} layer. Received: {reasons}"
+        )
+    return chosen
+
+
+def _fine_tune(ctx: TrainingContext, model, **extra):
+    """One stage's fine-tuning with the run's data, teacher, loss and optimizer."""
+    return trainer.fine_tune(
+        model,
+        ctx.train,
+        ctx.epochs,
+        teacher=ctx.teacher,
+        distill=ctx.distill,
+        loss=ctx.loss,
+        optimizer=ctx.optimizer,
+        compiled_from=ctx.compiled_from,
+        validation=ctx.validation,
+        verbose=1 if ctx.verbose else 0,
+        **extra,
+    )
+
+
+def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
     """Magnitude pruning of every layer the plan selects, fine-tuned, then stripped."""
     policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
     infos = prune_apply.layer_infos(model, config, policy)
@@ -174,12 +233,7 @@ def prune_stage(model, config: Prune, ctx: TrainingContext):
         for d in decisions.values():
             if d.setting is not None:
                 d.setting = config.effective_sparsity
-    chosen = [n for n, d in decisions.items() if d.setting is not None]
-    if not chosen:
-        reasons = "; ".join(f"{n}: {d.reason}" for n, d in decisions.items()) or "no weights"
-        raise RecipeError(
-            f"No layer can be pruned. Expected at least one prunable layer. Received: {reasons}"
-        )
+    chosen = _chosen(decisions, "pruned", "prunable")
     schedule = prune_schedule.derive(
         ctx.total_steps, config.schedule, config.begin_step, config.end_step, config.frequency
     )
@@ -197,24 +251,61 @@ def prune_stage(model, config: Prune, ctx: TrainingContext):
     _say(ctx, f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}")
     pruned = prune_apply.wrap(model, decisions, config, schedule)
     start = time.perf_counter()
-    trainer.fine_tune(
-        pruned,
-        ctx.train,
-        ctx.epochs,
-        teacher=ctx.teacher,
-        distill=ctx.distill,
-        loss=ctx.loss,
-        optimizer=ctx.optimizer,
-        compiled_from=ctx.compiled_from,
-        callbacks=prune_apply.callbacks(),
-        validation=ctx.validation,
-        verbose=1 if ctx.verbose else 0,
-    )
+    _fine_tune(ctx, pruned, callbacks=prune_apply.callbacks())
     seconds = time.perf_counter() - start
     stripped = prune_apply.strip(pruned)
     record = StageRecord(
         name="prune",
         settings=config.get_config(),
+        epochs=ctx.epochs,
+        steps=ctx.total_steps,
+        seconds=seconds,
+        accuracy=validation_accuracy(stripped, ctx),
+        decisions=decisions,
+        notes=notes,
+    )
+    return stripped, record
+
+
+def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
+    """Weight clustering of every layer the plan selects, fine-tuned, then stripped."""
+    pruned = "prune" in done
+    preserve = pruned if config.preserve_sparsity == "auto" else bool(config.preserve_sparsity)
+    notes = []
+    if preserve and not pruned:
+        notes.append("preserve_sparsity is on but no pruning stage ran before: few zeros to keep")
+        warnings.warn(notes[-1], stacklevel=3)
+    decisions = plan(
+        cluster_apply.layer_infos(model, config),
+        config.num_clusters,
+        technique="clustering",
+        per_layer=config.layers,
+        skip=config.skip,
+        keep_first_layer=config.keep_first_layer,
+        min_weights=config.min_weights,
+        too_small=cluster_apply.too_small_rule(model, config),
+    )
+    chosen = _chosen(decisions, "clustered", "clusterable")
+    how = f"{config.num_clusters} clusters ({config.init}"
+    how += ", per channel for convolutions" if config.per_channel else ""
+    how += ", sparsity preserved)" if preserve else ")"
+    notes.insert(0, how)
+    fallback = cluster_apply.per_tensor_fallbacks(model, decisions, config)
+    if fallback:
+        notes.append(
+            f"clustered per tensor: {', '.join(fallback)} (convolutions without a bias: the "
+            "engine's per-channel clustering leaves them unclustered)"
+        )
+    _say(ctx, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
+    clustered = cluster_apply.wrap(model, decisions, config, preserve)
+    start = time.perf_counter()
+    _fine_tune(ctx, clustered)
+    seconds = time.perf_counter() - start
+    stripped = cluster_apply.strip(clustered)
+    settings = {**config.get_config(), "preserve_sparsity": preserve}
+    record = StageRecord(
+        name="cluster",
+        settings=settings,
         epochs=ctx.epochs,
         steps=ctx.total_steps,
         seconds=seconds,
@@ -255,19 +346,15 @@ def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
         f"{kept} float in training (calibrated at conversion)",
     )
     qat_model = qat_apply.apply(model, decisions, quantize_scheme)
+    frozen = None
+    if clustered:
+        frozen = qat_apply.frozen_kernels
+        notes.append(
+            "kernels frozen during QAT to keep their clusters and zeros exactly (activation "
+            "ranges, biases and batch normalization train)"
+        )
     start = time.perf_counter()
-    trainer.fine_tune(
-        qat_model,
-        ctx.train,
-        ctx.epochs,
-        teacher=ctx.teacher,
-        distill=ctx.distill,
-        loss=ctx.loss,
-        optimizer=ctx.optimizer,
-        compiled_from=ctx.compiled_from,
-        validation=ctx.validation,
-        verbose=1 if ctx.verbose else 0,
-    )
+    _fine_tune(ctx, qat_model, frozen=frozen)
     record = StageRecord(
         name="qat",
         settings={**config.get_config(), "scheme": type(quantize_scheme).__name__},
@@ -298,25 +385,14 @@ def default_teacher(original, distill: Distill | None, teacher):
     return frozen
 
 
-def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext):
+def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext, done=()):
     """Removes whole channels (in the model's own flavour), then fine-tunes the smaller model."""
     from keras_squeeze.channel_pruning import prune_channels
 
     start = time.perf_counter()
 
     def fine_tune(pruned):
-        trainer.fine_tune(
-            pruned,
-            ctx.train,
-            ctx.epochs,
-            teacher=ctx.teacher,
-            distill=ctx.distill,
-            loss=ctx.loss,
-            optimizer=ctx.optimizer,
-            compiled_from=ctx.compiled_from,
-            validation=ctx.validation,
-            verbose=1 if ctx.verbose else 0,
-        )
+        _fine_tune(ctx, pruned)
         return pruned
 
     result = prune_channels(model, config, fine_tune=fine_tune, verbose=ctx.verbose)
@@ -343,7 +419,7 @@ def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext):
     return result.model, record
 
 
-STAGE_RUNNERS = {"prune": prune_stage, "qat": qat_stage}
+STAGE_RUNNERS = {"prune": prune_stage, "cluster": cluster_stage, "qat": qat_stage}
 # Stages run on the model in its own flavour, before the tf_keras working copy.
 NATIVE_STAGES = {"channel_prune": channel_prune_stage}
 
@@ -352,11 +428,8 @@ def run(model, recipe, ctx: TrainingContext, stages=None):
     """Runs training stages in order; returns (model, [StageRecord])."""
     records = []
     for stage in stages if stages is not None else recipe.training_stages:
-        runner = STAGE_RUNNERS[stage]
         done = [r.name for r in records]
-        if stage == "qat":
-            model, record = runner(model, getattr(recipe, stage), ctx, done)
-        else:
-            model, record = runner(model, getattr(recipe, stage), ctx)
+        model, record = STAGE_RUNNERS[stage](model, getattr(recipe, stage), ctx, done)
+        record.model = model
         records.append(record)
     return model, records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.channel_pruning.settings import ChannelPruning
+from keras_squeeze.clustering.config import Cluster
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.pruning.config import Prune
@@ -18,7 +19,7 @@ from keras_squeeze.quantization.qat_config import QAT
 
 # Training stages in the fixed order they run; each later stage preserves what
 # the earlier ones produced.
-STAGES = {"channel_prune": ChannelPruning, "prune": Prune, "qat": QAT}
+STAGES = {"channel_prune": ChannelPruning, "prune": Prune, "cluster": Cluster, "qat": QAT}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,11 @@ class Recipe:
         channel_prune: a `ks.ChannelPruning` stage (removes whole filters and
             the channels coupled to them: a smaller dense model), or None.
         prune: a `ks.Prune` stage (magnitude pruning), or None.
+        cluster: a `ks.Cluster` stage (weight clustering), or None. After
+            pruning it keeps the zeros (sparsity-preserving clustering).
         qat: a `ks.QAT` stage (quantization-aware training; needs
-            quantization="int8"), or None. After pruning it preserves the
-            sparsity (PQAT).
+            quantization="int8"), or None. After pruning and/or clustering
+            it preserves the sparsity and centroids (PQAT, CQAT, PCQAT).
         distill: fine-tune training stages against the original model's
             outputs: True (default settings), a `ks.Distill`, or False.
         name: a label for reports; defaults to the stages' names.
@@ -53,6 +56,7 @@ class Recipe:
     name: str | None = None
     channel_prune: ChannelPruning | None = None
     prune: Prune | None = None
+    cluster: Cluster | None = None
     qat: QAT | None = None
     distill: Distill | bool = True
 
@@ -169,6 +173,14 @@ RECIPES: dict[str, Recipe] = {
     "prune": Recipe(prune=Prune(), quantization="int8", name="prune"),
     "prune-2:4": Recipe(prune=Prune(m_by_n=(2, 4)), quantization="int8", name="prune-2:4"),
     "qat": Recipe(qat=QAT(), quantization="int8", name="qat"),
+    "cluster": Recipe(cluster=Cluster(), quantization="int8", name="cluster"),
+    "prune-cluster-qat": Recipe(
+        prune=Prune(target_sparsity=0.5),
+        cluster=Cluster(),
+        qat=QAT(),
+        quantization="int8",
+        name="prune-cluster-qat",
+    ),
     "channel-prune": Recipe(
         channel_prune=ChannelPruning(target=0.5), quantization="int8", name="channel-prune"
     ),

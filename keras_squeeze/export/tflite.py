@@ -46,6 +46,7 @@ def convert(
     inference_output_type: str | None = None,
     verbose: int = 0,
     sparse: bool = False,
+    per_tensor_dense: bool = False,
 ) -> bytes:
     """Converts a Keras model (either flavour) to .tflite bytes.
 
@@ -57,6 +58,8 @@ def convert(
             by the mode (default: the mode's first).
         verbose: 2 shows the converter's own printing.
         sparse: store mostly-zero weights in TFLite's sparse format.
+        per_tensor_dense: quantize Dense kernels with one scale per kernel
+            (see `ptq.configure_converter`).
 
     Raises:
         DataError: calibration samples are needed and missing.
@@ -85,7 +88,9 @@ def convert(
             # The converter's calibration still builds a tf.lite.Interpreter.
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            ptq.configure_converter(converter, mode, representative, in_type, out_type, sparse)
+            ptq.configure_converter(
+                converter, mode, representative, in_type, out_type, sparse, per_tensor_dense
+            )
             return bytes(converter.convert())
     except (DataError, ModelError):
         raise

@@ -107,6 +107,7 @@ def configure_converter(
     input_type: str,
     output_type: str,
     sparse: bool = False,
+    per_tensor_dense: bool = False,
 ):
     """Sets the converter's flags for `mode`.
 
@@ -119,6 +120,11 @@ def configure_converter(
         sparse: store weights with many zeros in TFLite's sparse format
             (EXPERIMENTAL_SPARSITY; DENSIFY ops restore them at load, and
             XNNPACK can run sparse 1x1 convolutions from them).
+        per_tensor_dense: one int8 scale per Dense kernel instead of one per
+            output unit. A kernel clustered per tensor then keeps one int8
+            code per centroid across the whole kernel; per-channel scales
+            would map each centroid to a different code in every row, which
+            costs gzip what clustering saved.
     """
     import tensorflow as tf
 
@@ -127,6 +133,8 @@ def configure_converter(
         converter.optimizations = extra
         return converter
     converter.optimizations = [tf.lite.Optimize.DEFAULT, *extra]
+    # A documented TFLiteConverter attribute (TF >= 2.14) without a public setter.
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
     if mode.name == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif mode.name == "int8":

@@ -75,8 +75,9 @@ def _trainer_class(flavour: str):
     class Trainer(k.Model):
         """Trains `student`; `teacher`, when given, is only run for its outputs."""
 
-        def __init__(self, student, teacher, distill, task, projectors, teacher_kind):
+        def __init__(self, student, teacher, distill, task, projectors, teacher_kind, frozen=None):
             super().__init__(name="keras_squeeze_trainer")
+            self.frozen = frozen
             self.student = student
             self.teacher = teacher
             self.teacher_kind = teacher_kind
@@ -98,6 +99,8 @@ def _trainer_class(flavour: str):
 
         def _ks_variables(self):
             variables = list(self.student.trainable_variables)
+            if self.frozen is not None:
+                variables = [v for v in variables if not self.frozen(v)]
             for p in self.projectors:
                 variables += list(p.trainable_variables)
             return variables
@@ -254,6 +257,7 @@ def fine_tune(
     learning_rate: float = DEFAULT_LEARNING_RATE,
     callbacks=(),
     validation=None,
+    frozen=None,
     verbose: int = 1,
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
@@ -270,6 +274,7 @@ def fine_tune(
             `learning_rate`.
         callbacks: Keras callbacks of the student's flavour.
         validation: a training.data.TrainData evaluated after each epoch.
+        frozen: optional predicate on a trainable variable: True keeps it fixed.
         verbose: Keras verbosity (1 = progress bars).
 
     Returns:
@@ -286,7 +291,9 @@ def fine_tune(
     if distill is not None and distill.features:
         projectors = _projectors(student, teacher, distill, flavour)
     teacher_kind = resolve_teacher_kind(distill, teacher) if teacher is not None else None
-    trainer = _trainer_class(flavour)(student, teacher, distill, task, projectors, teacher_kind)
+    trainer = _trainer_class(flavour)(
+        student, teacher, distill, task, projectors, teacher_kind, frozen
+    )
     trainer.compile(optimizer=resolve_optimizer(optimizer, flavour, compiled_from, learning_rate))
     return trainer.fit(
         train.dataset,

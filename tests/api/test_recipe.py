@@ -6,7 +6,7 @@ import keras_squeeze as ks
 from keras_squeeze.errors import RecipeError
 
 
-@pytest.mark.parametrize("name", ["dynamic", "float16", "int8", "int16x8", "float32"])
+@pytest.mark.parametrize("name", sorted(ks.RECIPES))
 def test_presets_round_trip(name):
     recipe = ks.Recipe.get(name)
     assert recipe.name == name
@@ -21,6 +21,7 @@ def test_custom_recipe():
         "quantization": "float16",
         "channel_prune": None,
         "prune": None,
+        "cluster": None,
         "qat": None,
         "distill": True,
     }

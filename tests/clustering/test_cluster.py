@@ -1,0 +1,159 @@
+"""Weight clustering and prune -> cluster -> QAT with the real engine and converter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tf_keras
+
+import keras_squeeze as ks
+from keras_squeeze.clustering.apply import unique_values
+from keras_squeeze.errors import RecipeError
+from tests.conftest import assert_weights_equal, weights_snapshot
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_clusters": 1}, r"at least 2 clusters.*Received: num_clusters=1"),
+        ({"num_clusters": 8.0}, r"Received: num_clusters=8\.0"),
+        (
+            {"init": "kmeans"},
+            r"Unknown centroid initialization.*'kmeans\+\+', 'linear', 'density'.*Received: init='kmeans'",
+        ),
+        ({"preserve_sparsity": "yes"}, r"preserve_sparsity must be True, False or 'auto'"),
+        ({"layers": {"dense": 1}}, r"integer >= 2, or None.*layers\['dense'\]=1"),
+    ],
+)
+def test_bad_settings(kwargs, match):
+    with pytest.raises(RecipeError, match=match):
+        ks.Cluster(**kwargs)
+
+
+def test_round_trip_and_unique_values():
+    c = ks.Cluster(num_clusters=8, init="linear", skip="logits", layers={"dense": 4})
+    assert ks.Cluster.from_config(c.get_config()) == c
+    r = ks.Recipe(prune=ks.Prune(), cluster=c, qat=ks.QAT())
+    assert ks.Recipe.from_config(r.get_config()) == r
+    w = np.array([[1, 1, 2], [3, 3, 3]], dtype=np.float32)
+    assert unique_values(w, None) == 3 and unique_values(w, 0) == 2 and unique_values(w, 1) == 2
+
+
+@pytest.fixture(scope="module")
+def data(digits8):
+    (x, y), (xt, yt) = digits8
+    return (x[:320], y[:320]), (xt[:128], yt[:128])
+
+
+@pytest.fixture(scope="module")
+def clustered(trained_models, data):
+    model = trained_models["tf_keras"]
+    before = weights_snapshot(model)
+    (x, y), (xt, yt) = data
+    result = ks.compress(
+        model,
+        "cluster",
+        train_data=(x, y),
+        validation_data=(xt, yt),
+        epochs=1,
+        distill=False,
+        verbose=0,
+    )
+    return model, before, result
+
+
+def test_cluster_limits_values_in_the_tflite_and_leaves_the_model_alone(clustered):
+    model, before, result = clustered
+    assert_weights_equal(before, model)  # the engine changes the model it wraps: ours is a copy
+    rows = {r.name: r for r in result.report.layers}
+    targeted = {n: r for n, r in rows.items() if "clusters" in r.targets}
+    assert set(targeted) == {"conv2d_1", "conv2d_2", "dense", "logits"}
+    for row in targeted.values():
+        assert row.targets["clusters"] == 16 and row.clusters <= 16, row
+    assert rows["conv2d_2"].measured["clusters_per"] == "channel"  # has a bias: per channel
+    # Dense kernels are clustered per tensor and quantized with one scale, so the
+    # 16 centroids keep 16 int8 codes across the whole kernel (gzip sees 16 symbols).
+    assert rows["dense"].measured["clusters_per"] == "tensor"
+    notes = " ".join(result.report.stages[0]["notes"])
+    # bias-free conv: the engine's per-channel path fails
+    assert "clustered per tensor: conv2d_1" in notes
+    assert "first layer kept as it is" in rows["conv2d"].reason
+    assert not result.report.warnings
+    kernel = result.model.get_layer("dense").get_weights()[0]
+    assert np.unique(kernel).size <= 16
+
+
+def test_more_clusters_than_weights_is_skipped_not_a_crash(data):
+    (x, y), _ = data
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Flatten()(inp)
+    h = tf_keras.layers.Dense(64, name="wide")(h)
+    out = tf_keras.layers.Dense(2, name="tiny")(tf_keras.layers.Dense(3, name="narrow")(h))
+    model = tf_keras.Model(inp, out)
+    recipe = ks.Recipe(
+        cluster=ks.Cluster(num_clusters=256, min_weights=0, keep_first_layer=False),
+        quantization="float32",
+    )
+    result = ks.compress(model, recipe, train_data=(x, y % 2), epochs=1, distill=False, verbose=0)
+    layers = result.report.stages[0]["layers"]
+    assert layers["wide"]["setting"] == 256
+    assert (
+        layers["narrow"]["setting"] is None
+        and "fewer than 256 clusters" in layers["narrow"]["reason"]
+    )
+
+
+def test_preserve_sparsity_without_pruning_warns(trained_models, data):
+    (x, y), _ = data
+    recipe = ks.Recipe(cluster=ks.Cluster(preserve_sparsity=True), quantization="int8")
+    with pytest.warns(UserWarning, match="preserve_sparsity is on but no pruning stage ran before"):
+        ks.compress(
+            trained_models["tf_keras"],
+            recipe,
+            train_data=(x, y),
+            epochs=1,
+            distill=False,
+            verbose=0,
+        )
+
+
+def test_prune_cluster_qat_keeps_sparsity_and_clusters_in_the_tflite(trained_models, data):
+    import keras
+
+    (x, y), (xt, yt) = data
+    model = trained_models["keras3"]
+    before = weights_snapshot(model)
+    result = ks.compress(
+        model,
+        "prune-cluster-qat",
+        train_data=(x, y),
+        validation_data=(xt, yt),
+        epochs=2,
+        distill=False,
+        verbose=0,
+    )
+    assert_weights_equal(before, model)
+    assert not isinstance(result.model, keras.Model)  # QAT results stay tf_keras
+    stages = result.report.stages
+    assert [s["name"] for s in stages] == ["prune", "cluster", "qat"]
+    assert all(s["tflite_gzip_bytes"] for s in stages)  # every stage's size is reported
+    assert any("kernels frozen during QAT" in n for n in stages[2]["notes"])
+    rows = {r.name: r for r in result.report.layers}
+    for name in ("conv2d_1", "conv2d_2", "dense", "logits"):
+        row = rows[name]
+        assert abs(row.sparsity - 0.5) < 0.03, row  # the pruned zeros survive clustering and QAT
+        assert row.clusters <= 17, row  # 16 centroids besides the kept zeros
+    assert not result.report.warnings, result.report.warnings
+    assert result.report.qat_parity["ok"]
+
+
+def test_a_model_still_in_engine_wrappers_cannot_chain(trained_models, data):
+    (x, y), _ = data
+    qat = ks.compress(
+        trained_models["tf_keras"], "qat", train_data=(x, y), epochs=1, distill=False, verbose=0
+    )
+    with pytest.raises(
+        RecipeError,
+        match=r"already quantization-aware.*order channel_prune -> prune -> cluster -> qat",
+    ):
+        ks.compress(qat.model, "prune", train_data=(x, y), verbose=0)
