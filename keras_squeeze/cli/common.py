@@ -1,46 +1,282 @@
-"""What every keras_squeeze script shares: exit codes, error lines, flag parsing."""
+"""What every keras_squeeze script shares: flag sets, exit codes, error lines, parsing.
+
+Each script defines its flags on its own `flags.FlagValues` (made by
+`new_flag_values`), not on absl's global FLAGS: the scripts share flag names
+(--model, --verbose, ...) with different meanings, and a process that imports
+two of them (a test run, a notebook) would otherwise fail with
+DuplicateFlagError.
+
+Exit codes: 0 done, 1 the job failed (one line on stderr; --verbose=2 adds the
+traceback), 2 a usage error (bad or contradictory flags; one line on stderr).
+"""
 
 from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 
 from absl import flags
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+MAX_MESSAGE_CHARS = 2000
+# Marks where a library message starts inside absl's "flags a=1, b=2: <message>" text.
+_MESSAGE_MARK = "\x1e"
 
 
-def flags_parser(program: str):
-    """An absl flags_parser that reports bad flags in one line and exits with 2."""
+class _HelpFlag(flags.BooleanFlag):
+    """--help / --helpshort / --helpfull: prints the script's doc and flags, exits 0."""
+
+    def __init__(self, name: str, flag_values: flags.FlagValues, doc: str, short_name=None):
+        super().__init__(name, False, "Show this help and exit.", short_name=short_name)
+        self._flag_values = flag_values
+        self._doc = doc
+
+    def parse(self, argument) -> None:
+        super().parse(argument)
+        if self.value:
+            print(self._doc.strip(), end="\n\n")
+            print(self._flag_values.get_help(include_special_flags=True))
+            sys.exit(EXIT_OK)
+
+
+def new_flag_values(doc: str) -> flags.FlagValues:
+    """A script's own flag set, with --help (-?), --helpshort and --helpfull.
+
+    --flagfile (read flags from a file, one per line) works on every FlagValues.
+    """
+    flag_values = flags.FlagValues()
+    for name, short in (("help", "?"), ("helpshort", None), ("helpfull", None)):
+        flags.DEFINE_flag(_HelpFlag(name, flag_values, doc, short), flag_values)
+    return flag_values
+
+
+def usage_error(program: str, message: str):
+    """One stderr line and exit code 2."""
+    text = " ".join(str(message).split())
+    print(f"{program}: error: {text} (pass --helpshort for the flags)", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def _flag_error_text(error: flags.Error) -> str:
+    """absl's error text; a library message from `validate` replaces absl's flag listing."""
+    lines = str(error).split("\n")
+    return "; ".join(ln.split(_MESSAGE_MARK, 1)[-1] for ln in lines if ln.strip())
+
+
+def parse_flags(program: str, flag_values: flags.FlagValues, argv) -> list[str]:
+    """Parses argv into `flag_values`; a bad flag or a positional argument exits 2."""
+    try:
+        rest = flag_values(list(argv))
+    except flags.Error as e:
+        usage_error(program, _flag_error_text(e))
+    if len(rest) > 1:
+        usage_error(program, f"unexpected arguments: {' '.join(rest[1:])}")
+    return rest
+
+
+def flags_parser(program: str, flag_values: flags.FlagValues):
+    """An absl.app flags_parser for a script's own flag set.
+
+    absl's global FLAGS (logging settings) stay at their defaults; they are
+    only marked parsed, as absl.app requires.
+    """
 
     def parse(argv):
-        try:
-            return flags.FLAGS(argv)
-        except flags.Error as e:
-            print(f"{program}: error: {e}", file=sys.stderr)
-            print(f"Pass --helpshort for the flags of {program}.", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+        rest = parse_flags(program, flag_values, argv)
+        flags.FLAGS(list(argv[:1]))
+        return rest
 
     return parse
 
 
-def check_no_positional(argv) -> None:
+def check_no_positional(argv, program: str = "error") -> None:
     if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        usage_error(program, f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+def validate(check: Callable[[], object]) -> bool:
+    """Runs a library check inside a flag validator: its error becomes the usage message.
+
+    The library's own checks are the single source of truth; the flag layer
+    only reports them as usage errors (exit 2) before any work starts.
+    """
+    from keras_squeeze.errors import KerasSqueezeError
+
+    try:
+        check()
+    except KerasSqueezeError as e:
+        raise flags.ValidationError(_MESSAGE_MARK + str(e)) from e
+    return True
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:MAX_MESSAGE_CHARS]
 
 
 def run_guarded(job, verbose: int, program: str) -> int:
-    """Runs job(); a KerasSqueezeError becomes one stderr line and exit code 1."""
+    """Runs job(); any error becomes one stderr line and exit code 1.
+
+    A `KerasSqueezeError` is printed as it is; anything else (a TensorFlow
+    or converter error) as "unexpected <type>: <message>". --verbose=2 adds
+    the traceback.
+    """
     from keras_squeeze.errors import KerasSqueezeError
 
     try:
         job()
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except KerasSqueezeError as e:
         if verbose >= 2:
             traceback.print_exc()
-        print(f"{program}: error: {e}", file=sys.stderr)
+        print(f"{program}: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
+    except Exception as e:
+        if verbose >= 2:
+            traceback.print_exc()
+        hint = "" if verbose >= 2 else " (--verbose=2 shows the traceback)"
+        print(
+            f"{program}: error: unexpected {type(e).__name__}: {_one_line(e)}{hint}",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_FAILURE)
     return EXIT_OK
+
+
+def script_main(argv, program: str, verbose: int, job) -> int:
+    """The body of every script's main(): no positional arguments, quiet logs, guarded job."""
+    check_no_positional(argv, program)
+    quiet_logs(verbose)
+    return run_guarded(job, verbose, program)
+
+
+def run_script(main, program: str, flag_values: flags.FlagValues) -> None:
+    """A console script's entry point: absl.app.run with the script's own flag parser."""
+    import os
+
+    from absl import app
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main, flags_parser=flags_parser(program, flag_values))
+
+
+def quiet_logs(verbose: int) -> None:
+    """Below --verbose=2, absl logs warnings only."""
+    from absl import logging as absl_logging
+
+    if verbose < 2:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+# Flags more than one script defines, each on the script's own FlagValues.
+
+IO_TYPES = ("int8", "uint8", "float32", "int16")
+
+
+def define_data_flags(flag_values: flags.FlagValues, default: str | None, purpose: str):
+    """--data and --image_range, with validators: the path exists; the range fits a folder.
+
+    Returns:
+        (data, image_range) flag holders.
+    """
+    from keras_squeeze.data import sources
+
+    data = flags.DEFINE_string(
+        "data",
+        default,
+        "'digits' (built-in, resized to the model's square input), a .npz with x/y (or "
+        "x_train/y_train/x_test/y_test) arrays, or an image folder with one sub-folder per "
+        f"class: {purpose}",
+        flag_values=flag_values,
+    )
+    image_range = flags.DEFINE_enum(
+        "image_range",
+        None,
+        list(sources.IMAGE_RANGES),
+        "Pixel range the model expects, for an image folder (default 0-255, as "
+        "keras.utils.image_dataset_from_directory reads them).",
+        flag_values=flag_values,
+    )
+
+    @flags.multi_flags_validator(["data", "image_range"], flag_values=flag_values)
+    def _check_data(values) -> bool:
+        if values["data"] is None:
+            return validate(lambda: sources.check_image_range("", values["image_range"]))
+        return validate(
+            lambda: (
+                sources.check_exists(values["data"]),
+                sources.check_image_range(values["data"], values["image_range"]),
+            )
+        )
+
+    return data, image_range
+
+
+def define_model_flag(flag_values: flags.FlagValues, help_text: str):
+    """--model (a Keras model path), with a validator: the path exists."""
+    holder = flags.DEFINE_string("model", None, help_text, flag_values=flag_values)
+
+    @flags.validator("model", flag_values=flag_values)
+    def _check_model(value) -> bool:
+        import pathlib
+
+        from keras_squeeze.errors import ModelError
+
+        def check():
+            if value is not None and not pathlib.Path(value).expanduser().exists():
+                raise ModelError(
+                    "The model path does not exist. Expected a .keras or .h5 file or a "
+                    f"SavedModel directory. Received: --model='{value}'"
+                )
+
+        return validate(check)
+
+    return holder
+
+
+def define_conversion_flags(flag_values: flags.FlagValues):
+    """--num_calibration_samples, --inference_input_type, --inference_output_type.
+
+    Returns:
+        The three flag holders.
+    """
+    samples = flags.DEFINE_integer(
+        "num_calibration_samples",
+        200,
+        "Representative samples that calibrate int8 / int16x8.",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    input_type = flags.DEFINE_enum(
+        "inference_input_type",
+        None,
+        IO_TYPES,
+        "Model input type of the .tflite (default: the quantization's first: int8 for int8, "
+        "float32 otherwise).",
+        flag_values=flag_values,
+    )
+    output_type = flags.DEFINE_enum(
+        "inference_output_type",
+        None,
+        IO_TYPES,
+        "Model output type of the .tflite (default as for the input).",
+        flag_values=flag_values,
+    )
+    return samples, input_type, output_type
+
+
+def define_verbose_flag(flag_values: flags.FlagValues):
+    return flags.DEFINE_integer(
+        "verbose",
+        1,
+        "0 quiet, 1 a line per step, 2 also tracebacks and converter output.",
+        lower_bound=0,
+        upper_bound=2,
+        flag_values=flag_values,
+    )

@@ -5,80 +5,173 @@ compresses it with "int8" and writes ./squeezed/.
 
     keras-squeeze-compress --model=model.keras --recipe=int8 --data=data.npz \
         --output_dir=out/
+    keras-squeeze-compress --model=model.keras --recipe=prune --target_sparsity=0.6 \
+        --data=images/ --image_range=0-1 --epochs=4 --benchmark
+    keras-squeeze-compress --model=model.keras --recipe=qat --edgetpu \
+        --inference_input_type=uint8 --inference_output_type=uint8
+    keras-squeeze-compress --flagfile=compress.flags
+
+--data is "digits", a .npz with x/y arrays, or an image folder with one
+sub-folder per class. Exit codes: 0 done, 1 the job failed, 2 bad or
+contradictory flags.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-from absl import app, flags
-from absl import logging as absl_logging
+from absl import flags
 
+from keras_squeeze.api.recipe import RECIPES
 from keras_squeeze.cli import common
+from keras_squeeze.data import sources
 
-_RECIPES = ("dynamic", "float16", "int8", "int16x8", "float32")
-_IO_TYPES = ("int8", "uint8", "float32", "int16")
+PROGRAM = "keras-squeeze-compress"
+FLAGS = common.new_flag_values(__doc__)
+_FORMATS = ("tflite", "onnx", "saved_model")
 
-_MODEL = flags.DEFINE_string(
-    "model", None, "Path to a .keras / .h5 file or SavedModel directory. Default: the example CNN."
+_MODEL = common.define_model_flag(
+    FLAGS,
+    "Path to a .keras / .h5 file or SavedModel directory. Default: the example CNN, trained "
+    "on the built-in digits.",
 )
-_RECIPE = flags.DEFINE_enum("recipe", "int8", _RECIPES, "Compression recipe.")
-_DATA = flags.DEFINE_string(
-    "data",
-    "digits",
-    "'digits' (built-in) or a .npz with x/y arrays, for calibration and validation.",
+_RECIPE = flags.DEFINE_enum(
+    "recipe", "int8", list(RECIPES), "Compression recipe.", flag_values=FLAGS
 )
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "squeezed", "Where the artifacts and reports go.")
+_DATA, _IMAGE_RANGE = common.define_data_flags(
+    FLAGS, sources.DIGITS, "training, calibration and validation data."
+)
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "squeezed", "Where the artifacts and reports go.", flag_values=FLAGS
+)
 _EPOCHS = flags.DEFINE_integer(
-    "epochs", 8, "Training epochs of the example model (without --model).", lower_bound=1
+    "epochs",
+    None,
+    "Fine-tuning epochs of training recipes (default 2), and the training epochs of the "
+    "example CNN when --model is not given (default 8).",
+    lower_bound=1,
+    flag_values=FLAGS,
 )
-_NUM_CALIBRATION_SAMPLES = flags.DEFINE_integer(
-    "num_calibration_samples", 200, "Samples that calibrate int8 / int16x8.", lower_bound=1
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size",
+    32,
+    "Batch size of fine-tuning and image folders.",
+    lower_bound=1,
+    flag_values=FLAGS,
 )
-_INPUT_TYPE = flags.DEFINE_enum(
-    "inference_input_type", None, _IO_TYPES, "Model input type of the .tflite (recipe default)."
+_TARGET_SPARSITY = flags.DEFINE_float(
+    "target_sparsity",
+    None,
+    "Fraction of weights to zero in each pruned layer, in [0, 1) (recipes that prune; "
+    "default 0.8).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+    flag_values=FLAGS,
 )
-_OUTPUT_TYPE = flags.DEFINE_enum(
-    "inference_output_type", None, _IO_TYPES, "Model output type of the .tflite (recipe default)."
+_CLUSTERS = flags.DEFINE_integer(
+    "clusters",
+    None,
+    "Number of weight clusters per layer (recipes that cluster; default 16).",
+    lower_bound=2,
+    upper_bound=256,
+    flag_values=FLAGS,
 )
-_FORMATS = flags.DEFINE_multi_enum(
-    "formats",
-    ["tflite", "onnx", "saved_model"],
-    ["tflite", "onnx", "saved_model"],
-    "Formats to write.",
+_NUM_CALIBRATION_SAMPLES, _INPUT_TYPE, _OUTPUT_TYPE = common.define_conversion_flags(FLAGS)
+_DISTILL = flags.DEFINE_boolean(
+    "distill",
+    None,
+    "Fine-tune against the original model's outputs (training recipes; default on). "
+    "--nodistill trains on the labels only.",
+    flag_values=FLAGS,
 )
-_VERBOSE = flags.DEFINE_integer(
-    "verbose",
-    1,
-    "0 quiet, 1 a line per stage, 2 also tracebacks and converter output.",
-    lower_bound=0,
-    upper_bound=2,
+_TEMPERATURE = flags.DEFINE_float(
+    "distill_temperature",
+    None,
+    "Distillation temperature T > 0 (default 4).",
+    lower_bound=1e-6,
+    flag_values=FLAGS,
 )
+_ALPHA = flags.DEFINE_float(
+    "distill_alpha",
+    None,
+    "Weight of the distillation loss in [0, 1]; labels get 1 - alpha (default 0.9).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+    flag_values=FLAGS,
+)
+_EDGETPU = flags.DEFINE_boolean(
+    "edgetpu",
+    False,
+    "Also prepare for a Coral Edge TPU: a batch-1 int8 model_for_edgetpu.tflite checked "
+    "against its op table, compiled when edgetpu_compiler is installed (int8 recipes).",
+    flag_values=FLAGS,
+)
+_BENCHMARK = flags.DEFINE_boolean(
+    "benchmark",
+    False,
+    "Also time the original float32 and the compressed .tflite on this CPU, interleaved.",
+    flag_values=FLAGS,
+)
+_FORMATS_FLAG = flags.DEFINE_multi_enum(
+    "formats", list(_FORMATS), _FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
+)
+_VERBOSE = common.define_verbose_flag(FLAGS)
+
+
+def _lib():
+    from keras_squeeze.cli import compress_lib
+
+    return compress_lib
 
 
 @flags.multi_flags_validator(
     ["recipe", "inference_input_type", "inference_output_type"],
     message="--inference_input_type / --inference_output_type do not fit --recipe "
-    "(int8: int8, uint8 or float32; int16x8: float32 or int16; others: float32)",
+    "(int8 recipes: int8, uint8 or float32; int16x8: float32 or int16; others: float32)",
+    flag_values=FLAGS,
 )
 def _check_io_types(values) -> bool:
     from keras_squeeze.quantization.ptq import PTQ_MODES
 
-    allowed = PTQ_MODES[values["recipe"]].io_types
+    allowed = PTQ_MODES[RECIPES[values["recipe"]].quantization].io_types
     return all(
         values[k] in (None, *allowed) for k in ("inference_input_type", "inference_output_type")
     )
 
 
-def main(argv) -> int:
-    common.check_no_positional(argv)
-    if _VERBOSE.value < 2:
-        absl_logging.set_verbosity(absl_logging.WARNING)
-    from keras_squeeze.cli import compress_lib
+@flags.multi_flags_validator(["recipe", "target_sparsity", "clusters"], flag_values=FLAGS)
+def _check_stage_settings(values) -> bool:
+    return common.validate(
+        lambda: _lib().resolve_recipe(
+            values["recipe"], values["target_sparsity"], values["clusters"]
+        )
+    )
 
-    return common.run_guarded(
-        lambda: compress_lib.run(
+
+@flags.multi_flags_validator(
+    ["recipe", "model", "epochs", "distill", "distill_temperature", "distill_alpha", "edgetpu"],
+    flag_values=FLAGS,
+)
+def _check_options(values) -> bool:
+    return common.validate(
+        lambda: _lib().check_options(
+            RECIPES[values["recipe"]],
+            model=values["model"],
+            epochs=values["epochs"],
+            distill=values["distill"],
+            distill_temperature=values["distill_temperature"],
+            distill_alpha=values["distill_alpha"],
+            edgetpu=values["edgetpu"],
+        )
+    )
+
+
+def main(argv) -> int:
+    return common.script_main(
+        argv,
+        PROGRAM,
+        _VERBOSE.value,
+        lambda: _lib().run(
             model=_MODEL.value,
             recipe=_RECIPE.value,
             output_dir=_OUTPUT_DIR.value,
@@ -87,18 +180,24 @@ def main(argv) -> int:
             num_calibration_samples=_NUM_CALIBRATION_SAMPLES.value,
             inference_input_type=_INPUT_TYPE.value,
             inference_output_type=_OUTPUT_TYPE.value,
-            formats=tuple(dict.fromkeys(_FORMATS.value)),
+            formats=tuple(dict.fromkeys(_FORMATS_FLAG.value)),
+            target_sparsity=_TARGET_SPARSITY.value,
+            clusters=_CLUSTERS.value,
+            distill=_DISTILL.value,
+            distill_temperature=_TEMPERATURE.value,
+            distill_alpha=_ALPHA.value,
+            edgetpu=_EDGETPU.value,
+            benchmark=_BENCHMARK.value,
+            batch_size=_BATCH_SIZE.value,
+            image_range=_IMAGE_RANGE.value,
             verbose=_VERBOSE.value,
         ),
-        verbose=_VERBOSE.value,
-        program="keras-squeeze-compress",
     )
 
 
 def run_main() -> None:
     """Console-script entry point."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main, flags_parser=common.flags_parser("keras-squeeze-compress"))
+    common.run_script(main, PROGRAM, FLAGS)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
-"""The library side of keras-squeeze-compress: a typed run() the script only calls."""
+"""The library side of keras-squeeze-compress: a typed run() the script only calls.
+
+The checks the script's flag validators run (`resolve_recipe`,
+`check_options`, `check_data_flags`) live here, so calling run() from Python
+refuses the same contradictions with the same messages.
+"""
 
 from __future__ import annotations
 
-import pathlib
-
-import numpy as np
+import dataclasses
+import sys
 
 from keras_squeeze import _compat
-from keras_squeeze.errors import DataError
+from keras_squeeze.data import sources
+from keras_squeeze.errors import ConfigError, RecipeError
 
-DIGITS = "digits"
+DIGITS = sources.DIGITS
 EXAMPLE_IMAGE_SIZE = 16
+EXAMPLE_EPOCHS = 8
+FORMATS = ("tflite", "onnx", "saved_model")
 
 
 def _say(verbose: int, message: str) -> None:
@@ -18,58 +25,156 @@ def _say(verbose: int, message: str) -> None:
         print(f"keras_squeeze: {message}", flush=True)
 
 
-def load_data(
-    source: str, specs
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Training and validation data from "digits" or a .npz file.
+def load_data(source: str, specs):
+    """(train, validation) from "digits", a .npz or an image folder (see data.sources).
 
-    The digits are resized to the model's square image input and repeated
-    over its channels. A .npz holds `x` and `y` (split 80/20 in order) or
-    `x_train`, `y_train`, `x_test`, `y_test`.
+    "digits" and .npz give `(x, y)` arrays; an image folder gives tf.data datasets.
     """
-    if len(specs) != 1:
-        raise DataError(
-            f"The command line feeds single-input models. Expected one model input. "
-            f"Received: {len(specs)} inputs ({', '.join(s.name for s in specs)})"
-        )
-    shape = specs[0].shape
-    if source == DIGITS:
-        from keras_squeeze.data import load_digits
+    splits = sources.load_source(source, specs)
+    return splits.train, splits.validation
 
-        if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
-            raise DataError(
-                "The built-in digits need a square image input. Expected a model input of shape "
-                f"(size, size, channels). Received: {shape}"
+
+def _recipes_with(stage: str) -> list[str]:
+    from keras_squeeze.api.recipe import RECIPES
+
+    return [name for name, r in RECIPES.items() if getattr(r, stage, None) is not None]
+
+
+def _replace_stage(stage, **changes):
+    """A copy of a stage settings object with some fields changed."""
+    if dataclasses.is_dataclass(stage):
+        return dataclasses.replace(stage, **changes)
+    return type(stage).from_config({**stage.get_config(), **changes})
+
+
+def resolve_recipe(recipe, target_sparsity: float | None = None, clusters: int | None = None):
+    """The preset (or Recipe) with the command line's stage settings applied.
+
+    Args:
+        recipe: a preset name or a `ks.Recipe`.
+        target_sparsity: replaces the pruning stage's target sparsity.
+        clusters: replaces the clustering stage's number of clusters.
+
+    Raises:
+        RecipeError: an unknown recipe, or a setting for a stage the recipe
+            does not have (e.g. target_sparsity with "int8").
+    """
+    from keras_squeeze.api.recipe import Recipe
+
+    recipe = Recipe.get(recipe)
+    if target_sparsity is not None:
+        if recipe.prune is None:
+            raise RecipeError(
+                "target_sparsity sets the pruning stage, which this recipe does not have. "
+                f"Expected a recipe that prunes ({', '.join(_recipes_with('prune'))}). "
+                f"Received: recipe={recipe.name!r}"
             )
-        (x, y), (xt, yt) = load_digits(int(shape[0]))
-        if shape[2] not in (None, 1):
-            x, xt = np.repeat(x, shape[2], axis=-1), np.repeat(xt, shape[2], axis=-1)
-        return (x, y), (xt, yt)
-    path = pathlib.Path(source)
-    if path.suffix != ".npz" or not path.is_file():
-        raise DataError(
-            f"Unknown data source. Expected 'digits' or an existing .npz file with x/y arrays. "
-            f"Received: '{source}'"
+        if recipe.prune.m_by_n is not None:
+            m, n = recipe.prune.m_by_n
+            raise RecipeError(
+                f"The '{recipe.name}' recipe prunes {m} of every {n} weights, a fixed "
+                f"{m / n:.0%}: target_sparsity does not apply. Expected the 'prune' recipe for "
+                f"a chosen sparsity. Received: target_sparsity={target_sparsity}"
+            )
+        prune = _replace_stage(recipe.prune, target_sparsity=target_sparsity)
+        recipe = dataclasses.replace(recipe, prune=prune)
+    if clusters is not None:
+        stage = getattr(recipe, "cluster", None)
+        if stage is None:
+            have = _recipes_with("cluster")
+            expected = (
+                f"a recipe that clusters ({', '.join(have)})"
+                if have
+                else "a clustering recipe, which this version of keras_squeeze does not have yet"
+            )
+            raise RecipeError(
+                "clusters sets the clustering stage, which this recipe does not have. "
+                f"Expected {expected}. Received: recipe={recipe.name!r}"
+            )
+        recipe = dataclasses.replace(recipe, cluster=_replace_stage(stage, num_clusters=clusters))
+    return recipe
+
+
+def check_options(
+    recipe,
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    distill: bool | None = None,
+    distill_temperature: float | None = None,
+    distill_alpha: float | None = None,
+    edgetpu: bool = False,
+) -> None:
+    """Refuses options the recipe cannot use.
+
+    Raises:
+        ConfigError: epochs or distillation settings for a recipe without a
+            training stage, distillation settings with distill=False, or
+            edgetpu with a recipe that is not full-integer int8.
+        RecipeError: distillation settings out of range.
+    """
+    from keras_squeeze.api.recipe import Recipe
+
+    recipe = Recipe.get(recipe)
+    trains = bool(recipe.training_stages)
+    training = ", ".join(_recipes_with_training())
+    if epochs is not None and not trains and model is not None:
+        raise ConfigError(
+            f"epochs sets fine-tuning, and the '{recipe.name}' recipe does not train. Expected "
+            f"a training recipe ({training}), or no model (epochs then trains the example "
+            f"CNN). Received: epochs={epochs}"
         )
+    settings = {"distill_temperature": distill_temperature, "distill_alpha": distill_alpha}
+    given = [f"{k}={v}" for k, v in settings.items() if v is not None]
+    if not trains and (distill is not None or given):
+        what = given or [f"distill={distill}"]
+        raise ConfigError(
+            f"Distillation applies to fine-tuning, and the '{recipe.name}' recipe does not "
+            f"train. Expected a training recipe ({training}). Received: {', '.join(what)}"
+        )
+    if distill is False and given:
+        raise ConfigError(
+            "Distillation settings were given with distillation off. Expected distill on (the "
+            f"default) with them, or neither. Received: distill=False, {', '.join(given)}"
+        )
+    distill_setting(distill, distill_temperature, distill_alpha)
+    if edgetpu and recipe.quantization != "int8":
+        raise ConfigError(
+            "The Edge TPU runs full-integer 8-bit models only. Expected an int8 recipe "
+            f"({', '.join(_int8_recipes())}). Received: recipe={recipe.name!r} "
+            f"({recipe.quantization})"
+        )
+
+
+def _recipes_with_training() -> list[str]:
+    from keras_squeeze.api.recipe import RECIPES
+
+    return [name for name, r in RECIPES.items() if r.training_stages]
+
+
+def _int8_recipes() -> list[str]:
+    from keras_squeeze.api.recipe import RECIPES
+
+    return [name for name, r in RECIPES.items() if r.quantization == "int8"]
+
+
+def distill_setting(distill: bool | None, temperature: float | None, alpha: float | None):
+    """compress()'s distill= from the command line's settings (None: the recipe's default)."""
+    from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
+
+    if temperature is not None or alpha is not None:
+        return Distill(
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            alpha=DEFAULT_ALPHA if alpha is None else alpha,
+        )
+    return distill
+
+
+def _output_units(model) -> int | None:
     try:
-        with np.load(path) as npz:
-            arrays = dict(npz)
-    except Exception as e:
-        raise DataError(
-            f"The .npz could not be read. Expected a numpy .npz. Received: '{path}' ({e})"
-        ) from e
-    if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
-        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-    if {"x", "y"} <= set(arrays):
-        split = int(len(arrays["x"]) * 0.8)
-        return (arrays["x"][:split], arrays["y"][:split]), (
-            arrays["x"][split:],
-            arrays["y"][split:],
-        )
-    raise DataError(
-        "The .npz does not hold the expected arrays. Expected x and y, or x_train, y_train, x_test "
-        f"and y_test. Received: {sorted(arrays)}"
-    )
+        return int(model.outputs[0].shape[-1])
+    except (AttributeError, IndexError, TypeError):
+        return None
 
 
 def run(
@@ -77,59 +182,105 @@ def run(
     recipe: str = "int8",
     output_dir: str = "squeezed",
     data: str = DIGITS,
-    epochs: int = 8,
+    epochs: int | None = None,
     num_calibration_samples: int = 200,
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
-    formats: tuple[str, ...] = ("tflite", "onnx", "saved_model"),
+    formats: tuple[str, ...] = FORMATS,
+    target_sparsity: float | None = None,
+    clusters: int | None = None,
+    distill: bool | None = None,
+    distill_temperature: float | None = None,
+    distill_alpha: float | None = None,
+    edgetpu: bool = False,
+    benchmark: bool = False,
+    batch_size: int = 32,
+    image_range: str | None = None,
     verbose: int = 1,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
+    Everything is checked before any work: the recipe and its settings, the
+    output directory, the data source; `result.save()` writes atomically, so
+    a failure leaves no partial output.
+
     Args:
         model: path to a .keras / .h5 / SavedModel; None trains the example CNN
-            on the built-in digits for `epochs` epochs.
-        recipe: a preset recipe name.
+            on the built-in digits (16x16) for `epochs` (default 8) epochs.
+        recipe: a preset recipe name (see `ks.RECIPES`).
         output_dir: where the artifacts and reports go.
-        data: "digits" or a .npz with x/y arrays (calibration and validation).
-        epochs: training epochs of the example model.
+        data: "digits", a .npz with x/y arrays, or an image folder with one
+            sub-folder per class (see `keras_squeeze.data.sources`).
+        epochs: fine-tuning epochs of training recipes (compress()'s default
+            when None); also the example CNN's training epochs.
+        target_sparsity / clusters: the pruning / clustering stage's setting.
+        distill, distill_temperature, distill_alpha: distillation during
+            fine-tuning (None: the recipe's default, on).
+        edgetpu: compress(edgetpu=True): a batch-1 int8 copy for the Edge TPU.
+        benchmark: compress(measure_latency=True).
+        batch_size: fine-tuning batch size (and of image-folder datasets).
+        image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
 
     Returns:
         The CompressionResult.
+
+    Example:
+        >>> compress_lib.run(model="model.keras", recipe="prune", target_sparsity=0.6,
+        ...                  data="images/", image_range="0-1", output_dir="out")
     """
     from keras_squeeze.api import models
     from keras_squeeze.api.compress import compress
-    from keras_squeeze.api.recipe import Recipe
     from keras_squeeze.export import atomic
+    from keras_squeeze.report.summary import terminal_summary
 
-    Recipe.get(recipe)
+    recipe_obj = resolve_recipe(recipe, target_sparsity, clusters)
+    check_options(
+        recipe_obj,
+        model=model,
+        epochs=epochs,
+        distill=distill,
+        distill_temperature=distill_temperature,
+        distill_alpha=distill_alpha,
+        edgetpu=edgetpu,
+    )
+    sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
+    sources.check_source(data)
     if model is None:
         from keras_squeeze.data import train_example_model
 
-        _say(verbose, f"training the example CNN on the built-in digits ({epochs} epochs)")
+        example_epochs = epochs or EXAMPLE_EPOCHS
+        _say(verbose, f"training the example CNN on the built-in digits ({example_epochs} epochs)")
         keras_model = train_example_model(
-            epochs=epochs,
+            epochs=example_epochs,
             image_size=EXAMPLE_IMAGE_SIZE,
             flavour=_compat.KERAS3,
-            verbose=1 if verbose else 0,
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
         )
     else:
         _say(verbose, f"loading {model}")
         keras_model = models.load_model(model)
-    (x, y), (xt, yt) = load_data(data, models.input_specs(keras_model))
+    splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
+    sources.check_fits_outputs(splits, _output_units(keras_model))
+    _say(verbose, f"data: {splits.description}")
+    trains = bool(recipe_obj.training_stages)
     result = compress(
         keras_model,
-        recipe,
-        train_data=(x, y),
-        representative_data=x,
-        validation_data=(xt, yt),
+        recipe_obj,
+        train_data=splits.train,
+        representative_data=splits.train,
+        validation_data=splits.validation,
+        distill=distill_setting(distill, distill_temperature, distill_alpha),
+        epochs=epochs if trains else None,
+        batch_size=batch_size,
         num_calibration_samples=num_calibration_samples,
         inference_input_type=inference_input_type,
         inference_output_type=inference_output_type,
+        measure_latency=benchmark,
+        edgetpu=edgetpu,
         verbose=verbose,
     )
     out = result.save(output_dir, formats=formats)
-    print(result.report.table())
+    print(terminal_summary(result.report))
     print(f"artifacts in {out}")
     return result

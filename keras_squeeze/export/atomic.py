@@ -92,12 +92,24 @@ def move_into_place(source: pathlib.Path, target: pathlib.Path) -> None:
         os.replace(source, target)
 
 
+_FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path, data: bytes) -> pathlib.Path:
     """Writes `data` to `path` atomically (temp file in the same directory, then rename)."""
     target = pathlib.Path(path)
     _ensure_parent(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp creates 0600; the file gets the mode open() would give it (0666 & ~umask),
+        # so e.g. a TF Serving container running as another user can read it.
+        os.fchmod(fd, _FILE_MODE & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,0 +1,345 @@
+"""Data sources named by a string, as the command-line scripts take them.
+
+- "digits": the built-in digits (1,400 train / 397 test), resized bilinearly
+  to the model's square image input and repeated over its channels.
+- a .npz file holding `x` and `y` (split 80/20 in order) or `x_train`,
+  `y_train`, `x_test`, `y_test`.
+- a folder with one sub-folder per class (Keras' `image_dataset_from_directory`
+  conventions: classes are the sub-folder names in sorted order; .bmp, .gif,
+  .jpeg, .jpg, .png files at any depth below them). Images are resized to the
+  model's input size, read as grayscale / RGB / RGBA to match its channels,
+  and split 80/20 with a fixed seed (the validation part unshuffled). Pixel
+  values are scaled from [0, 255] to `image_range`.
+
+Example:
+    >>> splits = load_source("digits", input_specs(model))
+    >>> ks.compress(model, "int8", train_data=splits.train,
+    ...             validation_data=splits.validation)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+from keras_squeeze.errors import DataError
+
+DIGITS = "digits"
+NPZ = "npz"
+FOLDER = "folder"
+# keras.utils.image_dataset_from_directory's formats (ALLOWLIST_FORMATS).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# Pixel range of folder images: (scale, offset) applied to values in [0, 255].
+IMAGE_RANGES = {"0-255": (1.0, 0.0), "0-1": (1.0 / 255.0, 0.0), "-1-1": (1.0 / 127.5, -1.0)}
+DEFAULT_IMAGE_RANGE = "0-255"
+VALIDATION_SPLIT = 0.2
+SPLIT_SEED = 1337
+COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Training and validation data from one source.
+
+    Attributes:
+        train: (x, y) arrays, or a tf.data.Dataset of (x, y) batches; also the
+            representative data that calibrates int8 / int16x8.
+        validation: the same kinds, held out.
+        description: what was loaded, for the log and the report.
+        num_classes: number of classes, when the labels are class ids.
+    """
+
+    train: object
+    validation: object
+    description: str
+    num_classes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderScan:
+    """The class sub-folders of an image folder and their image counts."""
+
+    path: pathlib.Path
+    class_names: tuple[str, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+def source_kind(source: str) -> str:
+    """ "digits", "npz" (a path ending in .npz) or "folder" (any other path)."""
+    if source == DIGITS:
+        return DIGITS
+    return NPZ if str(source).lower().endswith(".npz") else FOLDER
+
+
+def _count_images(directory: pathlib.Path) -> int:
+    count = 0
+    for _, _, files in os.walk(directory, followlinks=False):
+        count += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    return count
+
+
+def scan_image_folder(path) -> FolderScan:
+    """Checks an image folder has images in at least two class sub-folders.
+
+    Raises:
+        DataError: not a directory, no class sub-folders, no images, only one
+            class with images, or too few images to hold out 20% for validation.
+    """
+    root = pathlib.Path(path)
+    if not root.is_dir():
+        raise DataError(
+            f"The image folder does not exist. Expected a directory with one sub-folder per "
+            f"class. Received: '{root}'"
+        )
+    names = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+    counts = tuple(_count_images(root / n) for n in names)
+    formats = ", ".join(IMAGE_EXTENSIONS)
+    if not names:
+        raise DataError(
+            f"The image folder has no class sub-folders. Expected one sub-folder per class "
+            f"holding its images ({formats}). Received: '{root}' with no sub-folders"
+        )
+    if sum(counts) == 0:
+        raise DataError(
+            f"The image folder holds no images. Expected {formats} files in its class "
+            f"sub-folders. Received: '{root}' with sub-folders {list(names)} and no images"
+        )
+    with_images = [n for n, c in zip(names, counts, strict=True) if c]
+    if len(with_images) < 2:
+        raise DataError(
+            "The image folder has images of one class only. Expected at least two class "
+            f"sub-folders with images. Received: '{root}' with images in {with_images} only"
+        )
+    if int(VALIDATION_SPLIT * sum(counts)) == 0:
+        raise DataError(
+            f"The image folder has too few images to hold out {VALIDATION_SPLIT:.0%} for "
+            f"validation. Expected at least {int(np.ceil(1 / VALIDATION_SPLIT))} images. "
+            f"Received: {sum(counts)} in '{root}'"
+        )
+    return FolderScan(root, names, counts)
+
+
+def check_exists(source: str) -> str:
+    """Checks a source names the digits, an existing .npz file or a directory; returns its kind.
+
+    Raises:
+        DataError: a path that does not exist (or a .npz that is not a file).
+    """
+    kind = source_kind(source)
+    path = pathlib.Path(source).expanduser()
+    if (kind == NPZ and not path.is_file()) or (kind == FOLDER and not path.is_dir()):
+        raise DataError(
+            "Unknown data source. Expected 'digits', an existing .npz file with x/y arrays "
+            f"or an image folder with one sub-folder per class. Received: '{source}'"
+        )
+    return kind
+
+
+def check_source(source: str) -> str:
+    """Checks a source exists and is usable before any work; returns its kind.
+
+    Raises:
+        DataError: a path that does not exist, or an unusable image folder.
+    """
+    kind = check_exists(source)
+    if kind == FOLDER:
+        scan_image_folder(pathlib.Path(source).expanduser())
+    return kind
+
+
+def _image_shape(specs, what: str) -> tuple:
+    if len(specs) != 1:
+        raise DataError(
+            f"The command line feeds single-input models. Expected one model input. "
+            f"Received: {len(specs)} inputs ({', '.join(s.name for s in specs)})"
+        )
+    shape = tuple(specs[0].shape)
+    if len(shape) != 3 or shape[0] is None or shape[1] is None:
+        raise DataError(
+            f"{what} need an image input of fixed size. Expected a model input of shape "
+            f"(height, width, channels). Received: {shape}"
+        )
+    return shape
+
+
+def load_digits_for(specs) -> DataSplits:
+    """The built-in digits at the model's square input size and channel count."""
+    from keras_squeeze.data.digits import NUM_CLASSES, load_digits
+
+    shape = _image_shape(specs, "The built-in digits")
+    if shape[0] != shape[1]:
+        raise DataError(
+            "The built-in digits need a square image input. Expected a model input of shape "
+            f"(size, size, channels). Received: {shape}"
+        )
+    (x, y), (xt, yt) = load_digits(int(shape[0]))
+    if shape[2] not in (None, 1):
+        x, xt = np.repeat(x, shape[2], axis=-1), np.repeat(xt, shape[2], axis=-1)
+    return DataSplits(
+        (x, y),
+        (xt, yt),
+        f"the built-in digits at {shape[0]}x{shape[1]}x{shape[2] or 1} "
+        f"({len(x):,} train / {len(xt):,} validation)",
+        NUM_CLASSES,
+    )
+
+
+def _num_classes(*labels: np.ndarray) -> int | None:
+    if not all(y.ndim == 1 and np.issubdtype(y.dtype, np.integer) for y in labels):
+        return None
+    return int(max(y.max(initial=-1) for y in labels)) + 1
+
+
+def load_npz(path) -> DataSplits:
+    """x/y (split 80/20 in order) or x_train/y_train/x_test/y_test from a .npz."""
+    path = pathlib.Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = dict(npz)
+    except Exception as e:
+        raise DataError(
+            f"The .npz could not be read. Expected a numpy .npz. Received: '{path}' ({e})"
+        ) from e
+    if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        pairs = [(arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])]
+    elif {"x", "y"} <= set(arrays):
+        split = int(len(arrays["x"]) * (1 - VALIDATION_SPLIT))
+        x, y = arrays["x"], arrays["y"]
+        pairs = [(x[:split], y[:split]), (x[split:], y[split:])]
+    else:
+        raise DataError(
+            "The .npz does not hold the expected arrays. Expected x and y, or x_train, y_train, "
+            f"x_test and y_test. Received: {sorted(arrays)}"
+        )
+    for x, y in pairs:
+        if len(x) != len(y) or len(x) == 0:
+            raise DataError(
+                "The .npz's inputs and labels do not pair up. Expected as many labels as "
+                f"inputs, at least one of each. Received: {len(x)} inputs and {len(y)} labels "
+                f"in '{path}'"
+            )
+    (x, y), (xt, yt) = pairs
+    return DataSplits(
+        (x, y),
+        (xt, yt),
+        f"{path.name} ({len(x):,} train / {len(xt):,} validation)",
+        _num_classes(y, yt),
+    )
+
+
+def load_image_folder(
+    path, specs, image_range: str | None = None, batch_size: int = 32
+) -> DataSplits:
+    """An image folder as tf.data train / validation datasets of (images, class ids).
+
+    Raises:
+        DataError: an unusable folder, a model input that is not a fixed-size
+            image with 1, 3 or 4 channels, or an unknown image_range.
+    """
+    scan = scan_image_folder(path)
+    shape = _image_shape(specs, "Image folders")
+    channels = shape[2] or 3
+    if channels not in COLOR_MODES:
+        raise DataError(
+            "Images are read as grayscale, RGB or RGBA. Expected a model input with 1, 3 or 4 "
+            f"channels. Received: {shape}"
+        )
+    check_image_range(str(scan.path), image_range)
+    image_range = image_range or DEFAULT_IMAGE_RANGE
+    import keras
+    import tensorflow as tf
+
+    train, validation = keras.utils.image_dataset_from_directory(
+        str(scan.path),
+        labels="inferred",
+        label_mode="int",
+        class_names=list(scan.class_names),
+        color_mode=COLOR_MODES[channels],
+        batch_size=batch_size,
+        image_size=(int(shape[0]), int(shape[1])),
+        shuffle=True,
+        seed=SPLIT_SEED,
+        validation_split=VALIDATION_SPLIT,
+        subset="both",
+        verbose=False,
+    )
+    scale, offset = IMAGE_RANGES[image_range]
+
+    def rescale(x, y):
+        return tf.cast(x, tf.float32) * scale + offset, y
+
+    n_val = int(VALIDATION_SPLIT * scan.total)
+    return DataSplits(
+        train.map(rescale),
+        validation.map(rescale),
+        f"{scan.total:,} images of {len(scan.class_names)} classes in '{scan.path}' at "
+        f"{shape[0]}x{shape[1]}x{channels}, pixels in [{image_range.replace('-1-1', '-1, 1')}] "
+        f"({scan.total - n_val:,} train / {n_val:,} validation)",
+        len(scan.class_names),
+    )
+
+
+def check_image_range(source: str, image_range: str | None) -> None:
+    """image_range fits an image folder only.
+
+    Raises:
+        DataError: image_range with "digits" or a .npz, or an unknown range.
+    """
+    if image_range is None:
+        return
+    if source_kind(source) != FOLDER:
+        raise DataError(
+            "image_range sets the pixel range of an image folder. Expected an image folder as "
+            f"the data. Received: data={source!r}, image_range={image_range!r}"
+        )
+    if image_range not in IMAGE_RANGES:
+        raise DataError(
+            f"Unknown image range. Expected one of {list(IMAGE_RANGES)}. "
+            f"Received: image_range={image_range!r}"
+        )
+
+
+def load_source(
+    source: str, specs, image_range: str | None = None, batch_size: int = 32
+) -> DataSplits:
+    """Loads "digits", a .npz or an image folder for a model with input `specs`.
+
+    Args:
+        source: "digits", a .npz path or an image folder path.
+        specs: the model's input specs (`keras_squeeze.api.models.input_specs`).
+        image_range: pixel range of folder images: "0-255" (Keras' default),
+            "0-1" or "-1-1".
+        batch_size: batch size of folder datasets.
+
+    Raises:
+        DataError: the source does not exist, cannot be read, or does not fit.
+    """
+    kind = check_source(source)
+    check_image_range(source, image_range)
+    if kind == DIGITS:
+        return load_digits_for(specs)
+    if kind == NPZ:
+        return load_npz(source)
+    return load_image_folder(source, specs, image_range, batch_size)
+
+
+def check_fits_outputs(splits: DataSplits, units: int | None) -> None:
+    """Checks class ids fit the model's output width (a label >= units cannot train).
+
+    Raises:
+        DataError: more classes than output units.
+    """
+    if splits.num_classes is None or units is None or units == 1:
+        return
+    if splits.num_classes > units:
+        raise DataError(
+            f"The data has more classes than the model has outputs. Expected at most {units} "
+            f"classes. Received: {splits.num_classes} classes in {splits.description}"
+        )
