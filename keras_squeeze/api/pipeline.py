@@ -216,6 +216,21 @@ def _fine_tune(ctx: TrainingContext, model, **extra):
     )
 
 
+def _record(ctx: TrainingContext, name, settings, seconds, model, decisions, notes, **extra):
+    """The stage's record, with the validation accuracy of the model it hands on."""
+    return StageRecord(
+        name=name,
+        settings=settings,
+        epochs=ctx.epochs,
+        steps=ctx.total_steps,
+        seconds=seconds,
+        accuracy=validation_accuracy(model, ctx),
+        decisions=decisions,
+        notes=notes,
+        **extra,
+    )
+
+
 def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
     """Magnitude pruning of every layer the plan selects, fine-tuned, then stripped."""
     policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
@@ -254,16 +269,7 @@ def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
     _fine_tune(ctx, pruned, callbacks=prune_apply.callbacks())
     seconds = time.perf_counter() - start
     stripped = prune_apply.strip(pruned)
-    record = StageRecord(
-        name="prune",
-        settings=config.get_config(),
-        epochs=ctx.epochs,
-        steps=ctx.total_steps,
-        seconds=seconds,
-        accuracy=validation_accuracy(stripped, ctx),
-        decisions=decisions,
-        notes=notes,
-    )
+    record = _record(ctx, "prune", config.get_config(), seconds, stripped, decisions, notes)
     return stripped, record
 
 
@@ -303,16 +309,7 @@ def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
     seconds = time.perf_counter() - start
     stripped = cluster_apply.strip(clustered)
     settings = {**config.get_config(), "preserve_sparsity": preserve}
-    record = StageRecord(
-        name="cluster",
-        settings=settings,
-        epochs=ctx.epochs,
-        steps=ctx.total_steps,
-        seconds=seconds,
-        accuracy=validation_accuracy(stripped, ctx),
-        decisions=decisions,
-        notes=notes,
-    )
+    record = _record(ctx, "cluster", settings, seconds, stripped, decisions, notes)
     return stripped, record
 
 
@@ -346,6 +343,12 @@ def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
         f"{kept} float in training (calibrated at conversion)",
     )
     qat_model = qat_apply.apply(model, decisions, quantize_scheme)
+    if ctx.samples is not None:
+        calibrated = qat_apply.calibrate_ranges(qat_model, model, ctx.samples.inputs)
+        notes.append(
+            f"activation ranges of {len(calibrated)} layers started at the float model's "
+            f"ranges on {ctx.samples.describe()} (the engine starts them at [-6, 6])"
+        )
     frozen = None
     if clustered:
         frozen = qat_apply.frozen_kernels
@@ -355,16 +358,10 @@ def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
         )
     start = time.perf_counter()
     _fine_tune(ctx, qat_model, frozen=frozen)
-    record = StageRecord(
-        name="qat",
-        settings={**config.get_config(), "scheme": type(quantize_scheme).__name__},
-        epochs=ctx.epochs,
-        steps=ctx.total_steps,
-        seconds=time.perf_counter() - start,
-        accuracy=validation_accuracy(qat_model, ctx),
-        decisions=decisions,
-        notes=[f"scheme {type(quantize_scheme).__name__}", *notes],
-    )
+    settings = {**config.get_config(), "scheme": type(quantize_scheme).__name__}
+    notes = [f"scheme {type(quantize_scheme).__name__}", *notes]
+    seconds = time.perf_counter() - start
+    record = _record(ctx, "qat", settings, seconds, qat_model, decisions, notes)
     return qat_model, record
 
 
@@ -405,15 +402,14 @@ def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext, don
         elif row.reason:
             decisions[row.name] = Decision(None, row.reason)
     notes = [report.summary(), *report.notes]
-    record = StageRecord(
-        name="channel_prune",
-        settings=config.get_config(),
-        epochs=ctx.epochs,
-        steps=ctx.total_steps,
-        seconds=time.perf_counter() - start,
-        accuracy=validation_accuracy(result.model, ctx),
-        decisions=decisions,
-        notes=notes,
+    record = _record(
+        ctx,
+        "channel_prune",
+        config.get_config(),
+        time.perf_counter() - start,
+        result.model,
+        decisions,
+        notes,
         details=report.to_dict(),
     )
     return result.model, record

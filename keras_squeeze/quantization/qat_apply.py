@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from keras_squeeze import _compat
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo, plan
@@ -192,6 +194,70 @@ def frozen_kernels(variable) -> bool:
     batch normalization still train)."""
     name = (getattr(variable, "path", None) or variable.name).split("/")[-1].split(":")[0]
     return name in _KERNEL_VARIABLES
+
+
+# Moving-average activation quantizers (tfmot's default for activations and outputs).
+_RANGE_VARIABLES = ("post_activation_min", "post_activation_max", "output_min", "output_max")
+
+
+def calibrate_ranges(qat_model, float_model, inputs: list) -> list[str]:
+    """Starts each moving-average activation range at the float model's range.
+
+    tfmot starts these ranges at [-6, 6] and moves them by an exponential
+    moving average with decay 0.999, so a fine-tune of a few hundred steps
+    trains against ranges still mostly [-6, 6]: logits clipped, small
+    activations coarsely quantized. Here each wrapper's range is set to
+    [min(0, lo), max(0, hi)] of the wrapped layer's float output on `inputs`
+    (the range post-training int8 calibration would pick); training then moves
+    it as usual.
+
+    Args:
+        qat_model: the model from `apply`.
+        float_model: the tf_keras model `apply` was given (same layer names).
+        inputs: one array per model input.
+
+    The input's QuantizeLayer (tfmot: range 0 until the first training
+    batch) starts at the input's range the same way.
+
+    Returns:
+        Names of the quantization-aware layers whose ranges were set.
+    """
+    k = _compat.keras_module(_compat.TF_KERAS)
+    # A fresh copy: layers of a stripped model may also sit in the engine's graphs,
+    # where `layer.output` would name a tensor of another model.
+    source = float_model
+    float_model = k.models.clone_model(source)
+    float_model.set_weights(source.get_weights())
+    targets = {}
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", None)
+        names = _RANGE_VARIABLES
+        if type(layer).__name__ == "QuantizeLayer":  # quantizes what its input layer gives
+            inner = _inbound(layer)[0] if len(_inbound(layer)) == 1 else None
+            names = (f"{layer.name}_min", f"{layer.name}_max")
+        variables = {
+            v.name.split("/")[-1].split(":")[0]: v
+            for v in layer.non_trainable_weights
+            if v.name.split("/")[-1].split(":")[0] in names
+        }
+        if inner is None or not variables:
+            continue
+        try:
+            output = float_model.get_layer(inner.name).output
+        except (ValueError, AttributeError):  # not in the float model, or called twice
+            continue
+        if not isinstance(output, list):
+            targets[layer.name] = (output, variables)
+    if not targets:
+        return []
+    probe = k.Model(float_model.inputs, [t for t, _ in targets.values()])
+    outputs = probe.predict(inputs, batch_size=64, verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    for (_, variables), values in zip(targets.values(), outputs, strict=True):
+        low, high = min(0.0, float(np.min(values))), max(0.0, float(np.max(values)))
+        for name, variable in variables.items():
+            variable.assign(np.full(variable.shape, low if name.endswith("_min") else high))
+    return list(targets)
 
 
 def quantize_scope():

@@ -211,3 +211,27 @@ def test_fused_swish_is_split_without_changing_the_float_model():
     plain = tf_keras.Sequential([tf_keras.Input((3,)), L.Dense(2)])
     same, none = split_fused_activations(plain)
     assert none == [] and same is plain
+
+
+def test_activation_ranges_start_at_the_float_models_ranges(trained_models, data):
+    """The engine starts moving-average ranges at [-6, 6] (and the input's at 0): before
+    any training step the QAT model is then far from the float one."""
+    (x, _), (xt, yt) = data
+    model = trained_models["tf_keras"]
+    decisions = qat_apply.decide(model, QAT())
+    qat = qat_apply.apply(model, decisions, qat_apply.scheme(False, False))
+    untouched = {v.name: float(np.ravel(v.numpy())[0]) for v in qat.non_trainable_weights}
+    assert untouched["quant_logits/post_activation_max:0"] == 6.0  # the engine's start
+    set_layers = qat_apply.calibrate_ranges(qat, model, [x[:200]])
+    assert "quant_logits" in set_layers and any(n.startswith("quantize_layer") for n in set_layers)
+    logits = model.predict(x[:200], verbose=0)
+    ranges = {
+        v.name.split("/")[-1]: float(v.numpy())
+        for v in qat.get_layer("quant_logits").weights
+        if "post_activation_m" in v.name
+    }
+    assert ranges["post_activation_min:0"] == pytest.approx(min(0.0, float(logits.min())), rel=1e-5)
+    assert ranges["post_activation_max:0"] == pytest.approx(max(0.0, float(logits.max())), rel=1e-5)
+    float_acc = float((model.predict(xt, verbose=0).argmax(-1) == yt).mean())
+    qat_acc = float((qat.predict(xt, verbose=0).argmax(-1) == yt).mean())
+    assert qat_acc >= float_acc - 0.03  # uncalibrated it is at chance (input range 0)
