@@ -1,7 +1,8 @@
 """The library side of keras-squeeze-compress: a typed run() the script only calls.
 
 The checks the script's flag validators run (`resolve_recipe`,
-`check_options`, `check_data_flags`) live here, so calling run() from Python
+`check_options`, and `keras_squeeze.data.sources.check_exists` /
+`check_image_range`) are library functions, so calling run() from Python
 refuses the same contradictions with the same messages.
 """
 
@@ -40,13 +41,6 @@ def _recipes_with(stage: str) -> list[str]:
     return [name for name, r in RECIPES.items() if getattr(r, stage, None) is not None]
 
 
-def _replace_stage(stage, **changes):
-    """A copy of a stage settings object with some fields changed."""
-    if dataclasses.is_dataclass(stage):
-        return dataclasses.replace(stage, **changes)
-    return type(stage).from_config({**stage.get_config(), **changes})
-
-
 def resolve_recipe(recipe, target_sparsity: float | None = None, clusters: int | None = None):
     """The preset (or Recipe) with the command line's stage settings applied.
 
@@ -76,22 +70,18 @@ def resolve_recipe(recipe, target_sparsity: float | None = None, clusters: int |
                 f"{m / n:.0%}: target_sparsity does not apply. Expected the 'prune' recipe for "
                 f"a chosen sparsity. Received: target_sparsity={target_sparsity}"
             )
-        prune = _replace_stage(recipe.prune, target_sparsity=target_sparsity)
+        prune = dataclasses.replace(recipe.prune, target_sparsity=target_sparsity)
         recipe = dataclasses.replace(recipe, prune=prune)
     if clusters is not None:
-        stage = getattr(recipe, "cluster", None)
+        stage = recipe.cluster
         if stage is None:
-            have = _recipes_with("cluster")
-            expected = (
-                f"a recipe that clusters ({', '.join(have)})"
-                if have
-                else "a clustering recipe, which this version of keras_squeeze does not have yet"
-            )
             raise RecipeError(
                 "clusters sets the clustering stage, which this recipe does not have. "
-                f"Expected {expected}. Received: recipe={recipe.name!r}"
+                f"Expected a recipe that clusters ({', '.join(_recipes_with('cluster'))}). "
+                f"Received: recipe={recipe.name!r}"
             )
-        recipe = dataclasses.replace(recipe, cluster=_replace_stage(stage, num_clusters=clusters))
+        cluster = dataclasses.replace(stage, num_clusters=clusters)
+        recipe = dataclasses.replace(recipe, cluster=cluster)
     return recipe
 
 

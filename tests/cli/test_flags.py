@@ -6,6 +6,8 @@ flag names such as --model and --verbose).
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -67,7 +69,7 @@ def model_file(tmp_path):
         (
             ["--recipe=float16", "--edgetpu"],
             "The Edge TPU runs full-integer 8-bit models only. Expected an int8 recipe (int8, "
-            "prune, prune-2:4, qat, channel-prune",
+            "prune, prune-2:4, qat, cluster, prune-cluster-qat, channel-prune",
         ),
         (["--distill"], "Distillation applies to fine-tuning, and the 'int8' recipe does not"),
         (["--distill_alpha=0.5"], "Received: distill_alpha=0.5"),
@@ -188,29 +190,11 @@ def test_recipe_settings_leave_the_presets_alone():
 
 
 def test_clusters_follow_the_clustering_recipes():
-    clustering = [name for name, r in RECIPES.items() if getattr(r, "cluster", None)]
-    if clustering:  # the lead's clustering stage is merged: --clusters sets its count
-        recipe = compress_lib.resolve_recipe(clustering[0], clusters=8)
-        assert recipe.cluster.num_clusters == 8
-    else:
-        with pytest.raises(RecipeError, match=r"this version of keras_squeeze does not have yet"):
-            compress_lib.resolve_recipe("prune", clusters=8)
-
-
-def test_a_stage_without_dataclass_fields_is_replaced_through_its_config():
-    class Stage:
-        def __init__(self, num_clusters=16, mode="kmeans"):
-            self.num_clusters, self.mode = num_clusters, mode
-
-        def get_config(self):
-            return {"num_clusters": self.num_clusters, "mode": self.mode}
-
-        @classmethod
-        def from_config(cls, config):
-            return cls(**config)
-
-    stage = compress_lib._replace_stage(Stage(mode="density"), num_clusters=8)
-    assert (stage.num_clusters, stage.mode) == (8, "density")
+    recipe = compress_lib.resolve_recipe("prune-cluster-qat", clusters=8)
+    assert recipe.cluster.num_clusters == 8 and recipe.prune == RECIPES["prune-cluster-qat"].prune
+    assert RECIPES["prune-cluster-qat"].cluster.num_clusters == 16  # the preset is not changed
+    with pytest.raises(RecipeError, match=r"Expected a recipe that clusters \(cluster, "):
+        compress_lib.resolve_recipe("prune", clusters=8)
 
 
 def test_library_checks_match_the_flags():
@@ -226,3 +210,16 @@ def test_library_checks_match_the_flags():
     setting = compress_lib.distill_setting(None, 2.0, None)
     assert (setting.temperature, setting.alpha) == (2.0, 0.9)
     assert compress_lib.distill_setting(False, None, None) is False
+
+
+@pytest.mark.parametrize(
+    "program", ["keras-squeeze-compress", "keras-squeeze-export", "keras-squeeze-bench"]
+)
+def test_installed_console_scripts_exit_2_on_a_bad_flag(program, tmp_path):
+    path = pathlib.Path(sys.executable).parent / program  # installed next to this Python
+    assert path.exists(), f"{program} is not installed: see [project.scripts] in pyproject.toml"
+    proc = subprocess.run(
+        [str(path), "--no_such_flag"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2
+    assert error_lines(proc.stderr, program) and "Traceback" not in proc.stderr
