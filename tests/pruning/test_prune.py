@@ -199,7 +199,7 @@ def _mobilenet_like():
     h = k.ZeroPadding2D(((1, 1), (1, 1)))(inp)
     h = k.Conv2D(8, 3, strides=2, padding="valid")(h)
     h = k.ReLU()(h)
-    h = k.DepthwiseConv2D(3, padding="same")(h)
+    h = k.DepthwiseConv2D(3, padding="same", name="depthwise")(h)
     h = k.Conv2D(32, 1, name="pointwise_1")(h)
     h = k.ReLU()(h)
     h = k.Conv2D(32, 1, name="pointwise_2")(h)
@@ -227,6 +227,22 @@ def test_xnnpack_sparse_prunes_1x1_convs_and_stores_them_sparse():
     assert len(sparse) == 2  # the two pruned 1x1 kernels are stored sparse
     rows = {r.name: r for r in result.report.layers}
     assert abs(rows["pointwise_1"].sparsity - 0.8) < 0.01  # read back through the sparse format
+
+
+def test_depthwise_kernels_are_left_dense_with_the_engines_reason():
+    """tfmot wraps DepthwiseConv2D but masks none of its weights: planning it as pruned
+    would report a target the .tflite never shows."""
+    model = _mobilenet_like()
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 16, 16, 3), dtype=np.float32), rng.integers(0, 10, 64)
+    recipe = ks.Recipe(prune=Prune(min_weights=0, keep_first_layer=False), quantization="float32")
+    result = ks.compress(model, recipe, train_data=(x, y), epochs=2, distill=False, verbose=0)
+    (stage,) = result.report.stages
+    depthwise = stage["layers"]["depthwise"]
+    assert depthwise["setting"] is None
+    assert "prunes no weights of DepthwiseConv2D" in depthwise["reason"]
+    assert stage["layers"]["pointwise_1"]["setting"] == 0.8
+    assert not result.report.warnings  # no target the .tflite falls short of
 
 
 def test_keras3_model_is_pruned_through_the_bridge_and_comes_back_keras3(trained_models, data):
