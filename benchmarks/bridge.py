@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from benchmarks import common
 from benchmarks.common import Table, pink_noise_images
 
 SIZE = 64
@@ -61,20 +62,6 @@ def _fresh_copy(tf_keras_model):
     copy = tf_keras.models.clone_model(tf_keras_model)
     copy.set_weights(tf_keras_model.get_weights())
     return copy
-
-
-def _try(technique, model) -> str:
-    try:
-        technique(model)
-    except Exception as e:
-        message = " ".join(str(e).split())
-        for marker in ("You passed: ", "Layer ", "Exception encountered when calling layer "):
-            if marker in message:
-                message = message[message.index(marker) :]
-                break
-        message = message.replace("<class 'tf_keras.src.layers.", "").replace("'>", "")
-        return f"rejected: {message[:110]}"
-    return "ok"
 
 
 def _techniques():
@@ -162,7 +149,7 @@ def run() -> list[Table]:
             ("keras_squeeze bridge", tf_keras_model),
             ("tf_keras.applications", _tf_keras_application(name)),
         ):
-            cells = [_try(t, _fresh_copy(source)) for t in techniques.values()]
+            cells = [common.engine_verdict(t, _fresh_copy(source)) for t in techniques.values()]
             tfmot_table.add(name, built_by, *cells)
     return [fidelity, tfmot_table]
 

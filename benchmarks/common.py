@@ -188,3 +188,18 @@ def tflite_int8(model, representative, quantize_io: bool = True) -> bytes:
 def mean_min_max(values) -> str:
     values = list(values)
     return f"{statistics.fmean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+
+def engine_verdict(technique, model) -> str:
+    """For a whole-model engine call: ok, or rejected with the engine's error, shortened."""
+    try:
+        technique(model)
+    except Exception as e:
+        message = " ".join(str(e).split())
+        for marker in ("You passed: ", "Layer ", "Exception encountered when calling layer "):
+            if marker in message:
+                message = message[message.index(marker) :]
+                break
+        message = message.replace("<class 'tf_keras.src.layers.", "").replace("'>", "")
+        return f"rejected: {message[:110]}"
+    return "ok"

@@ -15,18 +15,63 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import bridge, channels, clustering, common, edgetpu, harness, pruning, ptq
+from benchmarks import (
+    bridge,
+    channels,
+    cli,
+    clustering,
+    common,
+    distillation,
+    edgetpu,
+    harness,
+    pruning,
+    ptq,
+    qat,
+)
 
 SECTIONS = {
     "ptq": ptq.run,
     "bridge": bridge.run,
     "pruning": pruning.run,
+    "qat": qat.run,
     "clustering": clustering.run,
+    "distillation": distillation.run,
     "harness": harness.run,
     "channels": channels.run,
     "edgetpu": edgetpu.run,
+    "cli": cli.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _sections_on_disk() -> dict[str, str]:
+    """The sections RESULTS.md holds now, by name (runs of one section keep the rest)."""
+    if not RESULTS.exists():
+        return {}
+    found, name = {}, None
+    for line in RESULTS.read_text().splitlines(keepends=True):
+        if line.startswith("## "):
+            name = line[3:].split(" ", 1)[0]
+            found[name] = ""
+        if name is not None:
+            found[name] += line
+    return found
+
+
+def _write(sections: dict[str, str]) -> None:
+    header = [
+        "# keras_squeeze benchmark results",
+        "",
+        f"Last run {datetime.date.today().isoformat()} on {common.machine()}, "
+        f"{os.cpu_count()} cores (shared machine: latency figures are ratios measured side by "
+        "side in one run). Regenerate with `make bench`, or one section with "
+        "`python benchmarks/run.py <section>`.",
+        "",
+    ]
+    ordered = [sections[n].rstrip("\n") + "\n" for n in SECTIONS if n in sections]
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(header) + "\n" + "\n".join(ordered))
+    tmp.replace(RESULTS)
 
 
 def main(argv: list[str]) -> int:
@@ -35,28 +80,20 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
         return 2
-    blocks = []
     for name in chosen:
         start = time.perf_counter()
         tables = SECTIONS[name]()
         seconds = time.perf_counter() - start
         for table in tables:
             print(table.text(), end="\n\n", flush=True)
-        blocks.append((name, seconds, tables))
-    header = [
-        "# keras_squeeze benchmark results",
-        "",
-        f"Measured {datetime.date.today().isoformat()} on {common.machine()}, "
-        f"{os.cpu_count()} cores (shared machine: latency figures are ratios measured side by "
-        "side in one run). Regenerate with `make bench`.",
-        "",
-    ]
-    body = []
-    for name, seconds, tables in blocks:
-        body.append(f"## {name} ({seconds:.0f} s)\n")
-        body += [t.markdown() for t in tables]
-    RESULTS.write_text("\n".join(header + body))
-    print(f"wrote {RESULTS}")
+        when = datetime.date.today().isoformat()
+        body = [f"## {name} ({seconds:.0f} s, measured {when})\n"] + [t.markdown() for t in tables]
+        # Re-read before writing: after every section, so a later failure keeps what was
+        # measured, and runs of other sections in parallel keep theirs.
+        sections = _sections_on_disk()
+        sections[name] = "\n".join(body)
+        _write(sections)
+        print(f"wrote section {name!r} to {RESULTS}", flush=True)
     return 0
 
 
