@@ -12,11 +12,10 @@ from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
+from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
 from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report.report import Report
 
-FORMATS = ("tflite", "onnx", "saved_model")
-FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx", "saved_model": "saved_model"}
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
 
@@ -66,13 +65,7 @@ class CompressionResult:
         Returns:
             The output directory.
         """
-        formats = tuple(formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown or not formats:
-            raise RecipeError(
-                f"Unknown export format. Expected a non-empty subset of {list(FORMATS)}. "
-                f"Received: formats={list(formats)}"
-            )
+        formats = check_formats(formats, RecipeError)
         out = atomic.check_writable_dir(directory)
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
         slots.update({"report.json": False, "report.md": False})

@@ -25,10 +25,10 @@ from absl import flags
 from keras_squeeze.api.recipe import RECIPES
 from keras_squeeze.cli import common
 from keras_squeeze.data import sources
+from keras_squeeze.export.formats import FORMATS
 
 PROGRAM = "keras-squeeze-compress"
 FLAGS = common.new_flag_values(__doc__)
-_FORMATS = ("tflite", "onnx", "saved_model")
 
 _MODEL = common.define_model_flag(
     FLAGS,
@@ -113,7 +113,7 @@ _BENCHMARK = flags.DEFINE_boolean(
     flag_values=FLAGS,
 )
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
-    "formats", list(_FORMATS), _FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
+    "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
 _VERBOSE = common.define_verbose_flag(FLAGS)
 

@@ -14,11 +14,11 @@ import sys
 from keras_squeeze import _compat
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError, RecipeError
+from keras_squeeze.export.formats import FORMATS
 
 DIGITS = sources.DIGITS
 EXAMPLE_IMAGE_SIZE = 16
 EXAMPLE_EPOCHS = 8
-FORMATS = ("tflite", "onnx", "saved_model")
 
 
 def _say(verbose: int, message: str) -> None:

@@ -22,7 +22,7 @@ import sys
 from absl import flags
 
 from keras_squeeze.cli import common
-from keras_squeeze.cli.export_lib import FORMATS
+from keras_squeeze.export.formats import FORMATS
 from keras_squeeze.quantization.ptq import PTQ_MODES
 
 PROGRAM = "keras-squeeze-export"

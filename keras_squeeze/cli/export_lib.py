@@ -14,9 +14,8 @@ import pathlib
 
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
+from keras_squeeze.export.formats import FILE_NAMES, check_formats
 
-FORMATS = ("tflite", "onnx", "saved_model")
-FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx", "saved_model": "saved_model"}
 MANIFEST = "export.json"
 
 
@@ -41,13 +40,7 @@ def check_options(
     """
     from keras_squeeze.quantization import ptq
 
-    formats = list(formats)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(
-            f"Unknown export format. Expected a non-empty subset of {list(FORMATS)}. "
-            f"Received: formats={formats}"
-        )
+    check_formats(formats, ConfigError)
     mode = ptq.get_mode(quantization)
     ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
