@@ -506,7 +506,7 @@ def _check_clusters(report: Report, row, clusters: int, tensors, record) -> None
     from keras_squeeze.clustering.apply import unique_values
 
     preserve = record.settings.get("preserve_sparsity")
-    fallback = any(row.name in note and "per tensor" in note for note in record.notes)
+    fallback = row.name in (record.details or {}).get("per_tensor", ())
     per_channel = record.settings.get("per_channel") and row.type == "Conv2D" and not fallback
     row.targets["clusters"] = clusters
     counts = []

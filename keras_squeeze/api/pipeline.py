@@ -309,7 +309,8 @@ def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
     seconds = time.perf_counter() - start
     stripped = cluster_apply.strip(clustered)
     settings = {**config.get_config(), "preserve_sparsity": preserve}
-    record = _record(ctx, "cluster", settings, seconds, stripped, decisions, notes)
+    details = {"per_tensor": fallback}
+    record = _record(ctx, "cluster", settings, seconds, stripped, decisions, notes, details=details)
     return stripped, record
 
 

@@ -163,3 +163,24 @@ def test_a_model_still_in_engine_wrappers_cannot_chain(trained_models, data):
         match=r"already quantization-aware.*order channel_prune -> prune -> cluster -> qat",
     ):
         ks.compress(qat.model, "prune", train_data=(x, y), verbose=0)
+
+
+def test_per_tensor_fallback_is_read_per_layer_not_by_name_prefix(data):
+    # 'c10' has no bias (clustered per tensor); 'c1' has one (per channel): a
+    # name that prefixes another must not inherit its fallback.
+    (x, y), _ = data
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    h = tf_keras.layers.Conv2D(8, 3, use_bias=False, name="c10")(h)
+    out = tf_keras.layers.Dense(10, name="logits")(tf_keras.layers.Flatten()(h))
+    model = tf_keras.Model(inp, out)
+    recipe = ks.Recipe(
+        cluster=ks.Cluster(num_clusters=4, init="linear", keep_first_layer=False, min_weights=0),
+        quantization="float32",
+    )
+    result = ks.compress(model, recipe, train_data=(x, y), epochs=1, distill=False, verbose=0)
+    rows = {r.name: r for r in result.report.layers}
+    assert result.report.stages[0]["details"]["per_tensor"] == ["c10"]
+    assert rows["c1"].measured["clusters_per"] == "channel" and rows["c1"].clusters <= 4
+    assert rows["c10"].measured["clusters_per"] == "tensor" and rows["c10"].clusters <= 4
+    assert not result.report.warnings
