@@ -24,7 +24,7 @@ from keras_squeeze.pruning.config import Prune
 from keras_squeeze.quantization import qat_apply, rewrites
 from keras_squeeze.quantization.qat_config import QAT
 from keras_squeeze.report import metrics
-from keras_squeeze.training import trainer
+from keras_squeeze.training import rate, trainer
 
 # A working copy must reproduce the model it was copied from.
 COPY_MAX_REL_DIFF = 1e-5
@@ -199,9 +199,13 @@ def _chosen(decisions: dict[str, Decision], done: str, able: str) -> list[str]:
     return chosen
 
 
-def _fine_tune(ctx: TrainingContext, model, **extra):
-    """One stage's fine-tuning with the run's data, teacher, loss and optimizer."""
-    return trainer.fine_tune(
+def _fine_tune(ctx: TrainingContext, model, scale: float = 1.0, **extra) -> str:
+    """One stage's fine-tuning with the run's data, teacher, loss and optimizer.
+
+    `scale` multiplies the optimizer's learning rate for this stage. Returns a
+    note naming the optimizer and rate the stage trained with.
+    """
+    history = trainer.fine_tune(
         model,
         ctx.train,
         ctx.epochs,
@@ -212,8 +216,10 @@ def _fine_tune(ctx: TrainingContext, model, **extra):
         compiled_from=ctx.compiled_from,
         validation=ctx.validation,
         verbose=1 if ctx.verbose else 0,
+        learning_rate_scale=scale,
         **extra,
     )
+    return "fine-tuned with " + rate.describe(history.model.optimizer)
 
 
 def _record(ctx: TrainingContext, name, settings, seconds, model, decisions, notes, **extra):
@@ -266,7 +272,9 @@ def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
     _say(ctx, f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}")
     pruned = prune_apply.wrap(model, decisions, config, schedule)
     start = time.perf_counter()
-    _fine_tune(ctx, pruned, callbacks=prune_apply.callbacks())
+    notes.append(
+        _fine_tune(ctx, pruned, config.learning_rate_scale, callbacks=prune_apply.callbacks())
+    )
     seconds = time.perf_counter() - start
     stripped = prune_apply.strip(pruned)
     record = _record(ctx, "prune", config.get_config(), seconds, stripped, decisions, notes)
@@ -305,7 +313,7 @@ def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
     _say(ctx, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
     clustered = cluster_apply.wrap(model, decisions, config, preserve)
     start = time.perf_counter()
-    _fine_tune(ctx, clustered)
+    notes.append(_fine_tune(ctx, clustered, config.learning_rate_scale))
     seconds = time.perf_counter() - start
     stripped = cluster_apply.strip(clustered)
     settings = {**config.get_config(), "preserve_sparsity": preserve}
@@ -358,7 +366,7 @@ def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
             "ranges, biases and batch normalization train)"
         )
     start = time.perf_counter()
-    _fine_tune(ctx, qat_model, frozen=frozen)
+    notes.append(_fine_tune(ctx, qat_model, config.learning_rate_scale, frozen=frozen))
     settings = {**config.get_config(), "scheme": type(quantize_scheme).__name__}
     notes = [f"scheme {type(quantize_scheme).__name__}", *notes]
     seconds = time.perf_counter() - start

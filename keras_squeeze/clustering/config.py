@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.training import rate
 
 INITS = {
     "kmeans++": "KMEANS_PLUS_PLUS",
@@ -14,6 +15,8 @@ INITS = {
 }
 DEFAULT_CLUSTERS = 16
 DEFAULT_MIN_WEIGHTS = 1024
+# Centroids start from trained weights and only move to fit them: smaller steps.
+DEFAULT_LEARNING_RATE_SCALE = 0.3
 AUTO = "auto"
 
 
@@ -43,6 +46,10 @@ class Cluster:
         skip: layer names, class names or patterns to leave unclustered.
         keep_first_layer: leave the first weighted layer unclustered (default True).
         min_weights: kernels with fewer weights are left alone (default 1024).
+        learning_rate_scale: the stage fine-tunes at this multiple of the
+            run's learning rate (default 0.3: the centroids start from
+            trained weights and only move to fit them; benchmarks/RESULTS.md
+            compares it with the training rate).
 
     Example:
         >>> ks.Recipe(cluster=ks.Cluster(num_clusters=16, init="linear"), quantization="int8")
@@ -56,6 +63,7 @@ class Cluster:
     skip: tuple[str, ...] = ()
     keep_first_layer: bool = True
     min_weights: int = DEFAULT_MIN_WEIGHTS
+    learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
 
     def __post_init__(self):
         n = self.num_clusters
@@ -89,6 +97,7 @@ class Cluster:
                 )
         skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
         object.__setattr__(self, "skip", skip)
+        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
         if not isinstance(self.min_weights, int) or self.min_weights < 0:
             raise RecipeError(
                 f"min_weights must be an integer >= 0. Received: min_weights={self.min_weights!r}"

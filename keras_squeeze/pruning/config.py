@@ -6,6 +6,7 @@ import dataclasses
 
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.pruning.schedule import POLYNOMIAL, SCHEDULES
+from keras_squeeze.training import rate
 
 DEFAULT_TARGET_SPARSITY = 0.8
 # Layers whose kernel has fewer weights stay dense: little to gain, much to lose.
@@ -46,6 +47,9 @@ class Prune:
             dense: measured here, sparse int8 weights gzip worse (0.12 vs 0.09
             of float) and XNNPACK fails to prepare FULLY_CONNECTED / CONV_2D
             nodes that read them.
+        learning_rate_scale: the stage fine-tunes at this multiple of the
+            run's learning rate (default 1.0: the network must recover from
+            the removed weights).
 
     Example:
         >>> ks.Recipe(prune=ks.Prune(target_sparsity=0.5, skip=("logits",)))
@@ -64,6 +68,7 @@ class Prune:
     min_weights: int = DEFAULT_MIN_WEIGHTS
     xnnpack_sparse: bool = False
     sparse_encoding: bool | str = "auto"
+    learning_rate_scale: float = 1.0
 
     def __post_init__(self):
         t = self.target_sparsity
@@ -114,6 +119,7 @@ class Prune:
                 )
         skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
         object.__setattr__(self, "skip", skip)
+        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
         if self.sparse_encoding not in (True, False, "auto"):
             raise RecipeError(
                 "sparse_encoding must be True, False or 'auto'. "

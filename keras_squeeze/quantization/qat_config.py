@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.training import rate
 
 # The QAT Keras model and its .tflite should agree this well on top-1 class.
 DEFAULT_MIN_TOP1_AGREEMENT = 0.99
 DEFAULT_MIN_SQNR_DB = 15.0
+# QAT from trained weights only adapts to rounding: smaller steps than training.
+DEFAULT_LEARNING_RATE_SCALE = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,10 @@ class QAT:
         min_top1_agreement / min_sqnr_db: the QAT Keras model and its .tflite
             must agree at least this well, or the report warns loudly and
             compares them layer by layer.
+        learning_rate_scale: the stage fine-tunes at this multiple of the
+            run's learning rate (default 0.3: the weights are trained already
+            and only adapt to int8 rounding; benchmarks/RESULTS.md compares
+            it with the training rate).
 
     Example:
         >>> ks.Recipe(qat=ks.QAT(skip=["logits"]), quantization="int8")
@@ -42,6 +49,7 @@ class QAT:
     skip: tuple[str, ...] = ()
     min_top1_agreement: float = DEFAULT_MIN_TOP1_AGREEMENT
     min_sqnr_db: float = DEFAULT_MIN_SQNR_DB
+    learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
 
     def __post_init__(self):
         if not isinstance(self.layers, dict):
@@ -57,6 +65,7 @@ class QAT:
                 )
         skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
         object.__setattr__(self, "skip", skip)
+        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
         if not 0.0 <= self.min_top1_agreement <= 1.0:
             raise RecipeError(
                 "min_top1_agreement is a fraction. Expected a value in [0, 1]. "

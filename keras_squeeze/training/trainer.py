@@ -14,7 +14,7 @@ from keras_squeeze import _compat
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
 from keras_squeeze.errors import DataError, ModelError, RecipeError
-from keras_squeeze.training import losses
+from keras_squeeze.training import losses, rate
 
 DEFAULT_LEARNING_RATE = 1e-4
 
@@ -255,6 +255,7 @@ def fine_tune(
     optimizer=None,
     compiled_from=None,
     learning_rate: float = DEFAULT_LEARNING_RATE,
+    learning_rate_scale: float = 1.0,
     callbacks=(),
     validation=None,
     frozen=None,
@@ -272,6 +273,8 @@ def fine_tune(
         optimizer: see `resolve_optimizer`; `compiled_from` supplies the
             compiled optimizer when `optimizer` is None, else Adam at
             `learning_rate`.
+        learning_rate_scale: multiplies that optimizer's learning rate (a
+            stage's share of the run's rate; see training.rate).
         callbacks: Keras callbacks of the student's flavour.
         validation: a training.data.TrainData evaluated after each epoch.
         frozen: optional predicate on a trainable variable: True keeps it fixed.
@@ -294,7 +297,8 @@ def fine_tune(
     trainer = _trainer_class(flavour)(
         student, teacher, distill, task, projectors, teacher_kind, frozen
     )
-    trainer.compile(optimizer=resolve_optimizer(optimizer, flavour, compiled_from, learning_rate))
+    resolved = resolve_optimizer(optimizer, flavour, compiled_from, learning_rate)
+    trainer.compile(optimizer=rate.scaled(resolved, learning_rate_scale))
     return trainer.fit(
         train.dataset,
         epochs=epochs,

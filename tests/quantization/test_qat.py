@@ -82,6 +82,8 @@ def test_qat_gives_a_full_int8_model_that_agrees_with_its_keras_model(qat_result
     )
     assert rows["batch_normalization"].targets["qat"] == "folded"
     assert result.report.stages[0]["settings"]["scheme"] == "Default8BitQuantizeScheme"
+    # the model was compiled with Adam(1e-3); QAT fine-tunes at 0.3 of it
+    assert "fine-tuned with Adam at learning rate 0.0003" in result.report.stages[0]["notes"]
     assert "QAT model vs .tflite" in result.report.table()
 
 
