@@ -418,6 +418,7 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
         verbose=fit.verbose,
         samples=check,
     )
+    pipeline.check_rates(recipe, ctx)
     native = [s for s in recipe.training_stages if s in pipeline.NATIVE_STAGES]
     engine = [s for s in recipe.training_stages if s not in pipeline.NATIVE_STAGES]
     base, records = model, []

@@ -199,6 +199,20 @@ def _chosen(decisions: dict[str, Decision], done: str, able: str) -> list[str]:
     return chosen
 
 
+def check_rates(recipe, ctx: TrainingContext) -> None:
+    """Fails before any training when a stage's learning-rate scale cannot apply.
+
+    Raises:
+        RecipeError: the run's optimizer has a schedule without an initial rate.
+    """
+    for stage in recipe.training_stages:
+        scale = getattr(getattr(recipe, stage), "learning_rate_scale", 1.0)
+        if scale != 1.0:
+            flavour = _compat.TF_KERAS  # the engine stages train tf_keras copies
+            optimizer = trainer.resolve_optimizer(ctx.optimizer, flavour, ctx.compiled_from)
+            rate.scaled(optimizer, scale)
+
+
 def _fine_tune(ctx: TrainingContext, model, scale: float = 1.0, **extra) -> str:
     """One stage's fine-tuning with the run's data, teacher, loss and optimizer.
 

@@ -58,3 +58,19 @@ def test_a_schedule_without_an_initial_rate_cannot_be_scaled():
     with pytest.raises(RecipeError, match="Received: PiecewiseConstantDecay"):
         rate.scaled(opt, 0.3)
     assert rate.scaled(opt, 1.0) is opt
+
+
+def test_compress_refuses_an_unscalable_schedule_before_any_training(
+    trained_models, digits8, capsys
+):
+    (x, y), _ = digits8
+    schedule = tf_keras.optimizers.schedules.PiecewiseConstantDecay([10], [1e-3, 1e-4])
+    with pytest.raises(RecipeError, match=r"learning_rate_scale=1\.0 on the stage"):
+        ks.compress(
+            trained_models["tf_keras"],
+            "prune-cluster-qat",
+            train_data=(x[:64], y[:64]),
+            optimizer=tf_keras.optimizers.Adam(schedule),
+            epochs=1,
+        )
+    assert "pruning" not in capsys.readouterr().out  # refused before the first stage
