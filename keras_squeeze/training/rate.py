@@ -4,8 +4,9 @@ Every training stage starts from trained weights, so each fine-tunes at a
 multiple of the run's learning rate (the given optimizer's, else the model's
 compiled one): `learning_rate_scale` on ks.Prune, ks.Cluster and ks.QAT.
 Pruning has to recover from removed weights and keeps the run's rate;
-quantization-aware training only adapts to rounding noise and does better
-with smaller steps (see benchmarks/RESULTS.md, the QAT section).
+clustering and quantization-aware training only adapt trained weights (to
+their centroids, to int8 rounding) and default to 0.3 of it
+(benchmarks/RESULTS.md compares both with the training rate).
 """
 
 from __future__ import annotations
