@@ -205,12 +205,12 @@ def check_rates(recipe, ctx: TrainingContext) -> None:
     Raises:
         RecipeError: the run's optimizer has a schedule without an initial rate.
     """
-    for stage in recipe.training_stages:
-        scale = getattr(getattr(recipe, stage), "learning_rate_scale", 1.0)
-        if scale != 1.0:
-            flavour = _compat.TF_KERAS  # the engine stages train tf_keras copies
-            optimizer = trainer.resolve_optimizer(ctx.optimizer, flavour, ctx.compiled_from)
-            rate.scaled(optimizer, scale)
+    stages = [getattr(recipe, stage) for stage in recipe.training_stages]
+    scales = [getattr(s, "learning_rate_scale", 1.0) for s in stages]
+    scales = [scale for scale in scales if scale != 1.0]
+    if scales:  # one optimizer: whether its rate can be scaled does not depend on the factor
+        flavour = _compat.TF_KERAS  # the engine stages train tf_keras copies
+        rate.scaled(trainer.resolve_optimizer(ctx.optimizer, flavour, ctx.compiled_from), scales[0])
 
 
 def _fine_tune(ctx: TrainingContext, model, scale: float = 1.0, **extra) -> str:

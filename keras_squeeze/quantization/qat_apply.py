@@ -25,6 +25,7 @@ from keras_squeeze import _compat
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo, plan
 from keras_squeeze.quantization.qat_config import QAT
+from keras_squeeze.report.layers import weight_short_name
 
 DEFAULT = "default"
 FOLDED = "folded"
@@ -192,8 +193,7 @@ def frozen_kernels(variable) -> bool:
     """True for kernel variables: frozen in QAT after clustering, which keeps each
     kernel's centroid values and zeros exactly (activation ranges, biases and
     batch normalization still train)."""
-    name = (getattr(variable, "path", None) or variable.name).split("/")[-1].split(":")[0]
-    return name in _KERNEL_VARIABLES
+    return weight_short_name(variable) in _KERNEL_VARIABLES
 
 
 # Moving-average activation quantizers (tfmot's default for activations and outputs).
@@ -209,15 +209,13 @@ def calibrate_ranges(qat_model, float_model, inputs: list) -> list[str]:
     activations coarsely quantized. Here each wrapper's range is set to
     [min(0, lo), max(0, hi)] of the wrapped layer's float output on `inputs`
     (the range post-training int8 calibration would pick); training then moves
-    it as usual.
+    it as usual. The input's QuantizeLayer (tfmot: range 0 until the first
+    training batch) starts at the input's range the same way.
 
     Args:
         qat_model: the model from `apply`.
         float_model: the tf_keras model `apply` was given (same layer names).
         inputs: one array per model input.
-
-    The input's QuantizeLayer (tfmot: range 0 until the first training
-    batch) starts at the input's range the same way.
 
     Returns:
         Names of the quantization-aware layers whose ranges were set.
@@ -233,12 +231,13 @@ def calibrate_ranges(qat_model, float_model, inputs: list) -> list[str]:
         inner = getattr(layer, "layer", None)
         names = _RANGE_VARIABLES
         if type(layer).__name__ == "QuantizeLayer":  # quantizes what its input layer gives
-            inner = _inbound(layer)[0] if len(_inbound(layer)) == 1 else None
+            inbound = _inbound(layer)
+            inner = inbound[0] if len(inbound) == 1 else None
             names = (f"{layer.name}_min", f"{layer.name}_max")
         variables = {
-            v.name.split("/")[-1].split(":")[0]: v
+            weight_short_name(v): v
             for v in layer.non_trainable_weights
-            if v.name.split("/")[-1].split(":")[0] in names
+            if weight_short_name(v) in names
         }
         if inner is None or not variables:
             continue
