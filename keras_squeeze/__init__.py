@@ -36,7 +36,7 @@ _LAZY_ATTRS = {
     "CompressionResult": "keras_squeeze.api.result",
     "Recipe": "keras_squeeze.api.recipe",
     "RECIPES": "keras_squeeze.api.recipe",
-    "load_model": "keras_squeeze.api.models",
+    "load_model": "keras_squeeze.core.models",
     "Report": "keras_squeeze.report.report",
     "Fidelity": "keras_squeeze.report.metrics",
     "Prune": "keras_squeeze.pruning.config",

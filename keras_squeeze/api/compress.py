@@ -7,14 +7,14 @@ import time
 import warnings
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models, pipeline
+from keras_squeeze.api import pipeline
 from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.api.result import CompressionResult
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import DataError, RecipeError
 from keras_squeeze.export import tflite as tflite_export
-from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.pruning import verify as prune_verify
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report import metrics
@@ -256,14 +256,14 @@ def compress(
     seconds = time.perf_counter() - start
 
     _say(verbose, f"verifying the .tflite in ai_edge_litert on {check.describe()}")
-    reference = keras_outputs(model, check) if final_model is not model else None
+    reference = models.keras_outputs(model, check) if final_model is not model else None
     fidelity, runner = tflite_export.verify(
         content, final_model, check, mode.name, reference_outputs=reference
     )
     accuracy = None
     labels = data_inputs.class_ids(validation.labels) if validation is not None else None
     if labels is not None:
-        original_out = keras_outputs(model, validation)[0]
+        original_out = models.keras_outputs(model, validation)[0]
         tflite_out = runner.run(validation, [s.name for s in specs], models.output_names(model))[0]
         if metrics.is_classifier_output(original_out):
             accuracy = {

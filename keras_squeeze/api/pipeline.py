@@ -9,14 +9,13 @@ import warnings
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
 from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.clustering import apply as cluster_apply
 from keras_squeeze.clustering.config import Cluster
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
-from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.layer_plan import Decision, plan
 from keras_squeeze.pruning import apply as prune_apply
 from keras_squeeze.pruning import schedule as prune_schedule
@@ -136,8 +135,8 @@ def verified_copy(model, sample: data_inputs.Samples):
 
 
 def check_same_outputs(reference, candidate, sample: data_inputs.Samples, what: str) -> None:
-    ref = keras_outputs(reference, sample)
-    got = keras_outputs(candidate, sample)
+    ref = models.keras_outputs(reference, sample)
+    got = models.keras_outputs(candidate, sample)
     for r, g in zip(ref, got, strict=True):
         scale = max(float(np.max(np.abs(r))), 1e-6)
         diff = float(np.max(np.abs(r - g))) / scale
@@ -152,7 +151,7 @@ def validation_accuracy(model, ctx: TrainingContext) -> float | None:
     samples = ctx.val_samples
     if samples is None or samples.labels is None or not trainer.losses.is_classifier(model):
         return None
-    outputs = keras_outputs(model, samples)[0]
+    outputs = models.keras_outputs(model, samples)[0]
     return metrics.accuracy(outputs, data_inputs.class_ids(samples.labels))
 
 

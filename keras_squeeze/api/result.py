@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from keras_squeeze.core import atomic, models
 from keras_squeeze.data.inputs import Samples
 from keras_squeeze.errors import OutputError, RecipeError
-from keras_squeeze.export import atomic
 from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
-from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report.report import Report
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
@@ -83,7 +82,7 @@ class CompressionResult:
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.
-        reference = keras_outputs(self.original, self.samples)
+        reference = models.keras_outputs(self.original, self.samples)
         with atomic.staging_dir(out.parent) as stage:
             if "tflite" in formats:
                 self._say("writing model.tflite and checking it loads and runs")
@@ -159,7 +158,7 @@ class CompressionResult:
         return [EDGETPU_INPUT, EDGETPU_COMPILED]
 
     def _onnx(self, stage: pathlib.Path, reference) -> Artifact:
-        from keras_squeeze.api import models
+        from keras_squeeze.core import models
         from keras_squeeze.export.runtime import TFLiteRunner
 
         path = stage / FILE_NAMES["onnx"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_squeeze.api.models import is_graph_model
+from keras_squeeze.core.models import is_graph_model
 from keras_squeeze.errors import ModelError
 
 

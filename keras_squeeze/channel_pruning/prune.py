@@ -8,17 +8,16 @@ import warnings
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
 from keras_squeeze.channel_pruning import fine_tune as fine_tuning
 from keras_squeeze.channel_pruning import flops, importance, scoring, selection, surgery
 from keras_squeeze.channel_pruning.dependency import Analysis, Group, analyze
 from keras_squeeze.channel_pruning.graph import GraphView, graph_view
 from keras_squeeze.channel_pruning.report import ChannelPruningReport, channel_rows
 from keras_squeeze.channel_pruning.settings import ChannelPruning
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
-from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report import metrics
 
 MAX_VALIDATION_SAMPLES = 10_000
@@ -142,7 +141,7 @@ def _validation(validation_data, specs):
 def _accuracy(model, samples) -> float | None:
     if samples is None or samples.labels is None:
         return None
-    out = keras_outputs(model, samples)[0]
+    out = models.keras_outputs(model, samples)[0]
     if not metrics.is_classifier_output(out):
         return None
     return metrics.accuracy(out, data_inputs.class_ids(samples.labels))
@@ -283,7 +282,7 @@ def prune_channels(
     if validation is not None:
         count = min(validation.count, CHECK_SAMPLES)
         check = data_inputs.Samples(validation.batch(0, count), None, count, None, "validation")
-    check_outputs_finite(keras_outputs(pruned, check), "pruned Keras model")
+    check_outputs_finite(models.keras_outputs(pruned, check), "pruned Keras model")
 
     strict = settings.metric == "flops" and not settings.per_layer
     before = flops.count_flops(model, static=strict)

@@ -91,7 +91,7 @@ def run(
     """
     from keras_squeeze.bench import benchmark, benchmark_android
     from keras_squeeze.bench.chart import require_matplotlib
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
 
     if chart is not None:
         require_matplotlib()

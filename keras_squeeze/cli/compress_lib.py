@@ -218,9 +218,8 @@ def run(
         >>> compress_lib.run(model="model.keras", recipe="prune", target_sparsity=0.6,
         ...                  data="images/", image_range="0-1", output_dir="out")
     """
-    from keras_squeeze.api import models
     from keras_squeeze.api.compress import compress
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic, models
     from keras_squeeze.report.summary import terminal_summary
 
     recipe_obj = resolve_recipe(recipe, target_sparsity, clusters)

@@ -113,8 +113,8 @@ def run(
         >>> export_lib.run("model.keras", formats=("tflite", "onnx"), quantization="int8",
         ...                data="digits", output_dir="exported")
     """
-    from keras_squeeze.api import models
-    from keras_squeeze.export import atomic, to_onnx, to_saved_model, to_tflite
+    from keras_squeeze.core import atomic, models
+    from keras_squeeze.export import to_onnx, to_saved_model, to_tflite
     from keras_squeeze.export.artifact import Artifact
 
     formats = tuple(dict.fromkeys(formats))

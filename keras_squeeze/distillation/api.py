@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError
@@ -141,11 +141,9 @@ def distill(
     }
     labels = data_inputs.class_ids(val_samples.labels) if val_samples is not None else None
     if labels is not None and trainer_mod.losses.is_classifier(trained):
-        from keras_squeeze.export.runtime import keras_outputs
-
         report["accuracy"] = {
-            "teacher": metrics.accuracy(keras_outputs(teacher, val_samples)[0], labels),
-            "student": metrics.accuracy(keras_outputs(trained, val_samples)[0], labels),
+            "teacher": metrics.accuracy(models.keras_outputs(teacher, val_samples)[0], labels),
+            "student": metrics.accuracy(models.keras_outputs(trained, val_samples)[0], labels),
             "samples": val_samples.count,
         }
     return DistillResult(trained, report)

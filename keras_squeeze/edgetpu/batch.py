@@ -40,7 +40,7 @@ def with_batch_size(model, batch_size: int = 1):
         >>> art = ks.export.to_tflite(fixed, quantization="int8", representative_data=x,
         ...                           inference_input_type="uint8", inference_output_type="uint8")
     """
-    from keras_squeeze.api import models
+    from keras_squeeze.core import models
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(

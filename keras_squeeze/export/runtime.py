@@ -43,23 +43,6 @@ def quant_params(detail: dict) -> QuantParams | None:
     return None
 
 
-def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndarray]:
-    """The model's outputs (inference mode) as float arrays in output order."""
-    from keras_squeeze.api.models import output_names
-
-    names = output_names(model)
-
-    def run(batch):
-        out = model(batch if len(batch) > 1 else batch[0], training=False)
-        if isinstance(out, dict):
-            out = [out[n] for n in names]
-        elif not isinstance(out, (list, tuple)):
-            out = [out]
-        return [np.asarray(o, dtype=np.float32) for o in out]
-
-    return batched_call(run, samples, batch_size)
-
-
 def match_names(wanted: Sequence[str], available: Sequence[str]) -> list[str]:
     """Orders `available` names to follow `wanted` (model names).
 

@@ -7,17 +7,16 @@ import io
 import pathlib
 import warnings
 
-from keras_squeeze.api import models
+from keras_squeeze.core import atomic, models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
-from keras_squeeze.export import atomic
 from keras_squeeze.export.artifact import (
     Artifact,
     check_float_fidelity,
     check_outputs_finite,
     verification_samples,
 )
-from keras_squeeze.export.runtime import TFLiteRunner, keras_outputs
+from keras_squeeze.export.runtime import TFLiteRunner
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report.metrics import compare
 
@@ -134,7 +133,7 @@ def verify(
             f"model's inputs. Received: {type(e).__name__}: {e}"
         ) from e
     check_outputs_finite(outputs, ".tflite model")
-    fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
+    fidelity = compare(models.keras_outputs(model, samples), outputs, names, samples.describe())
     if mode == "float32":
         check_float_fidelity(fidelity, "float32 .tflite")
     if reference_outputs is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.errors import BridgeError
 from keras_squeeze.keras_bridge import graph, ops, verify
 from keras_squeeze.keras_bridge.agreement import DEFAULT_RTOL

@@ -62,7 +62,7 @@ def weight_short_name(variable) -> str:
 
 def kernels(layer) -> list[np.ndarray]:
     """The layer's kernel-like weights as numpy arrays, in Keras layout."""
-    from keras_squeeze.api.models import layer_weights
+    from keras_squeeze.core.models import layer_weights
 
     return [
         np.asarray(w.numpy() if hasattr(w, "numpy") else w)
@@ -152,7 +152,7 @@ def storage(t: Tensor) -> str:
 
 def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
     """Each Keras layer's kernels, found among the .tflite's constants by value."""
-    from keras_squeeze.api.models import layer_name
+    from keras_squeeze.core.models import layer_name
 
     layer_kernels = {layer_name(layer): kernels(layer) for layer in keras_layers}
     return match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
@@ -160,7 +160,7 @@ def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
 
 def layer_rows(keras_layers, model: TFLiteModel, matches=None) -> list[LayerRow]:
     """One row per Keras layer (input layers excluded) with measured .tflite figures."""
-    from keras_squeeze.api.models import layer_name, layer_type, layer_weights
+    from keras_squeeze.core.models import layer_name, layer_type, layer_weights
 
     layers = [layer for layer in keras_layers if type(layer).__name__ != "InputLayer"]
     layer_kernels = {layer_name(layer): kernels(layer) for layer in layers}

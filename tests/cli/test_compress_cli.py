@@ -47,7 +47,7 @@ def test_run_with_a_model_file_and_npz(trained_models, digits8, tmp_path):
 
 
 def test_digits_follow_the_model_input(trained_models):
-    from keras_squeeze.api.models import input_specs
+    from keras_squeeze.core.models import input_specs
 
     (x, _), _ = compress_lib.load_data("digits", input_specs(trained_models["keras3"]))
     assert x.shape[1:] == (8, 8, 1)

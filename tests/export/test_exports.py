@@ -9,10 +9,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_squeeze as ks
-from keras_squeeze.api.models import input_specs
+from keras_squeeze.core.models import input_specs, keras_outputs
 from keras_squeeze.data.inputs import take_samples
 from keras_squeeze.errors import DataError, ExportError, RecipeError
-from keras_squeeze.export.runtime import keras_outputs
 from tests.conftest import keras
 
 

@@ -174,7 +174,7 @@ def test_parity_names_the_first_layer_that_parts(qat_result, data):
     (x, _), _ = data
     samples = take_samples(
         x[:32],
-        [__import__("keras_squeeze.api.models", fromlist=["x"]).input_specs(qat_model)[0]],
+        [__import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(qat_model)[0]],
         None,
         "x",
     )

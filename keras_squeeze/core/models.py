@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.data.inputs import InputSpec
+from keras_squeeze.data.inputs import InputSpec, Samples, batched_call
 from keras_squeeze.errors import ModelError, NonFiniteError
 
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -258,6 +258,21 @@ def output_names(model) -> list[str]:
     if outputs:
         return [f"output_{i}" for i in range(len(outputs))]
     return _traced_output_names(model)
+
+
+def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndarray]:
+    """The model's outputs (inference mode) as float arrays in output order."""
+    names = output_names(model)
+
+    def run(batch):
+        out = model(batch if len(batch) > 1 else batch[0], training=False)
+        if isinstance(out, dict):
+            out = [out[n] for n in names]
+        elif not isinstance(out, (list, tuple)):
+            out = [out]
+        return [np.asarray(o, dtype=np.float32) for o in out]
+
+    return batched_call(run, samples, batch_size)
 
 
 def _traced_output_names(model) -> list[str]:
