@@ -11,6 +11,7 @@ from keras_squeeze.api import pipeline
 from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.api.result import CompressionResult
 from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import DataError, RecipeError
@@ -32,11 +33,6 @@ MIN_TOP1_AGREEMENT = 0.95
 MIN_SQNR_DB = 10.0
 # A pruned layer this far below its target sparsity in the .tflite is reported.
 SPARSITY_TOLERANCE = 0.02
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(f"keras_squeeze: {message}", flush=True)
 
 
 def _check_count(value, argument: str) -> int:
@@ -231,11 +227,11 @@ def compress(
         )
         final_model, records, training_info = _train(model, recipe, specs, check, validation, fit)
     if calibration is not None:
-        _say(verbose, f"calibrating on {calibration.describe()}")
-    _say(verbose, "converting the original model to a float32 .tflite (baseline)")
+        say(verbose, f"calibrating on {calibration.describe()}")
+    say(verbose, "converting the original model to a float32 .tflite (baseline)")
     baseline = tflite_export.convert(model, "float32", verbose=verbose)
     sparse = bool(recipe.prune and recipe.prune.uses_sparse_encoding(mode.name))
-    _say(
+    say(
         verbose,
         f"converting with '{mode.name}' quantization{' and sparse encoding' if sparse else ''}",
     )
@@ -255,7 +251,7 @@ def compress(
     )
     seconds = time.perf_counter() - start
 
-    _say(verbose, f"verifying the .tflite in ai_edge_litert on {check.describe()}")
+    say(verbose, f"verifying the .tflite in ai_edge_litert on {check.describe()}")
     reference = models.keras_outputs(model, check) if final_model is not model else None
     fidelity, runner = tflite_export.verify(
         content, final_model, check, mode.name, reference_outputs=reference
@@ -324,7 +320,7 @@ def compress(
         from keras_squeeze.edgetpu import edgetpu_readiness
 
         if edgetpu:
-            _say(verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
+            say(verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
             edgetpu_tflite = _edgetpu_tflite(
                 final_model, (mode, calibration, in_type, out_type, verbose), per_tensor_dense
             )
@@ -334,14 +330,14 @@ def compress(
     if measure_latency:
         from keras_squeeze.bench import compare_latency
 
-        _say(verbose, "measuring latency: original float32 vs compressed .tflite, interleaved")
+        say(verbose, "measuring latency: original float32 vs compressed .tflite, interleaved")
         report.latency = compare_latency(baseline, content, num_threads=1)
     _apply_stage_decisions(report, records, matches, recipe)
     _explain_float_kernels(report, mode)
     _warn_on_low_fidelity(report, mode)
     for message in report.warnings:
         warnings.warn(message, stacklevel=2)
-    _say(
+    say(
         verbose,
         f"done: .tflite {report.compressed.tflite_bytes:,} bytes ({report.size_ratio:.2f}x of "
         f"float32, gzip {report.gzip_ratio:.3f}x), {fidelity.summary()}",
@@ -428,11 +424,11 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
         records.append(record)
     final_model, bridges = base, []
     if engine:
-        _say(fit.verbose, "making a verified working copy of the model")
+        say(fit.verbose, "making a verified working copy of the model")
         work, bridged = pipeline.verified_copy(base, check)
         if bridged is not None:
             bridges.append(bridged.to_dict())
-            _say(
+            say(
                 fit.verbose,
                 f"rebuilt the Keras 3 model as tf_keras for the training stages "
                 f"({bridged.layers} layers, max |diff| {bridged.agreement.max_abs_diff:.2g})",
@@ -446,7 +442,7 @@ def _train(model, recipe, specs, check, validation, fit: _FitSettings):
                 final_model, like=base, sample_inputs=pipeline.sample_data(check)
             )
             bridges.append(back.to_dict())
-            _say(fit.verbose, "put the compressed weights back into a Keras 3 copy of the model")
+            say(fit.verbose, "put the compressed weights back into a Keras 3 copy of the model")
     info = {
         "epochs": fit.epochs,
         "steps_per_epoch": train.steps_per_epoch,
@@ -532,7 +528,7 @@ def _check_qat_parity(report, qat_model, content, samples, config, verbose) -> N
     """Compares the QAT Keras model with its .tflite; warns loudly when they disagree."""
     from keras_squeeze.quantization import parity
 
-    _say(verbose, "checking the quantization-aware model agrees with its .tflite")
+    say(verbose, "checking the quantization-aware model agrees with its .tflite")
     report.qat_parity = parity.check(
         qat_model, content, samples, config.min_top1_agreement, config.min_sqnr_db
     )

@@ -13,6 +13,7 @@ from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.clustering import apply as cluster_apply
 from keras_squeeze.clustering.config import Cluster
 from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
@@ -155,11 +156,6 @@ def validation_accuracy(model, ctx: TrainingContext) -> float | None:
     return metrics.accuracy(outputs, data_inputs.class_ids(samples.labels))
 
 
-def _say(ctx: TrainingContext, message: str) -> None:
-    if ctx.verbose:
-        print(f"keras_squeeze: {message}", flush=True)
-
-
 ORDER = "channel_prune -> prune -> cluster -> qat"
 _WRAPPERS = {
     "QuantizeWrapper": "quantization-aware",
@@ -282,7 +278,10 @@ def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
         if config.m_by_n
         else f"{config.target_sparsity:.0%}"
     )
-    _say(ctx, f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}")
+    say(
+        ctx.verbose,
+        f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}",
+    )
     pruned = prune_apply.wrap(model, decisions, config, schedule)
     start = time.perf_counter()
     notes.append(
@@ -323,7 +322,7 @@ def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
             f"clustered per tensor: {', '.join(fallback)} (convolutions without a bias: the "
             "engine's per-channel clustering leaves them unclustered)"
         )
-    _say(ctx, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
+    say(ctx.verbose, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
     clustered = cluster_apply.wrap(model, decisions, config, preserve)
     start = time.perf_counter()
     notes.append(_fine_tune(ctx, clustered, config.learning_rate_scale))
@@ -359,8 +358,8 @@ def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
     preserving += (" and" if pruned and clustered else "") + (
         " preserving clusters" if clustered else ""
     )
-    _say(
-        ctx,
+    say(
+        ctx.verbose,
         f"quantization-aware training{preserving}: {len(decisions) - kept} layers quantize-aware, "
         f"{kept} float in training (calibrated at conversion)",
     )

@@ -6,6 +6,7 @@ import dataclasses
 import pathlib
 
 from keras_squeeze.core import atomic, models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data.inputs import Samples
 from keras_squeeze.errors import OutputError, RecipeError
 from keras_squeeze.export import onnx as onnx_export
@@ -85,7 +86,7 @@ class CompressionResult:
         reference = models.keras_outputs(self.original, self.samples)
         with atomic.staging_dir(out.parent) as stage:
             if "tflite" in formats:
-                self._say("writing model.tflite and checking it loads and runs")
+                say(self.verbose, "writing model.tflite and checking it loads and runs")
                 path = atomic.write_bytes(stage / FILE_NAMES["tflite"], self.tflite)
                 fidelity, _ = tflite_export.verify(
                     None,
@@ -99,11 +100,11 @@ class CompressionResult:
                     "tflite", path, len(self.tflite), fidelity, notes=[self.report.scheme]
                 )
             if "onnx" in formats:
-                self._say("converting to ONNX with tf2onnx and checking it in onnxruntime")
+                say(self.verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
                 records["onnx"] = self._onnx(stage, reference)
             extra = self._edgetpu(stage, reference) if self.edgetpu_tflite is not None else []
             if "saved_model" in formats:
-                self._say("writing the SavedModel (saved_model/1/) and checking it")
+                say(self.verbose, "writing the SavedModel (saved_model/1/) and checking it")
                 path = stage / FILE_NAMES["saved_model"] / "1"
                 saved_model_export.write(self.model, path)
                 fidelity = saved_model_export.verify(
@@ -128,14 +129,14 @@ class CompressionResult:
                 atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
             for file in (*extra, "report.json", "report.md"):
                 atomic.move_into_place(stage / file, out / file)
-        self._say(f"saved to {out}")
+        say(self.verbose, f"saved to {out}")
         return out
 
     def _edgetpu(self, stage: pathlib.Path, reference) -> list[str]:
         """Writes the batch-1 int8 .tflite, and compiles it when edgetpu_compiler exists."""
         from keras_squeeze.edgetpu import compile_for_edgetpu
 
-        self._say("writing model_for_edgetpu.tflite (batch 1) and checking it runs")
+        say(self.verbose, "writing model_for_edgetpu.tflite (batch 1) and checking it runs")
         path = atomic.write_bytes(stage / EDGETPU_INPUT, self.edgetpu_tflite)
         fidelity, _ = tflite_export.verify(
             None, self.model, self.samples, "int8", path=str(path), reference_outputs=reference
@@ -154,7 +155,7 @@ class CompressionResult:
             return [EDGETPU_INPUT]
         info["compiled"] = True
         info["compiler_log"] = log.to_dict()
-        self._say("compiled model_edgetpu.tflite with edgetpu_compiler")
+        say(self.verbose, "compiled model_edgetpu.tflite with edgetpu_compiler")
         return [EDGETPU_INPUT, EDGETPU_COMPILED]
 
     def _onnx(self, stage: pathlib.Path, reference) -> Artifact:
@@ -189,7 +190,3 @@ class CompressionResult:
             agreement=agreement,
             notes=[f"tf2onnx from {source}, opset {onnx_export.opset_of(content)}"],
         )
-
-    def _say(self, message: str) -> None:
-        if self.verbose:
-            print(f"keras_squeeze: {message}", flush=True)

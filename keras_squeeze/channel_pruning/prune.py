@@ -15,6 +15,7 @@ from keras_squeeze.channel_pruning.graph import GraphView, graph_view
 from keras_squeeze.channel_pruning.report import ChannelPruningReport, channel_rows
 from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
@@ -266,8 +267,9 @@ def prune_channels(
     groups = analysis.prunable
     if not groups:
         raise _nothing_prunable(analysis)
-    say = (lambda m: print(f"keras_squeeze: {m}", flush=True)) if verbose else (lambda m: None)
-    say(f"channel pruning: {len(groups)} of {len(analysis.groups)} channel groups prunable")
+    say(
+        verbose, f"channel pruning: {len(groups)} of {len(analysis.groups)} channel groups prunable"
+    )
     scores, notes = scoring.group_scores(
         analysis, groups, settings.criterion, model, taylor, train_loss
     )
@@ -301,7 +303,7 @@ def prune_channels(
         notes=[settings.describe(), *notes],
         warnings=warns,
     )
-    say(f"pruned: {report.summary()}")
+    say(verbose, f"pruned: {report.summary()}")
     accuracy = None
     original_acc = _accuracy(model, validation)
     if original_acc is not None:
@@ -314,7 +316,7 @@ def prune_channels(
     description = None
     if fine_tune is not None or epochs > 0:
         description = fine_tuning.describe(fine_tune, epochs, optimizer)
-        say(f"fine-tuning: {description}")
+        say(verbose, f"fine-tuning: {description}")
         if fine_tune is not None:
             replaced = fine_tune(pruned)
             if replaced is not None:
@@ -338,7 +340,7 @@ def prune_channels(
     report.fine_tuning = description
     for message in warns:
         warnings.warn(message, stacklevel=2)
-    say(f"done: {report.summary()}")
+    say(verbose, f"done: {report.summary()}")
     sizes = {g.id: int(n) for g, n in zip(groups, keep_counts, strict=True)}
     return ChannelPruningResult(pruned, report, _kept_by_layer(groups, sizes))
 

@@ -12,6 +12,7 @@ import dataclasses
 import sys
 
 from keras_squeeze import _compat
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError, RecipeError
 from keras_squeeze.export.formats import FORMATS
@@ -19,11 +20,6 @@ from keras_squeeze.export.formats import FORMATS
 DIGITS = sources.DIGITS
 EXAMPLE_IMAGE_SIZE = 16
 EXAMPLE_EPOCHS = 8
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(f"keras_squeeze: {message}", flush=True)
 
 
 def load_data(source: str, specs):
@@ -239,7 +235,7 @@ def run(
         from keras_squeeze.data import train_example_model
 
         example_epochs = epochs or EXAMPLE_EPOCHS
-        _say(verbose, f"training the example CNN on the built-in digits ({example_epochs} epochs)")
+        say(verbose, f"training the example CNN on the built-in digits ({example_epochs} epochs)")
         keras_model = train_example_model(
             epochs=example_epochs,
             image_size=EXAMPLE_IMAGE_SIZE,
@@ -247,11 +243,11 @@ def run(
             verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
         )
     else:
-        _say(verbose, f"loading {model}")
+        say(verbose, f"loading {model}")
         keras_model = models.load_model(model)
     splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
     sources.check_fits_outputs(splits, _output_units(keras_model))
-    _say(verbose, f"data: {splits.description}")
+    say(verbose, f"data: {splits.description}")
     trains = bool(recipe_obj.training_stages)
     result = compress(
         keras_model,

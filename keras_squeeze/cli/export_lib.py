@@ -12,16 +12,12 @@ from __future__ import annotations
 import json
 import pathlib
 
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
 from keras_squeeze.export.formats import FILE_NAMES, check_formats
 
 MANIFEST = "export.json"
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(f"keras_squeeze: {message}", flush=True)
 
 
 def check_options(
@@ -130,19 +126,19 @@ def run(
     elif image_range is not None:
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
-    _say(verbose, f"loading {model}")
+    say(verbose, f"loading {model}")
     keras_model = models.load_model(model)
     representative = verification = None
     if data is not None:
         splits = sources.load_source(data, models.input_specs(keras_model), image_range)
-        _say(verbose, f"data: {splits.description}")
+        say(verbose, f"data: {splits.description}")
         representative, verification = splits.train, splits.validation
     artifacts: dict[str, Artifact] = {}
     quantized = quantization != "float32"
     with atomic.staging_dir(out.parent) as stage:
         tflite = None
         if "tflite" in formats or ("onnx" in formats and quantized):
-            _say(verbose, f"converting to .tflite ('{quantization}') and checking it")
+            say(verbose, f"converting to .tflite ('{quantization}') and checking it")
             tflite = to_tflite(
                 keras_model,
                 stage / FILE_NAMES["tflite"] if "tflite" in formats else None,
@@ -157,7 +153,7 @@ def run(
             if "tflite" in formats:
                 artifacts["tflite"] = tflite
         if "onnx" in formats:
-            _say(verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
+            say(verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
             artifacts["onnx"] = to_onnx(
                 keras_model,
                 stage / FILE_NAMES["onnx"],
@@ -165,7 +161,7 @@ def run(
                 verification_data=verification,
             )
         if "saved_model" in formats:
-            _say(verbose, f"writing the SavedModel (saved_model/{saved_model_version}/)")
+            say(verbose, f"writing the SavedModel (saved_model/{saved_model_version}/)")
             artifacts["saved_model"] = to_saved_model(
                 keras_model,
                 stage / FILE_NAMES["saved_model"],

@@ -355,10 +355,9 @@ def layer_weights(layer) -> list:
 
 def output_layer(model):
     """The layer that produces the model's first output (inside nested models too)."""
-    tensor = model.outputs[0]
-    history = getattr(tensor, "_keras_history", None)
-    layer = history[0] if history is not None else model.layers[-1]
+    from keras_squeeze.core import graph
+
+    layer = graph.producer(model.outputs[0]) or model.layers[-1]
     while _compat.is_keras_model(layer) and getattr(layer, "outputs", None):
-        history = getattr(layer.outputs[0], "_keras_history", None)
-        layer = history[0] if history is not None else layer.layers[-1]
+        layer = graph.producer(layer.outputs[0]) or layer.layers[-1]
     return layer

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 from keras_squeeze import _compat
+from keras_squeeze.core import graph as core_graph
 from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import BridgeError
@@ -121,7 +122,7 @@ class _Rebuild:
 
         tensors = []
         for t in model.inputs:
-            layer = t._keras_history[0]
+            layer = core_graph.producer(t)
             config = layer.get_config()
             if config.get("optional"):
                 raise BridgeError(
