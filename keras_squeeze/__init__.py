@@ -51,6 +51,9 @@ _LAZY_ATTRS = {
     "count_flops": "keras_squeeze.channel_pruning.flops",
     "register_layer": "keras_squeeze.keras_bridge.registry",
     "unregister_layer": "keras_squeeze.keras_bridge.registry",
+    "Stage": "keras_squeeze.stages",
+    "register_stage": "keras_squeeze.stages",
+    "unregister_stage": "keras_squeeze.stages",
 }
 _LAZY_SUBMODULES = (
     "export",
@@ -62,6 +65,8 @@ _LAZY_SUBMODULES = (
     "channel_pruning",
     "distillation",
     "pruning",
+    "clustering",
+    "stages",
     "edgetpu",
 )
 

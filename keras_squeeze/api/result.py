@@ -14,6 +14,7 @@ from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
+from keras_squeeze.report.files import HTML, write_report_files
 from keras_squeeze.report.report import Report
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
@@ -51,11 +52,14 @@ class CompressionResult:
 
         `directory/model.tflite`, `directory/model.onnx`,
         `directory/saved_model/1/` (TF Serving layout, `serving_default`),
-        `directory/report.json` and `directory/report.md`; after
+        `directory/report.json`, `directory/report.md`, `directory/report.html`
+        and, when matplotlib is installed, the `report_*.png` charts; after
         `compress(..., edgetpu=True)` also `model_for_edgetpu.tflite` (batch 1)
         and, when edgetpu_compiler is installed, `model_edgetpu.tflite`. Everything is
         written into a staging directory first and moved into place only when
         all artifacts passed verification, so a failure leaves no partial file.
+        The reports name the artifacts by their paths inside `directory`, so a
+        copied folder stays right.
 
         Args:
             directory: the output directory (created if needed; files of the
@@ -68,7 +72,7 @@ class CompressionResult:
         formats = check_formats(formats, RecipeError)
         out = atomic.check_writable_dir(directory)
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
-        slots.update({"report.json": False, "report.md": False})
+        slots.update({"report.json": False, "report.md": False, HTML: False})
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         for name, is_dir in slots.items():
@@ -119,15 +123,16 @@ class CompressionResult:
                 )
             self.report.exports = {}
             for name, record in records.items():
-                final = out / FILE_NAMES[name]
-                record.path = final / "1" if name == "saved_model" else final
+                inside = pathlib.PurePosixPath(FILE_NAMES[name])  # relative to `directory`
+                record.path = inside / "1" if name == "saved_model" else inside
                 self.report.exports[name] = record.to_dict()
             atomic.write_text(stage / "report.json", self.report.to_json())
             atomic.write_text(stage / "report.md", self.report.to_markdown())
+            human = write_report_files(self.report, stage)
             out.mkdir(parents=True, exist_ok=True)
             for name in records:
                 atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
-            for file in (*extra, "report.json", "report.md"):
+            for file in (*extra, "report.json", "report.md", *human):
                 atomic.move_into_place(stage / file, out / file)
         say(self.verbose, f"saved to {out}")
         return out

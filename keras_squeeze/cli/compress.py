@@ -143,7 +143,7 @@ def _check_io_types(values) -> bool:
 def _check_stage_settings(values) -> bool:
     return common.validate(
         lambda: _lib().resolve_recipe(
-            values["recipe"], values["target_sparsity"], values["clusters"]
+            values["recipe"], target_sparsity=values["target_sparsity"], clusters=values["clusters"]
         )
     )
 

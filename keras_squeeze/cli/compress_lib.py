@@ -8,7 +8,6 @@ refuses the same contradictions with the same messages.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 from keras_squeeze import _compat
@@ -34,50 +33,46 @@ def load_data(source: str, specs):
 def _recipes_with(stage: str) -> list[str]:
     from keras_squeeze.api.recipe import RECIPES
 
-    return [name for name, r in RECIPES.items() if getattr(r, stage, None) is not None]
+    return [name for name, r in RECIPES.items() if r.config_of(stage) is not None]
 
 
-def resolve_recipe(recipe, target_sparsity: float | None = None, clusters: int | None = None):
+def resolve_recipe(recipe, **settings):
     """The preset (or Recipe) with the command line's stage settings applied.
 
     Args:
         recipe: a preset name or a `ks.Recipe`.
-        target_sparsity: replaces the pruning stage's target sparsity.
-        clusters: replaces the clustering stage's number of clusters.
+        **settings: stage settings by their command-line name, None where not
+            given: `target_sparsity` (the pruning stage's target sparsity),
+            `clusters` (the clustering stage's number of clusters); every
+            registered stage lists its own in `Stage.settings`.
 
     Raises:
-        RecipeError: an unknown recipe, or a setting for a stage the recipe
-            does not have (e.g. target_sparsity with "int8").
+        RecipeError: an unknown recipe, an unknown setting, or a setting for a
+            stage the recipe does not have (e.g. target_sparsity with "int8").
     """
     from keras_squeeze.api.recipe import Recipe
+    from keras_squeeze.stages import stages
 
     recipe = Recipe.get(recipe)
-    if target_sparsity is not None:
-        if recipe.prune is None:
-            raise RecipeError(
-                "target_sparsity sets the pruning stage, which this recipe does not have. "
-                f"Expected a recipe that prunes ({', '.join(_recipes_with('prune'))}). "
-                f"Received: recipe={recipe.name!r}"
-            )
-        if recipe.prune.m_by_n is not None:
-            m, n = recipe.prune.m_by_n
-            raise RecipeError(
-                f"The '{recipe.name}' recipe prunes {m} of every {n} weights, a fixed "
-                f"{m / n:.0%}: target_sparsity does not apply. Expected the 'prune' recipe for "
-                f"a chosen sparsity. Received: target_sparsity={target_sparsity}"
-            )
-        prune = dataclasses.replace(recipe.prune, target_sparsity=target_sparsity)
-        recipe = dataclasses.replace(recipe, prune=prune)
-    if clusters is not None:
-        stage = recipe.cluster
+    owners = {setting: stage for stage in stages() for setting in stage.settings}
+    for setting, value in settings.items():
+        if value is None:
+            continue
+        stage = owners.get(setting)
         if stage is None:
             raise RecipeError(
-                "clusters sets the clustering stage, which this recipe does not have. "
-                f"Expected a recipe that clusters ({', '.join(_recipes_with('cluster'))}). "
+                f"Unknown stage setting. Expected one of {sorted(owners)}. Received: {setting}"
+            )
+        config = recipe.config_of(stage.name)
+        if config is None:
+            raise RecipeError(
+                f"{setting} sets the {stage.title} stage, which this recipe does not have. "
+                f"Expected a recipe that {stage.verb} ({', '.join(_recipes_with(stage.name))}). "
                 f"Received: recipe={recipe.name!r}"
             )
-        cluster = dataclasses.replace(stage, num_clusters=clusters)
-        recipe = dataclasses.replace(recipe, cluster=cluster)
+        recipe = recipe.with_stage(
+            stage.name, stage.with_setting(config, setting, value, recipe.name)
+        )
     return recipe
 
 
@@ -218,7 +213,7 @@ def run(
     from keras_squeeze.core import atomic, models
     from keras_squeeze.report.summary import terminal_summary
 
-    recipe_obj = resolve_recipe(recipe, target_sparsity, clusters)
+    recipe_obj = resolve_recipe(recipe, target_sparsity=target_sparsity, clusters=clusters)
     check_options(
         recipe_obj,
         model=model,

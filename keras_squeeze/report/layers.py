@@ -54,6 +54,25 @@ class LayerRow:
         return dataclasses.asdict(self)
 
 
+def target_keys(rows) -> list[str]:
+    """The stage targets the layer rows carry (LayerRow or report.json dicts), in first-seen
+    order: one column each in the per-layer tables (every stage sets its own keys)."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        targets = row.targets if isinstance(row, LayerRow) else (row.get("targets") or {})
+        keys.update(dict.fromkeys(targets))
+    return list(keys)
+
+
+def format_target(value) -> str:
+    """A target for a table cell: fractions as percentages ("80%"), the rest as written."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and 0.0 <= value <= 1.0:
+        return f"{value:.0%}"
+    return str(value)
+
+
 def weight_short_name(variable) -> str:
     """'kernel' for 'conv2d/kernel:0' (tf_keras) or a Keras 3 variable named 'kernel'."""
     name = getattr(variable, "path", None) or variable.name
