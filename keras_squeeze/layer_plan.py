@@ -44,6 +44,25 @@ class Decision:
     reason: str | None
 
 
+def check_skip(skip, what: str = "layer names") -> tuple[str, ...]:
+    """`skip` (a string or a sequence of strings) as a tuple.
+
+    Raises:
+        RecipeError: an entry that is not a string.
+    """
+    entries = (skip,) if isinstance(skip, str) else skip
+    try:
+        entries = tuple(entries)
+    except TypeError:
+        entries = (entries,)
+    if not all(isinstance(s, str) for s in entries):
+        raise RecipeError(
+            f"skip lists {what}. Expected a string or a sequence of strings. Received: "
+            f"skip={skip!r}"
+        )
+    return entries
+
+
 def check_selection(config, *, maps_to: str, valid, value_rule: str) -> None:
     """Validates, and normalises in place, the selection fields of a frozen stage config.
 
@@ -71,17 +90,9 @@ def check_selection(config, *, maps_to: str, valid, value_rule: str) -> None:
     for key, value in layers.items():
         if value is not None and not valid(value):
             raise RecipeError(f"{value_rule}. Received: layers[{key!r}]={value!r}")
-    skip = (config.skip,) if isinstance(config.skip, str) else config.skip
-    try:
-        skip = tuple(skip)
-    except TypeError:
-        skip = (skip,)
-    if not all(isinstance(s, str) for s in skip):
-        raise RecipeError(
-            "skip lists layer names, class names or patterns. Expected a string or a sequence "
-            f"of strings. Received: skip={config.skip!r}"
-        )
-    object.__setattr__(config, "skip", skip)
+    object.__setattr__(
+        config, "skip", check_skip(config.skip, "layer names, class names or patterns")
+    )
     keep = getattr(config, "keep_first_layer", False)
     if not isinstance(keep, bool):
         raise RecipeError(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from keras_squeeze.channel_pruning.importance import CRITERIA
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.layer_plan import check_skip
 from keras_squeeze.training import rate
 
 METRICS = ("flops", "params")
@@ -118,17 +119,7 @@ class ChannelPruning:
         _check_choice(self.allocation, ALLOCATIONS, "allocation")
         _check_int(self.round_to, "round_to")
         _check_int(self.taylor_samples, "taylor_samples")
-        skip = (self.skip,) if isinstance(self.skip, str) else self.skip
-        try:
-            skip = tuple(skip)
-        except TypeError:
-            skip = (skip,)
-        if not all(isinstance(s, str) for s in skip):
-            raise RecipeError(
-                "skip lists layer names. Expected a string or a sequence of strings. "
-                f"Received: skip={self.skip!r}"
-            )
-        object.__setattr__(self, "skip", skip)
+        object.__setattr__(self, "skip", check_skip(self.skip))
         object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
 
     @property
