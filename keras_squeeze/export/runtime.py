@@ -97,6 +97,13 @@ class TFLiteRunner:
         self.input_details = self.runner.get_input_details()
         self.output_details = self.runner.get_output_details()
 
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size the file fixes (1 for a deployable .tflite), or None when free."""
+        batches = {int(d["shape_signature"][0]) for d in self.input_details.values()}
+        fixed = [b for b in batches if b > 0]
+        return fixed[0] if fixed and len(batches) == 1 else None
+
     def input_quant(self, model_input_names: Sequence[str]) -> list[QuantParams | None]:
         names = match_names(model_input_names, list(self.input_details))
         return [quant_params(self.input_details[n]) for n in names]
@@ -128,6 +135,8 @@ class TFLiteRunner:
                 for n, q in zip(out_names, out_q, strict=True)
             ]
 
+        if self.batch_size is not None:
+            return batched_call(run, samples, self.batch_size)
         try:
             return batched_call(run, samples, batch_size)
         except (ValueError, RuntimeError):
@@ -150,6 +159,9 @@ def onnx_outputs(
     options.log_severity_level = 3
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     onnx_inputs = session.get_inputs()
+    fixed = {i.shape[0] for i in onnx_inputs if i.shape and isinstance(i.shape[0], int)}
+    if len(fixed) == 1:  # e.g. converted from a batch-1 .tflite
+        batch_size = fixed.pop()
     names = match_names(input_names, [i.name for i in onnx_inputs])
     types = {i.name: i.type for i in onnx_inputs}
     in_q = list(input_quant) if input_quant else [None] * len(names)

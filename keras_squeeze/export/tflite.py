@@ -8,6 +8,7 @@ import pathlib
 import warnings
 
 from keras_squeeze.core import atomic, models
+from keras_squeeze.core.batch import batch_one
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
 from keras_squeeze.export.artifact import (
@@ -158,6 +159,7 @@ def to_tflite(
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
     verification_data=None,
+    dynamic_batch: bool = False,
     verbose: int = 0,
 ) -> Artifact:
     """Converts a Keras model to .tflite, runs it in ai_edge_litert and checks it.
@@ -175,6 +177,9 @@ def to_tflite(
             or "float32" for "int8"; "float32" (default) or "int16" for "int16x8".
         verification_data: inputs to compare the .tflite with the Keras model on;
             defaults to the calibration samples, else synthetic inputs.
+        dynamic_batch: keep the batch dimension free (default False: the file
+            fixes it at 1, as phones, microcontrollers and the Edge TPU run it;
+            see `keras_squeeze.core.batch`).
 
     Returns:
         An Artifact whose `content` is the .tflite bytes and `fidelity` its
@@ -202,14 +207,18 @@ def to_tflite(
         calibration = data_inputs.take_samples(
             representative_data, specs, num_calibration_samples, "representative_data"
         )
+    notes = [mode.scheme]
+    fixed, reason = (model, None) if dynamic_batch else batch_one(model)
+    if reason is not None:
+        notes.append(
+            f"the .tflite keeps a free batch: no fixed-batch copy could be made ({reason})"
+        )
     content = convert(
-        model, mode, calibration, inference_input_type, inference_output_type, verbose
+        fixed, mode, calibration, inference_input_type, inference_output_type, verbose
     )
     check = verification_samples(specs, verification_data, calibration)
     fidelity, _ = verify(content, model, check, mode.name)
-    artifact = Artifact(
-        "tflite", None, len(content), fidelity, content=content, notes=[mode.scheme]
-    )
+    artifact = Artifact("tflite", None, len(content), fidelity, content=content, notes=notes)
     if target is not None:
         atomic.write_bytes(target, content)
         artifact.path = target

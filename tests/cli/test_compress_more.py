@@ -63,9 +63,9 @@ def test_edgetpu_and_io_types_reach_compress(model_path, tmp_path, capsys):
     assert code == 0
     assert_saved_files(tmp_path / "out", ["model.tflite", "model_for_edgetpu.tflite"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["edgetpu"]["model"] == "batch-1 copy"
+    assert report["edgetpu"]["model"] == "model.tflite"  # batch 1 already
     assert report["edgetpu"]["input_types"] == ["uint8"]
-    assert "Edge TPU (batch-1 copy):" in capsys.readouterr().out
+    assert "Edge TPU (model.tflite):" in capsys.readouterr().out
 
 
 def _one_error_line(capsys, expected: str, traceback=False) -> str:
