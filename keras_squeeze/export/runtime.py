@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_squeeze._native_output import NativeOutput
 from keras_squeeze.data.inputs import Samples, batched_call
 
 
@@ -86,9 +87,18 @@ class TFLiteRunner:
     ):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(
-            model_content=content, model_path=path, num_threads=num_threads
-        )
+        # LiteRT's first allocation in a process prints "INFO: Created TensorFlow
+        # Lite XNNPACK delegate for CPU." to descriptor 2; a failure shows it all.
+        log = NativeOutput()
+        try:
+            with log:
+                self.interpreter = Interpreter(
+                    model_content=content, model_path=path, num_threads=num_threads
+                )
+                self.interpreter.allocate_tensors()
+        except Exception:
+            log.replay()
+            raise
         signatures = self.interpreter.get_signature_list()
         self.signature = next(iter(signatures)) if signatures else None
         if self.signature is None:
