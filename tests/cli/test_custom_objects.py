@@ -235,5 +235,5 @@ def test_a_custom_activation_saved_model_fine_tunes_with_custom_objects(
     )
     assert code == common.EXIT_OK, capsys.readouterr().err
     report = json.loads((tmp_path / "b" / "report.json").read_text())
-    dense = next(row for row in report["layers"] if row["name"] == "dense")
+    dense = next(row for row in report["layers"] if row["type"] == "Dense")
     assert report["recipe"] == "prune" and dense["sparsity"] > 0.5
