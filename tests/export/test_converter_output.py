@@ -57,3 +57,22 @@ def test_a_converter_failure_keeps_its_log_for_the_error(unconvertible, capfd):
     with pytest.raises(ExportError, match=r"TF Select ops: MatrixDeterminant$"):
         tflite.convert(unconvertible, "float32", verbose=2)
     assert "MatrixDeterminant" in capfd.readouterr().err  # the converter's own lines, shown
+
+
+def test_a_model_with_free_spatial_dimensions_still_runs_in_the_runner(capfd):
+    # The runner allocates early (inside the capture of LiteRT's notice); a model
+    # that allocates only at real input shapes gets them from run().
+    import numpy as np
+
+    from keras_squeeze.export.runtime import TFLiteRunner
+
+    k = keras("keras3")
+    inputs = k.Input((None, None, 1), name="img")
+    x = k.layers.GlobalAveragePooling2D()(k.layers.Conv2D(4, 5)(inputs))
+    model = k.Model(inputs, k.layers.Dense(3, name="out")(x))
+    runner = TFLiteRunner(content=tflite.convert(model, "float32"))
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    samples = take_samples(x, input_specs(model), 4, "x")
+    (out,) = runner.run(samples, ["img"], ["out"])
+    np.testing.assert_allclose(out, np.asarray(model(x)), atol=1e-5)
+    assert capfd.readouterr().err == ""
