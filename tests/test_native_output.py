@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from keras_squeeze._native_output import NativeOutput
+from keras_squeeze.core.native_output import NativeOutput
 
 
 def _libc_printf(text: str) -> None:
@@ -108,7 +108,7 @@ def test_no_descriptor_to_spare_leaves_the_output_alone():
     # Out of file descriptors: nothing is redirected, nothing is lost.
     code = (
         "import os, resource\n"
-        "from keras_squeeze._native_output import NativeOutput\n"
+        "from keras_squeeze.core.native_output import NativeOutput\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit("
         "resource.RLIMIT_NOFILE)[1]))\n"
         "held = []\n"

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_squeeze._native_output import NativeOutput
 from keras_squeeze.bench import delegates
 from keras_squeeze.bench import inputs as bench_inputs
 from keras_squeeze.bench.memory import peak_memory
@@ -41,6 +40,7 @@ from keras_squeeze.bench.settings import (
 )
 from keras_squeeze.bench.sources import ModelSource, resolve_models
 from keras_squeeze.bench.stats import keep_running, round_order, summarize
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.errors import BenchmarkError, DelegateError
 
 

@@ -220,7 +220,7 @@ def import_tensorflow_quietly(verbose: int) -> None:
     """
     if verbose >= 2 or "tensorflow" in sys.modules:
         return
-    from keras_squeeze._native_output import NativeOutput
+    from keras_squeeze.core.native_output import NativeOutput
 
     log = NativeOutput()
     try:

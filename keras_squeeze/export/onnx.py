@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
-from keras_squeeze._native_output import NativeOutput
 from keras_squeeze.core import models
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.errors import ExportError, VerificationError
 from keras_squeeze.export.signature import serving_function
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_squeeze._native_output import NativeOutput
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data.inputs import Samples, batched_call
 
 

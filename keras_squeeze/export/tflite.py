@@ -5,8 +5,8 @@ from __future__ import annotations
 import pathlib
 import warnings
 
-from keras_squeeze._native_output import NativeOutput
 from keras_squeeze.core import atomic, models
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
 from keras_squeeze.export.artifact import (

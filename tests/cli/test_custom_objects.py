@@ -211,7 +211,7 @@ def test_a_tf_keras_h5_with_a_custom_function_loads_without_its_compiled_state(c
     # tf_keras (>= 2.13) writes the function in a form its own .h5 reader refuses;
     # Keras 3 reads the model, not the tf_keras loss config beside it.
     from keras_squeeze import _compat
-    from keras_squeeze.api.models import load_model
+    from keras_squeeze.core.models import load_model
 
     model = load_model(custom_h5, custom_objects={"scaled_tanh": custom_activations.scaled_tanh})
     assert _compat.keras_flavour(model) == _compat.KERAS3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from keras_squeeze.api.models import input_specs
+from keras_squeeze.core.models import input_specs
 from keras_squeeze.data.inputs import take_samples
 from keras_squeeze.errors import ExportError
 from keras_squeeze.export import tflite
