@@ -14,6 +14,7 @@ from keras_squeeze.cli import common, compress, custom_objects, export
 from keras_squeeze.errors import ConfigError
 from tests.cli import custom_activations
 from tests.cli.helpers import error_lines, flags_of, native_noise, run_main, script
+from tests.conftest import assert_saved_files
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCALED_TANH = "tests.cli.custom_activations:scaled_tanh"
@@ -199,12 +200,7 @@ def test_compress_script_end_to_end_with_a_custom_activation(custom_h5, tmp_path
     assert native_noise(proc.stderr) == []
     report = json.loads((tmp_path / "squeezed" / "report.json").read_text())
     assert report["recipe"] == "int8" and report["fidelity"]["top1_agreement"] > 0.95
-    assert sorted(p.name for p in (tmp_path / "squeezed").iterdir()) == [
-        "model.onnx",
-        "model.tflite",
-        "report.json",
-        "report.md",
-    ]
+    assert_saved_files(tmp_path / "squeezed", ["model.onnx", "model.tflite"], ("size", "accuracy"))
 
 
 def test_a_tf_keras_h5_with_a_custom_function_loads_without_its_compiled_state(custom_h5):
