@@ -7,6 +7,7 @@ all formats land together or none does.
     keras-squeeze-export --model=model.keras --formats=tflite --formats=onnx \
         --quantization=int8 --data=digits --output_dir=exported/
     keras-squeeze-export --model=model.keras --formats=saved_model --saved_model_version=3
+    keras-squeeze-export --model=old_model.h5 --custom_objects=my_layers:scaled_tanh
     keras-squeeze-export --flagfile=export.flags
 
 int8 and int16x8 calibrate on --data ('digits', a .npz with x/y arrays, or an
@@ -29,6 +30,7 @@ PROGRAM = "keras-squeeze-export"
 FLAGS = common.new_flag_values(__doc__)
 
 _MODEL = common.define_model_flag(FLAGS, "Path to a .keras / .h5 file or SavedModel directory.")
+_CUSTOM_OBJECTS = common.define_custom_objects_flag(FLAGS)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", ["tflite"], FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -90,6 +92,7 @@ def main(argv) -> int:
         _VERBOSE.value,
         lambda: _lib().run(
             model=_MODEL.value,
+            custom_objects=_CUSTOM_OBJECTS.value,
             formats=tuple(_FORMATS_FLAG.value),
             output_dir=_OUTPUT_DIR.value,
             quantization=_QUANTIZATION.value,

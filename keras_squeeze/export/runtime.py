@@ -7,12 +7,14 @@ dequantizing at the edges of integer-I/O models.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data.inputs import Samples, batched_call
 
 
@@ -86,9 +88,21 @@ class TFLiteRunner:
     ):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(
-            model_content=content, model_path=path, num_threads=num_threads
-        )
+        # LiteRT's first allocation in a process applies the XNNPACK delegate,
+        # which prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        # to descriptor 2: allocate here, inside the capture. A model with free
+        # dimensions may allocate only at real input shapes, which run() sets.
+        log = NativeOutput()
+        try:
+            with log:
+                self.interpreter = Interpreter(
+                    model_content=content, model_path=path, num_threads=num_threads
+                )
+                with contextlib.suppress(RuntimeError, ValueError):
+                    self.interpreter.allocate_tensors()
+        except Exception:
+            log.replay()
+            raise
         signatures = self.interpreter.get_signature_list()
         self.signature = next(iter(signatures)) if signatures else None
         if self.signature is None:

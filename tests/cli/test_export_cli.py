@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_squeeze.cli import export, export_lib
 from keras_squeeze.errors import ExportError
-from tests.cli.helpers import error_lines, run_main, script
+from tests.cli.helpers import error_lines, native_noise, run_main, script
 
 PROGRAM = export.PROGRAM
 
@@ -122,6 +122,7 @@ def test_script_end_to_end_with_a_flagfile(model_path, tmp_path):
     )
     proc = script("export", f"--flagfile={flagfile}", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert native_noise(proc.stderr) == []
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "export.json",
         "model.onnx",
