@@ -108,6 +108,13 @@ _EDGETPU = flags.DEFINE_boolean(
     "against its op table, compiled when edgetpu_compiler is installed (int8 recipes).",
     flag_values=FLAGS,
 )
+_DYNAMIC_BATCH = flags.DEFINE_boolean(
+    "dynamic_batch",
+    False,
+    "Keep the .tflite's batch dimension free (default: fixed at 1, what phones, "
+    "microcontrollers and the Edge TPU run).",
+    flag_values=FLAGS,
+)
 _BENCHMARK = flags.DEFINE_boolean(
     "benchmark",
     False,
@@ -200,6 +207,7 @@ def main(argv) -> int:
             distill_temperature=_TEMPERATURE.value,
             distill_alpha=_ALPHA.value,
             edgetpu=_EDGETPU.value,
+            dynamic_batch=_DYNAMIC_BATCH.value,
             benchmark=_BENCHMARK.value,
             batch_size=_BATCH_SIZE.value,
             image_range=_IMAGE_RANGE.value,

@@ -188,6 +188,7 @@ def run(
     distill_temperature: float | None = None,
     distill_alpha: float | None = None,
     edgetpu: bool = False,
+    dynamic_batch: bool = False,
     benchmark: bool = False,
     batch_size: int = 32,
     image_range: str | None = None,
@@ -214,7 +215,8 @@ def run(
         target_sparsity / clusters: the pruning / clustering stage's setting.
         distill, distill_temperature, distill_alpha: distillation during
             fine-tuning (None: the recipe's default, on).
-        edgetpu: compress(edgetpu=True): a batch-1 int8 copy for the Edge TPU.
+        edgetpu: compress(edgetpu=True): the batch-1 int8 file for the Edge TPU.
+        dynamic_batch: compress(dynamic_batch=True): keep the .tflite's batch free.
         benchmark: compress(measure_latency=True).
         batch_size: fine-tuning batch size (and of image-folder datasets).
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
@@ -279,6 +281,7 @@ def run(
             inference_output_type=inference_output_type,
             measure_latency=benchmark,
             edgetpu=edgetpu,
+            dynamic_batch=dynamic_batch,
             verbose=verbose,
         )
         out = result.save(output_dir, formats=formats)

@@ -51,6 +51,13 @@ _NUM_CALIBRATION_SAMPLES, _INPUT_TYPE, _OUTPUT_TYPE = common.define_conversion_f
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "exported", "Where the files go.", flag_values=FLAGS
 )
+_DYNAMIC_BATCH = flags.DEFINE_boolean(
+    "dynamic_batch",
+    False,
+    "Keep the .tflite's batch dimension free (default: fixed at 1, what phones, "
+    "microcontrollers and the Edge TPU run).",
+    flag_values=FLAGS,
+)
 _SAVED_MODEL_VERSION = flags.DEFINE_integer(
     "saved_model_version",
     1,
@@ -101,6 +108,7 @@ def main(argv) -> int:
             inference_input_type=_INPUT_TYPE.value,
             inference_output_type=_OUTPUT_TYPE.value,
             saved_model_version=_SAVED_MODEL_VERSION.value,
+            dynamic_batch=_DYNAMIC_BATCH.value,
             image_range=_IMAGE_RANGE.value,
             verbose=_VERBOSE.value,
         ),

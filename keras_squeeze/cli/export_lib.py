@@ -82,6 +82,7 @@ def run(
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
     saved_model_version: int = 1,
+    dynamic_batch: bool = False,
     image_range: str | None = None,
     verbose: int = 1,
 ) -> dict:
@@ -105,6 +106,7 @@ def run(
             int8 / int16x8 (training split) and verification inputs
             (validation split). None: verified on synthetic inputs.
         saved_model_version: the SavedModel's version directory (TF Serving).
+        dynamic_batch: keep the .tflite's batch free (default: fixed at 1).
         image_range: pixel range of image-folder data.
 
     Returns:
@@ -154,6 +156,7 @@ def run(
                 inference_input_type=inference_input_type,
                 inference_output_type=inference_output_type,
                 verification_data=verification,
+                dynamic_batch=dynamic_batch,
                 verbose=verbose,
             )
             if "tflite" in formats:
