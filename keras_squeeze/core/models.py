@@ -438,7 +438,8 @@ def resolve_signature(model, input_signature=None, data: dict | None = None):
     """The inputs `model` is called with, verified by calling it; remembered for the model.
 
     A model with symbolic inputs (functional, Sequential) has them (and an
-    `input_signature` must agree with them). A model without (subclassed)
+    `input_signature` must agree with them; a Sequential built without an
+    Input is refused, as `input_specs` says). A model without (subclassed)
     takes, in order: `input_signature`; the data given (`representative_data`,
     `validation_data`, `train_data`: the shapes and dtypes of one batch; float
     inputs take the model's input dtype); the shapes Keras recorded
@@ -464,8 +465,7 @@ def resolve_signature(model, input_signature=None, data: dict | None = None):
             model's inputs, or data whose batches disagree in shape.
     """
     data = dict(data or {})
-    tensors = _symbolic_inputs(model)
-    if tensors:
+    if _symbolic_inputs(model) or is_graph_model(model):  # an unbuilt Sequential: refused
         specs = tuple(input_specs(model))
         signature = Signature(specs, _structure(len(specs)), "the model's inputs")
         if input_signature is not None:
