@@ -232,11 +232,14 @@ class Signature:
             tensor), "list" (a list, in spec order) or "dict" (by spec name).
         source: where the signature came from ("input_signature",
             "representative_data", "the shapes Keras recorded", ...).
+        batch: the batch size its exports take: None (free), or fixed (the
+            batch-1 copy `fixed_batch_copy` makes for the .tflite).
     """
 
     specs: tuple[InputSpec, ...]
     structure: str
     source: str
+    batch: int | None = None  # the batch the traced function takes (None: free)
 
     def describe(self) -> str:
         """E.g. "args_0 (None, 8, 8, 1) float32"."""
@@ -666,6 +669,47 @@ def _construct(model):
     if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
         config = {k: v for k, v in config.items() if k in {p.name for p in parameters}}
     return type(model)(**config)
+
+
+def fixed_batch_copy(model, batch_size: int = 1):
+    """A copy of a subclassed model whose traced function takes a fixed batch.
+
+    Its exports (the .tflite above all) are traced at `batch_size`, so shapes
+    fold into constants as for a functional model cloned on
+    `keras.Input(batch_size=1)`. Checked to reproduce the model.
+
+    Raises:
+        ModelError: the model has no signature, cannot be copied, or the copy
+            does not reproduce it (`core.batch.batch_one` then keeps the free
+            batch and says why).
+    """
+    signature = signature_of(model) or recorded_signature(model)
+    if signature is None:
+        input_specs(model)  # raises, saying what is missing
+    copy = copy_model(model)
+    _remember(copy, dataclasses.replace(signature, batch=batch_size))
+    rng = np.random.default_rng(0)
+    feed = [
+        rng.uniform(-1, 1, (batch_size, *[1 if d is None else d for d in s.shape])).astype(s.dtype)
+        if np.dtype(s.dtype).kind == "f"
+        else np.zeros((batch_size, *[1 if d is None else d for d in s.shape]), s.dtype)
+        for s in signature.specs
+    ]
+    ours, theirs = (_flat_outputs(call_model(m, feed)) for m in (copy, model))
+    for a, b in zip(ours, theirs, strict=True):
+        if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6):
+            raise ModelError(
+                f"The fixed-batch copy of '{model.name}' does not reproduce the model. Expected "
+                "identical outputs on the same input. Received: max abs difference "
+                f"{float(np.max(np.abs(np.asarray(a) - np.asarray(b)))):.3g}"
+            )
+    return copy
+
+
+def _flat_outputs(out) -> list:
+    if isinstance(out, Mapping):
+        return [out[k] for k in sorted(out)]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def _rename(layer, name: str) -> None:

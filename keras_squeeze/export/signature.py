@@ -14,13 +14,16 @@ def serving_function(model):
 
     Returns:
         (function, input_signature): the signature is a list of named
-        `tf.TensorSpec`s with a free batch axis.
+        `tf.TensorSpec`s with a free batch axis (a fixed one for a
+        `fixed_batch_copy` of a subclassed model).
     """
     import tensorflow as tf
 
     specs = models.input_specs(model)
     names = models.output_names(model)
-    signature = [tf.TensorSpec((None, *s.shape), s.dtype, name=s.name) for s in specs]
+    traced = models.signature_of(model)
+    batch = traced.batch if traced is not None else None
+    signature = [tf.TensorSpec((batch, *s.shape), s.dtype, name=s.name) for s in specs]
 
     @tf.function(input_signature=signature)
     def serve(*args):

@@ -262,3 +262,43 @@ def test_no_signature_anywhere_says_what_to_give():
         r"from \(representative_data=, validation_data= or train_data=\)",
     ):
         ks.compress(_two_inputs("keras3", "list"), "dynamic", verbose=0)
+
+
+def _shape(content: bytes) -> list:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return list(Interpreter(model_content=content).get_input_details()[0]["shape_signature"])
+
+
+def test_the_tflite_fixes_the_batch_at_1_unless_asked(three_heads):
+    fixed = ks.compress(three_heads, "float16", verbose=0)
+    free = ks.compress(three_heads, "float16", dynamic_batch=True, verbose=0)
+    assert _shape(fixed.tflite) == [1, 8, 8, 1] and _shape(free.tflite) == [-1, 8, 8, 1]
+    assert not any("free batch" in n for n in fixed.report.notes)
+
+
+def test_a_model_its_copies_cannot_reproduce(digits8):
+    """Each instance draws its own offset: copies differ, so the .tflite keeps the free
+    batch (saying why) and training, which works on a copy, is refused."""
+    k = keras("keras3")
+
+    class Jittered(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.offset = float(np.random.default_rng().uniform(1, 2))  # not a weight
+            self.dense = k.layers.Dense(10)
+
+        def call(self, x):
+            return self.dense(x) + self.offset
+
+    (x, y), _ = digits8
+    flat = x.reshape(len(x), -1)[:64]
+    result = ks.compress(Jittered(), "dynamic", representative_data=flat, verbose=0)
+    assert _shape(result.tflite) == [-1, 64]
+    assert any(
+        "keeps a free batch: no fixed-batch copy could be made (The fixed-batch copy of" in n
+        for n in result.report.notes
+    )
+    recipe = ks.Recipe(prune=ks.Prune(min_weights=0, keep_first_layer=False))
+    with pytest.raises(ModelError, match=r"The working copy does not reproduce the model"):
+        ks.compress(Jittered(), recipe, train_data=(flat, y[:64]), verbose=0)

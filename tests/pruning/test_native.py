@@ -52,7 +52,8 @@ def test_a_subclassed_model_is_pruned_natively(cnn, pruned):
     assert "first layer kept as it is" in rows[cnn.stem.name].reason
     assert "under 1,024 weights" in rows[cnn.logits.name].reason
     assert not report.warnings
-    assert report.accuracy["compressed"] > 0.8
+    accuracy = report.accuracy  # 80% of the weights gone after 16 steps: a few points
+    assert accuracy["compressed"] > accuracy["original"] - 0.06, accuracy
     zeros = (model.hidden.get_weights()[0] == 0).reshape(-1, 4, 64)  # the preset's 4-input blocks
     assert (zeros.all(axis=1) | ~zeros.any(axis=1)).mean() > 0.999
 
