@@ -302,3 +302,36 @@ def test_a_model_its_copies_cannot_reproduce(digits8):
     recipe = ks.Recipe(prune=ks.Prune(min_weights=0, keep_first_layer=False))
     with pytest.raises(ModelError, match=r"The working copy does not reproduce the model"):
         ks.compress(Jittered(), recipe, train_data=(flat, y[:64]), verbose=0)
+
+
+def test_data_that_gives_no_signature():
+    model = _two_inputs("keras3", "dict")
+    with pytest.raises(DataError, match=r"representative_data is not a supported kind of data"):
+        ks.compress(model, "int8", representative_data=object(), verbose=0)
+    with pytest.raises(DataError, match=r"representative_data is empty\. Expected at least one"):
+        ks.compress(model, "int8", representative_data=iter([]), verbose=0)
+    with pytest.raises(DataError, match=r"validation_data does not hold batches of numeric"):
+        ks.compress(model, "dynamic", validation_data=np.array(["a", "b"]), verbose=0)
+    ragged = {"image": [[1.0, 2.0], [3.0]], "meta": META}
+    with pytest.raises(DataError, match=r"validation_data cannot be read as arrays"):
+        ks.compress(model, "dynamic", validation_data=ragged, verbose=0)
+
+
+def test_a_call_that_needs_another_argument(tmp_path):
+    k = keras("keras3")
+
+    class Scaled(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = k.layers.Dense(3)
+
+        def call(self, x, scale):
+            return self.dense(x) * scale
+
+    with pytest.raises(
+        ModelError,
+        match=r"The model's call\(\) needs 'scale'.*wrap the model so that the argument gets its "
+        r"value, e\.g\. .*return self\.inner\(inputs, scale=\.\.\.\)\. Received: call\(x, scale\)",
+    ):
+        ks.export.to_onnx(Scaled(), tmp_path / "m.onnx", verification_data=META)
+    assert not any(tmp_path.iterdir())

@@ -78,3 +78,74 @@ def test_a_class_that_cannot_be_rebuilt_is_refused():
         r".*Received: Needy \(from_config: .*; constructor: .*; deepcopy: .*\)",
     ):
         models.copy_model(model)
+
+
+def _incomplete_config():
+    """A class whose get_config() forgets its constructor arguments (as user code often
+    does): from_config rebuilds it with the defaults."""
+    k = keras("keras3")
+
+    class Configurable(k.Model):
+        def __init__(self, units=4, act=False, **kwargs):
+            super().__init__(**kwargs)
+            self.extra = k.layers.ReLU() if act else k.layers.Flatten()
+            self.out = k.layers.Dense(units)
+
+        def call(self, x):
+            return self.out(self.extra(x))
+
+        def get_config(self):
+            return {}
+
+    return Configurable
+
+
+def test_a_copy_with_other_weights_or_layers_is_refused():
+    cls = _incomplete_config()
+    wide = cls(units=8)
+    wide(np.zeros((1, 6), np.float32))
+    with pytest.raises(
+        ModelError, match=r"The copy of the subclassed model '.*' does not hold the"
+    ):
+        models.copy_model(wide)
+    other = cls(act=True)
+    other(np.zeros((1, 6), np.float32))
+    with pytest.raises(
+        ModelError,
+        match=r"The copy of the subclassed model '.*' has other layers\. Expected the "
+        r"layers \['ReLU', 'Dense'\]\. Received: \['Flatten', 'Dense'\]",
+    ):
+        models.copy_model(other)
+
+
+def test_a_copy_that_shares_variables_is_refused():
+    k = keras("tf_keras")
+
+    class Shared(k.Model):
+        def __init__(self, head):
+            super().__init__()
+            self.head = head
+
+        def call(self, x):
+            return self.head(x)
+
+        def __deepcopy__(self, memo):  # a "copy" that is the model itself
+            return self
+
+    model = Shared(k.layers.Dense(2))
+    model(np.zeros((1, 3), np.float32))
+    with pytest.raises(ModelError, match=r"shares variables with it, so training the copy would"):
+        models.copy_model(model)
+
+
+def test_a_fixed_batch_copy_needs_a_signature():
+    from keras_squeeze.core.batch import with_batch_size
+
+    never_called = _bare("keras3")
+    with pytest.raises(ModelError, match=r"has no defined inputs"):
+        with_batch_size(never_called, 1)
+    model = _bare("keras3")
+    model(X[:2])
+    fixed = with_batch_size(model, 1)
+    assert models.signature_of(fixed).batch == 1
+    np.testing.assert_allclose(np.asarray(fixed(X[:1])), np.asarray(model(X[:1])), atol=1e-6)

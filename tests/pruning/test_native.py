@@ -135,3 +135,32 @@ def test_duplicate_layer_names_are_refused(digits8):
     model(np.zeros((1, 64), np.float32))
     with pytest.raises(RecipeError, match=r"Two layers of the model are named 'twin'"):
         native.layer_infos(model, ks.Prune())
+
+
+def test_a_registered_tfmot_stage_needs_a_layer_graph(cnn, digits8):
+    import dataclasses
+
+    from keras_squeeze.stages import TF_KERAS
+
+    @dataclasses.dataclass(frozen=True)
+    class NoopConfig:
+        def get_config(self) -> dict:
+            return {}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls()
+
+    class Noop(ks.Stage):
+        name, title, config_class, order, engine = "noop", "no-op", NoopConfig, 97, TF_KERAS
+
+    (x, y), _ = digits8
+    ks.register_stage(Noop())
+    try:
+        with pytest.raises(
+            ModelError, match=r"The no-op stage \(through tfmot\) needs the model's layer graph"
+        ):
+            recipe = ks.Recipe(stages={"noop": NoopConfig()})
+            ks.compress(cnn, recipe, train_data=(x[:64], y[:64]), verbose=0)
+    finally:
+        ks.unregister_stage("noop")
