@@ -95,15 +95,16 @@ def _two_output_model(x, y):
     return model
 
 
-def _tflite_digit_accuracy(result, model, xt, yt) -> float:
-    """Top-1 accuracy of the digit head (the first output) of the .tflite."""
+def _tflite_digit_accuracy(content: bytes, model, xt, yt) -> float:
+    """Top-1 accuracy of the digit head (the first output) of a .tflite (batch 1 or free),
+    run by keras_squeeze's runner (int8 I/O quantized at the edges)."""
     from keras_squeeze.core import models
     from keras_squeeze.data.inputs import Samples
     from keras_squeeze.export.runtime import TFLiteRunner
 
     samples = Samples([xt], None, len(xt), len(xt), "test digits")
     names = [s.name for s in models.input_specs(model)]
-    outputs = TFLiteRunner(content=result.tflite).run(samples, names, models.output_names(model))
+    outputs = TFLiteRunner(content=content).run(samples, names, models.output_names(model))
     return float((outputs[0].argmax(-1) == yt).mean())
 
 
@@ -134,7 +135,7 @@ def _post_training(x, y, xt, yt) -> Table:
                 result.save(tmp)
             exports = result.report.exports
             fidelity = result.report.fidelity
-            accuracy = _tflite_digit_accuracy(result, model, xt, yt)
+            accuracy = _tflite_digit_accuracy(result.tflite, model, xt, yt)
             table.add(
                 label,
                 mode,
@@ -185,7 +186,7 @@ def _run(model, recipe, train, test, seed):
     total = time.perf_counter() - start
     rows = [r for r in result.report.layers if r.targets]
     return {
-        "accuracy": common.tflite_accuracy(result.tflite, *test),
+        "accuracy": _tflite_digit_accuracy(result.tflite, model, *test),
         "sparsity": [r.sparsity for r in rows if "sparsity" in r.targets],
         "clusters": [(r.clusters, r.measured.get("clusters_per")) for r in rows],
         "gzip": result.report.gzip_ratio,
@@ -219,7 +220,8 @@ def _engines(x, y, xt, yt):
     float_acc = []
     for seed in common.SEEDS:
         functional = common.float_cnn(seed, "keras3")
-        float_acc.append(common.tflite_accuracy(ks.export.tflite.convert(functional), xt, yt))
+        baseline = ks.export.tflite.convert(functional)
+        float_acc.append(_tflite_digit_accuracy(baseline, functional, xt, yt))
         for recipe in runs:
             for name, make in ENGINES.items():
                 model, config = make(functional, x, recipe)
