@@ -107,6 +107,26 @@ def check_selection(config, *, maps_to: str, valid, value_rule: str) -> None:
         )
 
 
+# How a stage with a choice of engine (ks.Prune, ks.Cluster) runs: "auto" (natively for a
+# model without a layer graph, through tfmot otherwise), "native" or "tfmot".
+ENGINE_CHOICES = ("auto", "native", "tfmot")
+
+
+def check_engine(engine) -> str:
+    """`engine` if it is one of ENGINE_CHOICES.
+
+    Raises:
+        RecipeError: any other value.
+    """
+    if not isinstance(engine, str) or engine not in ENGINE_CHOICES:
+        raise RecipeError(
+            "engine chooses how the stage runs. Expected one of "
+            f"{list(ENGINE_CHOICES)} ('auto': natively for a subclassed model, through tfmot "
+            f"otherwise). Received: engine={engine!r}"
+        )
+    return engine
+
+
 def key_matches(key: str, layer: LayerInfo) -> bool:
     """A key names the layer, its class, or is a regular expression over names."""
     if key in (layer.name, layer.type):

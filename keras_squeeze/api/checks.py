@@ -134,6 +134,7 @@ def check(
     dynamic_batch,
     verbose,
     default_epochs: int,
+    input_signature=None,
 ) -> Job:
     """compress()'s arguments checked and resolved into a Job (see compress() for each).
 
@@ -156,10 +157,22 @@ def check(
     if epochs is not None:
         check_count(epochs, "epochs")
     check_count(batch_size, "batch_size")
-    specs = models.input_specs(model)
+    signature, data = models.resolve_signature(
+        model,
+        input_signature,
+        {
+            "representative_data": representative_data,
+            "validation_data": validation_data,
+            "train_data": train_data,
+        },
+    )
+    representative_data, validation_data, train_data = (data[k] for k in models.DATA_ARGUMENTS)
+    specs = list(signature.specs)
     models.check_finite_weights(model)
     training = bool(recipe.training_stages)
     notes = [f"post-training quantization at conversion: {mode.scheme}"]
+    if signature.source != "the model's inputs":
+        notes.append(f"input signature from {signature.source}: {signature.describe()}")
     if not training:
         given = {"teacher": teacher, "epochs": epochs, "distill": distill}
         for name, value in given.items():

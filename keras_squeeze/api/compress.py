@@ -44,6 +44,7 @@ def compress(
     edgetpu: bool = False,
     dynamic_batch: bool = False,
     verbose: int = 1,
+    input_signature=None,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
@@ -110,6 +111,14 @@ def compress(
             second for small models; off by default), and report the ratio.
         verbose: 0 silent, 1 a line per stage and Keras progress bars, 2 also
             the converter's output.
+        input_signature: the inputs of a model without symbolic inputs
+            (subclassed): a list of `tf.TensorSpec` or shapes, batch axis first
+            (e.g. `[tf.TensorSpec((None, 8, 8, 1), tf.float32)]`), or a dict of
+            them by input name. Without it such a model's signature is read
+            from one batch of the data given (representative_data,
+            validation_data, train_data), else from the shapes Keras recorded;
+            the model is called on it once before anything else, and the report
+            names it.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
@@ -151,6 +160,7 @@ def compress(
         dynamic_batch=dynamic_batch,
         verbose=verbose,
         default_epochs=DEFAULT_EPOCHS,
+        input_signature=input_signature,
     )
     trained = pipeline.train(job)
     converted = conversion.convert(job, trained)

@@ -100,23 +100,36 @@ def check_chainable(model) -> None:
             )
 
 
-def check_order(stages: list, flavour: str) -> None:
+def check_order(stages: list, flavour: str, engines: list | None = None) -> None:
     """Refuses a native stage after an engine stage that cannot hand back a Keras 3 model.
 
     Raises:
         RecipeError: naming both stages.
     """
     blocking = None
-    for stage in stages:
-        if stage.engine == TF_KERAS and not stage.hands_back_keras3:
+    for stage, engine in zip(stages, engines or [s.engine for s in stages], strict=True):
+        if engine == TF_KERAS and not stage.hands_back_keras3:
             blocking = blocking or stage
-        elif stage.engine == NATIVE and blocking is not None and flavour == _compat.KERAS3:
+        elif engine == NATIVE and blocking is not None and flavour == _compat.KERAS3:
             raise RecipeError(
                 f"The {stage.name} stage runs on the model in its own Keras flavour, and the "
                 f"{blocking.name} stage before it leaves a tf_keras model with no Keras 3 "
                 f"counterpart. Expected {stage.name} to run before {blocking.name}. Received: "
                 f"{' -> '.join(s.name for s in stages)}"
             )
+
+
+def check_models(stages: list, engines: list, recipe, model) -> None:
+    """Every stage's own check of the model (`Stage.check_model`), before any stage trains;
+    a stage that runs through tfmot needs a layer graph.
+
+    Raises:
+        ModelError, RecipeError: the first stage that refuses the model.
+    """
+    for stage, engine in zip(stages, engines, strict=True):
+        stage.check_model(model, recipe.config_of(stage.name))
+        if engine == TF_KERAS:
+            models.require_graph(model, f"The {stage.title} stage (through tfmot)")
 
 
 def check_rates(stages: list, recipe, ctx: TrainingContext) -> None:
@@ -142,9 +155,7 @@ def default_teacher(original, distill: Distill | None, teacher):
         return models.ensure_model(teacher, "teacher")
     if distill is None:
         return None
-    k = _compat.keras_module(_compat.keras_flavour(original))
-    frozen = k.models.clone_model(original)
-    frozen.set_weights(original.get_weights())
+    frozen = models.copy_model(original)
     frozen.trainable = False
     return frozen
 
@@ -182,19 +193,21 @@ def train(job) -> Trained:
     if not job.training:
         return Trained(job.model, [])
     stages, recipe = job.stages, job.recipe
-    models.require_graph(job.model, f"The '{recipe.name}' recipe (a training-time recipe)")
+    # Each stage's engine is decided on the user's model (a copy keeps its kind).
+    engines = [s.engine_for(job.model, recipe.config_of(s.name)) for s in stages]
+    check_models(stages, engines, recipe, job.model)
     check_chainable(job.model)
-    check_order(stages, job.flavour)
+    check_order(stages, job.flavour, engines)
     ctx = context(job)
     check_rates(stages, recipe, ctx)
     current, records, bridges = job.model, [], []
     on_copy = False  # whether `current` is a tf_keras working copy
     like = None  # the Keras 3 model that copy was rebuilt from
-    for stage in stages:
-        if stage.engine == TF_KERAS and not on_copy:
+    for stage, engine in zip(stages, engines, strict=True):
+        if engine == TF_KERAS and not on_copy:
             current, like = _working_copy(current, job, bridges)
             on_copy = True
-        elif stage.engine == NATIVE and on_copy:
+        elif engine == NATIVE and on_copy:
             if like is not None:
                 current, like = _back_to_keras3(current, like, job, bridges), None
             on_copy = False

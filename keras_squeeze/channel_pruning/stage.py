@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from keras_squeeze.channel_pruning.graph import graph_view
 from keras_squeeze.channel_pruning.prune import prune_channels
 from keras_squeeze.channel_pruning.settings import ChannelPruning
+from keras_squeeze.core.models import is_graph_model
 from keras_squeeze.layer_plan import Decision
 from keras_squeeze.stages import NATIVE, Stage, register_stage
 
@@ -22,6 +24,11 @@ class ChannelPruneStage(Stage):
     config_class = ChannelPruning
     order = 20
     engine = NATIVE
+
+    def check_model(self, model, config: ChannelPruning) -> None:
+        """Channel pruning traces channels through the layer graph; refused before training."""
+        if not is_graph_model(model):
+            graph_view(model)  # raises, saying why
 
     def run(self, model, config: ChannelPruning, ctx):
         start = time.perf_counter()

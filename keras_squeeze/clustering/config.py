@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
-from keras_squeeze.layer_plan import check_selection
+from keras_squeeze.layer_plan import check_engine, check_selection
 
 INITS = {
     "kmeans++": "KMEANS_PLUS_PLUS",
@@ -22,7 +22,7 @@ AUTO = "auto"
 
 @dataclasses.dataclass(frozen=True)
 class Cluster:
-    """Weight clustering settings (the engine is tfmot's cluster_weights).
+    """Weight clustering settings (tfmot's cluster_weights, or the native engine).
 
     Each clustered kernel ends with at most `num_clusters` distinct values
     (per output channel with `per_channel`), which the .tflite stores as
@@ -50,6 +50,11 @@ class Cluster:
             run's learning rate (default 0.3: the centroids start from
             trained weights and only move to fit them; benchmarks/RESULTS.md
             compares it with the training rate).
+        engine: "auto" (default: the native engine for a subclassed model,
+            tfmot otherwise), "native" (centroids and assignments as
+            variables, updated after every optimizer step; no wrappers, the
+            model's own call() runs; convolutions per channel with or without
+            a bias) or "tfmot". The same plan and report either way.
 
     Example:
         >>> ks.Recipe(cluster=ks.Cluster(num_clusters=16, init="linear"), quantization="int8")
@@ -64,6 +69,7 @@ class Cluster:
     keep_first_layer: bool = True
     min_weights: int = DEFAULT_MIN_WEIGHTS
     learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
+    engine: str = AUTO
 
     def __post_init__(self):
         n = self.num_clusters
@@ -82,6 +88,7 @@ class Cluster:
                 "preserve_sparsity must be True, False or 'auto'. "
                 f"Received: preserve_sparsity={self.preserve_sparsity!r}"
             )
+        check_engine(self.engine)
         check_selection(
             self,
             maps_to="a number of clusters (or None)",

@@ -1,14 +1,24 @@
-"""The weight clustering stage: `ks.Cluster` in a recipe (tfmot engine, layer by layer)."""
+"""The weight clustering stage: `ks.Cluster` in a recipe, layer by layer.
+
+Two engines, the same plan, report rows and .tflite check: tfmot's wrappers on
+a tf_keras working copy of a layer graph, or the native engine
+(`clustering.native`) on a copy in the model's own flavour, for subclassed
+models (chosen for them) and for functional ones with `engine="native"`.
+"""
 
 from __future__ import annotations
 
 import warnings
 
 from keras_squeeze.clustering import apply as cluster_apply
+from keras_squeeze.clustering import native
 from keras_squeeze.clustering.config import AUTO, Cluster
+from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
+from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import plan
-from keras_squeeze.stages import TF_KERAS, Stage, chosen_layers, register_stage
+from keras_squeeze.stages import NATIVE, TF_KERAS, Stage, chosen_layers, register_stage
+from keras_squeeze.stages.base import choose_engine
 
 
 class ClusterStage(Stage):
@@ -27,7 +37,23 @@ class ClusterStage(Stage):
     settings = {"clusters": "num_clusters"}
     produces = ("clusters",)
 
+    def engine_for(self, model, config: Cluster) -> str:
+        return choose_engine(model, config.engine)
+
+    def check_model(self, model, config: Cluster) -> None:
+        if config.engine == "tfmot" and not models.is_graph_model(model):
+            raise RecipeError(
+                "The tfmot clustering engine wraps the layers of a layer graph, which a "
+                "subclassed model does not have. Expected engine='auto' or 'native' (centroids "
+                "updated after every optimizer step). Received: engine='tfmot' on "
+                f"{type(model).__name__}"
+            )
+
     def run(self, model, config: Cluster, ctx):
+        engine = self.engine_for(model, config)
+        if engine == NATIVE:
+            model = self.native_copy(ctx, model)
+        apply = native if engine == NATIVE else cluster_apply
         zeros = "sparsity" in ctx.produced
         preserve = zeros if config.preserve_sparsity == AUTO else bool(config.preserve_sparsity)
         notes = []
@@ -37,32 +63,46 @@ class ClusterStage(Stage):
             )
             warnings.warn(notes[-1], stacklevel=4)
         decisions = plan(
-            cluster_apply.layer_infos(model, config),
+            apply.layer_infos(model, config),
             config.num_clusters,
             technique="clustering",
             per_layer=config.layers,
             skip=config.skip,
             keep_first_layer=config.keep_first_layer,
             min_weights=config.min_weights,
-            too_small=cluster_apply.too_small_rule(model, config),
+            too_small=apply.too_small_rule(model, config),
         )
         chosen = chosen_layers(decisions, "clustered", "clusterable")
         how = f"{config.num_clusters} clusters ({config.init}"
         how += ", per channel for convolutions" if config.per_channel else ""
         how += ", sparsity preserved)" if preserve else ")"
         notes.insert(0, how)
-        fallback = cluster_apply.per_tensor_fallbacks(model, decisions, config)
+        fallback = (
+            [] if engine == NATIVE else cluster_apply.per_tensor_fallbacks(model, decisions, config)
+        )
         if fallback:
             notes.append(
                 f"clustered per tensor: {', '.join(fallback)} (convolutions without a bias: the "
                 "engine's per-channel clustering leaves them unclustered)"
             )
         say(ctx.verbose, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
+        settings = {
+            **config.get_config(),
+            "preserve_sparsity": preserve,
+            "engine": "native" if engine == NATIVE else "tfmot",
+        }
+        if engine == NATIVE:
+            clusterer = native.Clusterer(model, decisions, config, preserve)
+            note, seconds = self.timed_fine_tune(ctx, model, config, after_step=[clusterer.apply])
+            notes += [native.ENGINE_NOTE, note]
+            record = self.record(
+                ctx, settings, seconds, model, decisions, notes, details={"per_tensor": []}
+            )
+            return model, record
         clustered = cluster_apply.wrap(model, decisions, config, preserve)
         note, seconds = self.timed_fine_tune(ctx, clustered, config)
         notes.append(note)
         stripped = cluster_apply.strip(clustered)
-        settings = {**config.get_config(), "preserve_sparsity": preserve}
         record = self.record(
             ctx, settings, seconds, stripped, decisions, notes, details={"per_tensor": fallback}
         )

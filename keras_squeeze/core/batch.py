@@ -34,7 +34,8 @@ def with_batch_size(model, batch_size: int = 1):
     Raises:
         ConfigError: batch_size is not a positive integer.
         ModelError: the model is not a Keras model with defined inputs, or
-            cannot be cloned (subclassed models).
+            cannot be cloned or copied (a subclassed model is copied by
+            `core.models.fixed_batch_copy`).
         VerificationError: the copy does not reproduce the model.
 
     Example:
@@ -54,6 +55,8 @@ def with_batch_size(model, batch_size: int = 1):
             "with_batch_size takes a Keras model. Expected a Keras 3 or tf_keras Model. "
             f"Received: {type(model).__name__}"
         )
+    if not models.is_graph_model(model):  # subclassed: a copy traced at a fixed batch
+        return models.fixed_batch_copy(model, batch_size)
     k = _compat.keras_module(flavour)
     specs = models.input_specs(model)
     inputs = [

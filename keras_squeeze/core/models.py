@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import copy as pycopy
+import dataclasses
+import inspect
 import os
 import pathlib
+import threading
+import weakref
 import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
 from keras_squeeze import _compat
+from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.inputs import InputSpec, Samples, batched_call
-from keras_squeeze.errors import ModelError, NonFiniteError
+from keras_squeeze.errors import DataError, ModelError, NonFiniteError
 
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -145,9 +152,10 @@ def require_graph(model, what: str) -> None:
     if not is_graph_model(model):
         raise ModelError(
             f"{what} needs the model's layer graph, which a subclassed model does not expose. "
-            "Expected a Sequential or functional model (the post-training recipes 'dynamic', "
-            "'float16', 'int8' and 'int16x8' do work on subclassed models). Received: a "
-            f"subclassed model of class {type(model).__name__}"
+            "Expected a Sequential or functional model (on subclassed models the post-training "
+            "recipes 'dynamic', 'float16', 'int8' and 'int16x8' work, and 'prune' and 'cluster' "
+            "run natively: engine='auto' or 'native'). Received: a subclassed model of class "
+            f"{type(model).__name__}"
         )
 
 
@@ -173,26 +181,22 @@ def input_specs(model) -> list[InputSpec]:
     """The model's inputs as InputSpecs, in the model's input order.
 
     Sequential and functional models give their `keras.Input`s. A subclassed
-    model has no symbolic inputs; once it has been called on data, the shapes
-    of that first call are used instead (batch axis free), as Keras' own
-    export does: Keras 3 records them at build time (dtype: the model's
-    `input_dtype`; named `args_0`, `args_1`, ... like the converter's
-    signature), tf_keras in `Model.save_spec()` (with its names).
+    model has no symbolic inputs: its signature is the one `resolve_signature`
+    verified for it (`compress()` and the exporters resolve it from
+    `input_signature=` or the data), else the shapes Keras recorded when it was
+    built (see `recorded_signature`).
 
     Raises:
         ModelError: the model has no defined inputs (an unbuilt Sequential or a
-            subclassed model that was never called on data).
+            subclassed model that was never built or called on data).
     """
     import tensorflow as tf
 
-    try:
-        tensors = list(model.inputs or [])
-    except (AttributeError, ValueError):
-        tensors = []
+    tensors = _symbolic_inputs(model)
     if not tensors:
-        called = _called_input_specs(model)
-        if called:
-            return called
+        signature = signature_of(model) or recorded_signature(model)
+        if signature is not None:
+            return list(signature.specs)
         raise ModelError(
             f"The model '{model.name}' has no defined inputs. Expected a Sequential or functional "
             "model built on keras.Input(shape=...) (build a Sequential with an Input first), or a "
@@ -208,45 +212,518 @@ def input_specs(model) -> list[InputSpec]:
     return specs
 
 
+def _symbolic_inputs(model) -> list:
+    try:
+        return list(model.inputs or [])
+    except (AttributeError, ValueError):
+        return []
+
+
+# -- the input signature of a model without symbolic inputs ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """The inputs a model is called with, and where that was learnt.
+
+    Attributes:
+        specs: one InputSpec per input (shape without the batch axis).
+        structure: how the inputs are passed to the model: "single" (one
+            tensor), "list" (a list, in spec order) or "dict" (by spec name).
+        source: where the signature came from ("input_signature",
+            "representative_data", "the shapes Keras recorded", ...).
+        batch: the batch size its exports take: None (free), or fixed (the
+            batch-1 copy `fixed_batch_copy` makes for the .tflite).
+    """
+
+    specs: tuple[InputSpec, ...]
+    structure: str
+    source: str
+    batch: int | None = None  # the batch the traced function takes (None: free)
+
+    def describe(self) -> str:
+        """E.g. "args_0 (None, 8, 8, 1) float32"."""
+        return ", ".join(f"{s.name} {(None, *s.shape)} {s.dtype}" for s in self.specs)
+
+
+# Signatures verified for models without symbolic inputs, by model (the model itself is
+# never changed; the entry goes when the model does).
+_SIGNATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SIGNATURES_LOCK = threading.Lock()
+DATA_ARGUMENTS = ("representative_data", "validation_data", "train_data")
+
+
+def signature_of(model) -> Signature | None:
+    """The signature `resolve_signature` verified for `model`, or None."""
+    with _SIGNATURES_LOCK:
+        return _SIGNATURES.get(model)
+
+
+def _remember(model, signature: Signature) -> None:
+    with _SIGNATURES_LOCK:
+        _SIGNATURES[model] = signature
+
+
+def _input_dtype(model) -> str:
+    import tensorflow as tf
+
+    dtype = getattr(model, "input_dtype", None) or getattr(model, "dtype", None) or "float32"
+    return tf.as_dtype(dtype).name
+
+
 def _is_shape(value) -> bool:
     return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
 
 
-def _called_input_specs(model) -> list[InputSpec]:
-    """Input specs of a subclassed model from its first call, or [] if never called."""
+def _specs(names, shapes, dtypes) -> tuple[InputSpec, ...]:
+    return tuple(
+        InputSpec(name=n, shape=tuple(None if d is None else int(d) for d in s), dtype=t)
+        for n, s, t in zip(names, shapes, dtypes, strict=True)
+    )
+
+
+def _structure(count: int) -> str:
+    return data_inputs.SINGLE if count == 1 else data_inputs.LIST
+
+
+def _build_defaults(model) -> dict:
+    """The shape defaults of the class's own build(), for a model built with no arguments
+    (Keras 3 then records an empty `_build_shapes_dict`)."""
+    try:
+        parameters = inspect.signature(model.build).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not inspect.Parameter.empty
+        and (_is_shape(p.default) or isinstance(p.default, Mapping))
+    }
+
+
+def recorded_signature(model) -> Signature | None:
+    """The signature of a subclassed model from what Keras recorded, or None.
+
+    Keras 3 records the shapes `build()` was called with (by the first call on
+    data, as keras.export and the TFLite converter read them; dtype: the
+    model's `input_dtype`; named `args_0`, `args_1`, ... like the converter's
+    signature, or by key for a dict); a model built with `build()` and no
+    arguments records nothing, and then the defaults of its class's `build()`
+    are its shapes. tf_keras records the first call in `Model.save_spec()`
+    (with its names).
+    """
     import tensorflow as tf
 
-    shapes, dtypes = [], []
     if _compat.keras_flavour(model) == _compat.KERAS3:
-        # The shapes Keras 3 recorded when the model was built by its first call
-        # (the same record keras.export and the TFLite converter read).
-        recorded = getattr(model, "_build_shapes_dict", None) or {}
-        values = list(recorded.values())
+        recorded = getattr(model, "_build_shapes_dict", None)
+        if not recorded and getattr(model, "built", False):
+            recorded = _build_defaults(model)
+        values = list((recorded or {}).values())
+        if len(values) == 1 and isinstance(values[0], Mapping):
+            shapes = dict(values[0])
+            if not shapes or not all(_is_shape(v) for v in shapes.values()):
+                return None
+            dtype = _input_dtype(model)
+            specs = _specs(list(shapes), [v[1:] for v in shapes.values()], [dtype] * len(shapes))
+            return Signature(specs, data_inputs.DICT, "the shapes Keras recorded")
         if len(values) == 1 and not _is_shape(values[0]):
             values = list(values[0]) if isinstance(values[0], (list, tuple)) else []
-        if not values or not all(_is_shape(v) for v in values):
-            return []
-        shapes = [tuple(v) for v in values]
-        dtypes = [tf.as_dtype(getattr(model, "input_dtype", None) or "float32").name] * len(shapes)
-        names = [f"args_{i}" for i in range(len(shapes))]
+        if not values or not all(_is_shape(v) and len(v) > 0 for v in values):
+            return None
+        names = [f"args_{i}" for i in range(len(values))]
+        dtypes = [_input_dtype(model)] * len(values)
+        specs = _specs(names, [tuple(v)[1:] for v in values], dtypes)
+        return Signature(specs, _structure(len(specs)), "the shapes Keras recorded")
+    save_spec = getattr(model, "save_spec", None)
+    spec = save_spec(dynamic_batch=True) if callable(save_spec) else None
+    if not spec:
+        return None
+    args, _ = spec
+    first = args[0] if len(args) == 1 else args
+    flat = tf.nest.flatten(args)
+    if not flat or not all(isinstance(s, tf.TensorSpec) for s in flat):
+        return None
+    structure = data_inputs.DICT if isinstance(first, Mapping) else _structure(len(flat))
+    names = (
+        sorted(first)
+        if structure == data_inputs.DICT
+        else [s.name or f"args_{i}" for i, s in enumerate(flat)]
+    )
+    specs = _specs(names, [s.shape.as_list()[1:] for s in flat], [s.dtype.name for s in flat])
+    return Signature(specs, structure, "the shapes Keras recorded")
+
+
+_SIGNATURE_HINT = (
+    "a list of tf.TensorSpec with the batch axis first (e.g. [tf.TensorSpec((None, 8, 8, 1), "
+    "tf.float32)]), or of shapes (e.g. [(None, 8, 8, 1)]), or a dict of them by input name"
+)
+
+
+def _one_spec(value, name: str, model) -> InputSpec:
+    import tensorflow as tf
+
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.ndarray):
+        shape = tf.TensorShape(value.shape)
+        dims = None if shape.rank is None else shape.as_list()
+        dtype = tf.as_dtype(value.dtype).name
+        name = getattr(value, "name", None) or name
+    elif _is_shape(value):
+        dims, dtype = list(value), _input_dtype(model)
     else:
-        save_spec = getattr(model, "save_spec", None)
-        spec = save_spec(dynamic_batch=True) if callable(save_spec) else None
-        if not spec:
-            return []
-        args, _ = spec
-        flat = tf.nest.flatten(args)
-        if not flat or not all(isinstance(s, tf.TensorSpec) for s in flat):
-            return []
-        shapes = [tuple(s.shape.as_list()) for s in flat]
-        dtypes = [s.dtype.name for s in flat]
-        names = [s.name or f"args_{i}" for i, s in enumerate(flat)]
-    return [
-        InputSpec(
-            name=name, shape=tuple(None if d is None else int(d) for d in shape[1:]), dtype=dtype
+        dims, dtype = None, None
+    if not dims:
+        raise DataError(
+            f"input_signature does not describe the model's inputs. Expected {_SIGNATURE_HINT}. "
+            f"Received: {value!r}"
         )
-        for name, shape, dtype in zip(names, shapes, dtypes, strict=True)
+    return InputSpec(
+        name=name, shape=tuple(None if d is None else int(d) for d in dims[1:]), dtype=dtype
+    )
+
+
+def signature_from_argument(input_signature, model) -> Signature:
+    """The Signature an `input_signature=` argument describes.
+
+    Raises:
+        DataError: not a TensorSpec, a shape, or a list or dict of them.
+    """
+    value = input_signature
+    if isinstance(value, Mapping):
+        specs = tuple(_one_spec(v, str(k), model) for k, v in value.items())
+        return Signature(specs, data_inputs.DICT, "input_signature")
+    if _is_shape(value) and value and not all(isinstance(v, (tuple, list)) for v in value):
+        value = [value]  # one shape
+    elif not isinstance(value, (list, tuple)):
+        value = [value]
+    if not value:
+        raise DataError(
+            f"input_signature is empty. Expected {_SIGNATURE_HINT}. Received: {input_signature!r}"
+        )
+    specs = tuple(_one_spec(v, f"args_{i}", model) for i, v in enumerate(value))
+    return Signature(specs, _structure(len(specs)), "input_signature")
+
+
+def _from_batch(batch: data_inputs.BatchInputs, model) -> Signature:
+    dtype = _input_dtype(model)
+    names = [n if n is not None else f"args_{i}" for i, n in enumerate(batch.names)]
+    dtypes = [dtype if np.dtype(d).kind == "f" else d for d in batch.dtypes]
+    return Signature(_specs(names, batch.shapes, dtypes), batch.structure, batch.source)
+
+
+def _compatible(a: InputSpec, b: InputSpec) -> bool:
+    return len(a.shape) == len(b.shape) and all(
+        x is None or y is None or x == y for x, y in zip(a.shape, b.shape, strict=True)
+    )
+
+
+def _signature_from_data(model, data: dict) -> Signature | None:
+    found = []
+    for argument, value in data.items():
+        if value is not None:
+            batch, data[argument] = data_inputs.batch_inputs(value, argument)
+            found.append(_from_batch(batch, model))
+    for other in found[1:]:
+        same = other.structure == found[0].structure and len(other.specs) == len(found[0].specs)
+        if not same or not all(
+            a.shape == b.shape for a, b in zip(found[0].specs, other.specs, strict=True)
+        ):
+            raise DataError(
+                f"{found[0].source} and {other.source} feed the model inputs of different "
+                "shapes, so they give no one input signature. Expected data of one shape (or "
+                "input_signature= with None for the dimensions that vary). Received: "
+                f"{found[0].describe()} from {found[0].source}, {other.describe()} from "
+                f"{other.source}"
+            )
+    return found[0] if found else None
+
+
+def resolve_signature(model, input_signature=None, data: dict | None = None):
+    """The inputs `model` is called with, verified by calling it; remembered for the model.
+
+    A model with symbolic inputs (functional, Sequential) has them (and an
+    `input_signature` must agree with them; a Sequential built without an
+    Input is refused, as `input_specs` says). A model without (subclassed)
+    takes, in order: `input_signature`; the data given (`representative_data`,
+    `validation_data`, `train_data`: the shapes and dtypes of one batch; float
+    inputs take the model's input dtype); the shapes Keras recorded
+    (`recorded_signature`). The model is then called once on zeros of that
+    signature, and the signature kept for it (`signature_of`), so the
+    converters, the exporters and the training loop call it the same way.
+
+    Args:
+        model: the model (not changed).
+        input_signature: see `signature_from_argument`, or None.
+        data: {argument name: data or None}, read in that order
+            (`compress()` gives DATA_ARGUMENTS).
+
+    Returns:
+        (Signature, `data` to read from now on: a one-shot generator that was
+        read comes back chained onto the batches read).
+
+    Raises:
+        ModelError: no signature can be found (naming what to give), the model's
+            call() needs an argument no signature can supply, or the model
+            cannot be called with the signature (what the call raised).
+        DataError: a malformed input_signature, one that disagrees with the
+            model's inputs, or data whose batches disagree in shape.
+    """
+    data = dict(data or {})
+    if _symbolic_inputs(model) or is_graph_model(model):  # an unbuilt Sequential: refused
+        specs = tuple(input_specs(model))
+        signature = Signature(specs, _structure(len(specs)), "the model's inputs")
+        if input_signature is not None:
+            given = signature_from_argument(input_signature, model)
+            if len(given.specs) != len(specs) or not all(
+                _compatible(a, b) for a, b in zip(given.specs, specs, strict=True)
+            ):
+                raise DataError(
+                    "input_signature does not match the model's inputs. Expected "
+                    f"{signature.describe()} (or no input_signature: the model has its inputs). "
+                    f"Received: {given.describe()}"
+                )
+        return signature, data
+    check_call_arguments(model)
+    if input_signature is not None:
+        signature = signature_from_argument(input_signature, model)
+    else:
+        signature = (
+            _signature_from_data(model, data) or signature_of(model) or recorded_signature(model)
+        )
+    if signature is None:
+        raise ModelError(
+            f"The model '{model.name}' has no defined inputs and nothing to read them from. "
+            f"Expected input_signature= ({_SIGNATURE_HINT}), or data to read one batch's shapes "
+            "from (representative_data=, validation_data= or train_data=), or a model called "
+            f"once on a batch of data. Received: a {type(model).__name__} without inputs, no "
+            "input_signature and no data"
+        )
+    check_call(model, signature)
+    _remember(model, signature)
+    return signature, data
+
+
+def check_call_arguments(model) -> None:
+    """Refuses a call() with required arguments besides its inputs and `training`.
+
+    The converters, exporters and the training loop call a model as
+    `model(inputs, training=...)`; a required `mask` (or other argument) has
+    nothing to come from.
+
+    Raises:
+        ModelError: naming the argument and how to wrap the model.
+    """
+    try:
+        parameters = list(inspect.signature(model.call).parameters.values())
+    except (TypeError, ValueError):
+        return
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    fixed = [p for p in parameters if p.kind not in variadic]
+    first = fixed[0].name if fixed else None
+    missing = [
+        p.name
+        for p in fixed
+        if p.name not in (first, "training") and p.default is inspect.Parameter.empty
     ]
+    if not missing:
+        return
+    masks = [n for n in missing if "mask" in n]
+    others = [n for n in missing if "mask" not in n]
+    unpack = ", ".join([first or "x", *masks])
+    given = ", ".join([*(f"{n}={n}" for n in masks), *(f"{n}=..." for n in others)])
+    line = f"{unpack} = inputs; " if masks else ""
+    raise ModelError(
+        f"The model's call() needs {', '.join(repr(n) for n in missing)}, which an input "
+        "signature cannot supply: the converters, the exporters and the training loop call the "
+        "model as model(inputs, training=...). Expected a call(inputs, training=None) whose "
+        "other arguments have defaults; wrap the model so that "
+        + ("the mask comes in as an input" if masks else "the argument gets its value")
+        + ", e.g. class Wrapped(keras.Model): def __init__(self, inner): super().__init__(); "
+        f"self.inner = inner / def call(self, inputs): {line}return self.inner("
+        f"{first if masks else 'inputs'}, {given}). Received: call("
+        f"{', '.join(p.name for p in parameters)}) of {type(model).__name__}"
+    )
+
+
+def check_call(model, signature: Signature) -> None:
+    """Calls `model` once on zeros of `signature` (inference mode).
+
+    Raises:
+        ModelError: the call raised; the message says what it raised.
+    """
+    zeros = [
+        np.zeros((2, *[1 if d is None else d for d in s.shape]), dtype=s.dtype)
+        for s in signature.specs
+    ]
+    try:
+        model(pack(signature, zeros), training=False)
+    except Exception as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        raise ModelError(
+            f"The model cannot be called with the input signature {signature.describe()} (from "
+            f"{signature.source}). Expected a signature its call() accepts: give input_signature="
+            f"({_SIGNATURE_HINT}) with the shapes and dtypes it takes. Received: "
+            f"{type(e).__name__}: {first[:300]}"
+        ) from e
+
+
+def pack(signature: Signature | None, arrays):
+    """Arrays (one per input, in spec order) in the structure the model takes."""
+    arrays = list(arrays)
+    if signature is not None and signature.structure == data_inputs.DICT:
+        return {s.name: a for s, a in zip(signature.specs, arrays, strict=True)}
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def call_model(model, arrays, training: bool = False):
+    """`model` on `arrays` (one per input, in input order), as its signature takes them."""
+    return model(pack(signature_of(model), arrays), training=training)
+
+
+def copy_model(model):
+    """A copy of `model` with variables of its own holding the same values.
+
+    Sequential and functional models are cloned (`clone_model`). A subclassed
+    model, which `clone_model` cannot clone, is rebuilt from its class and
+    config (`type(model).from_config(model.get_config())`; else its class
+    called with the config entries its __init__ takes, e.g. none for
+    `__init__(self)`; else a deep copy),
+    built by one call on its signature, and given the model's weights; its
+    layers take the model's layer names, so plans, skips and report rows name
+    the same layers. The model itself is not changed.
+
+    Raises:
+        ModelError: the class cannot be rebuilt from its config nor deep-copied,
+            the copy has other layers or weights, or it shares a variable with
+            the model.
+    """
+    k = _compat.keras_module(_compat.keras_flavour(model))
+    if is_graph_model(model):
+        copy = k.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        return copy
+    signature = signature_of(model) or recorded_signature(model)
+    errors = []
+    copy = None
+    ways = {
+        "from_config": lambda: type(model).from_config(model.get_config()),
+        "constructor": lambda: _construct(model),
+        "deepcopy": lambda: pycopy.deepcopy(model),
+    }
+    for how, make in ways.items():
+        try:
+            copy = make()
+            break
+        except Exception as e:  # try the next way before giving up
+            errors.append(f"{how}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    if copy is None:
+        raise ModelError(
+            f"The subclassed model '{model.name}' cannot be copied, and training works on a copy "
+            "(your model is never changed). Expected a class that from_config(get_config()) "
+            "rebuilds (a get_config() returning its constructor arguments) or that deep-copies. "
+            f"Received: {type(model).__name__} ({'; '.join(errors)})"
+        )
+    if signature is not None:
+        _remember(copy, signature)
+        zeros = [
+            np.zeros((1, *[1 if d is None else d for d in s.shape]), s.dtype)
+            for s in signature.specs
+        ]
+        call_model(copy, zeros)
+    try:
+        copy.set_weights(model.get_weights())
+    except Exception as e:
+        raise ModelError(
+            f"The copy of the subclassed model '{model.name}' does not hold the same weights. "
+            "Expected from_config(get_config()) to rebuild the same layers. Received: "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from e
+    own = [layer for layer in walk_layers(model)]
+    new = [layer for layer in walk_layers(copy)]
+    if [type(la).__name__ for la in own] != [type(la).__name__ for la in new]:
+        raise ModelError(
+            f"The copy of the subclassed model '{model.name}' has other layers. Expected the "
+            f"layers {[type(la).__name__ for la in own][:8]}. Received: "
+            f"{[type(la).__name__ for la in new][:8]}"
+        )
+    for theirs, ours in zip(own, new, strict=True):
+        _rename(ours, theirs.name)
+    _rename(copy, model.name)
+    mine = {id(_tf_variable(v)) for v in model.weights}
+    if any(id(_tf_variable(v)) in mine for v in copy.weights):
+        raise ModelError(
+            f"The copy of the subclassed model '{model.name}' shares variables with it, so "
+            "training the copy would change your model. Expected a copy with variables of its "
+            f"own. Received: {type(model).__name__}"
+        )
+    return copy
+
+
+def _construct(model):
+    """The model's class called with the config entries its __init__ takes (all of them for
+    an __init__ with **kwargs; none for a bare __init__(self))."""
+    try:
+        config = dict(model.get_config() or {})
+    except Exception:  # tf_keras subclassed models have no config by default
+        config = {}
+    parameters = inspect.signature(type(model).__init__).parameters.values()
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
+        config = {k: v for k, v in config.items() if k in {p.name for p in parameters}}
+    return type(model)(**config)
+
+
+def fixed_batch_copy(model, batch_size: int = 1):
+    """A copy of a subclassed model whose traced function takes a fixed batch.
+
+    Its exports (the .tflite above all) are traced at `batch_size`, so shapes
+    fold into constants as for a functional model cloned on
+    `keras.Input(batch_size=1)`. Checked to reproduce the model.
+
+    Raises:
+        ModelError: the model has no signature, cannot be copied, or the copy
+            does not reproduce it (`core.batch.batch_one` then keeps the free
+            batch and says why).
+    """
+    signature = signature_of(model) or recorded_signature(model)
+    if signature is None:
+        input_specs(model)  # raises, saying what is missing
+    copy = copy_model(model)
+    _remember(copy, dataclasses.replace(signature, batch=batch_size))
+    rng = np.random.default_rng(0)
+    feed = [
+        rng.uniform(-1, 1, (batch_size, *[1 if d is None else d for d in s.shape])).astype(s.dtype)
+        if np.dtype(s.dtype).kind == "f"
+        else np.zeros((batch_size, *[1 if d is None else d for d in s.shape]), s.dtype)
+        for s in signature.specs
+    ]
+    ours, theirs = (_flat_outputs(call_model(m, feed)) for m in (copy, model))
+    for a, b in zip(ours, theirs, strict=True):
+        if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6):
+            raise ModelError(
+                f"The fixed-batch copy of '{model.name}' does not reproduce the model. Expected "
+                "identical outputs on the same input. Received: max abs difference "
+                f"{float(np.max(np.abs(np.asarray(a) - np.asarray(b)))):.3g}"
+            )
+    return copy
+
+
+def _flat_outputs(out) -> list:
+    if isinstance(out, Mapping):
+        return [out[k] for k in sorted(out)]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _rename(layer, name: str) -> None:
+    try:
+        layer.name = name
+    except AttributeError:  # tf_keras: a read-only property
+        layer._name = name
+
+
+def _tf_variable(variable):
+    """The tf.Variable behind a Keras variable of either flavour."""
+    if _compat.keras_flavour(variable) == _compat.KERAS3:
+        return variable.value
+    return variable
 
 
 def output_names(model) -> list[str]:
@@ -267,12 +744,33 @@ def output_names(model) -> list[str]:
     return _traced_output_names(model)
 
 
+def output_shapes(model) -> list[tuple]:
+    """Each output's shape without the batch axis, in output order.
+
+    A subclassed model is run once on zeros of its signature (a free dimension
+    taken as 1).
+    """
+    try:
+        outputs = list(model.outputs or [])
+    except (AttributeError, ValueError):
+        outputs = []
+    if outputs:
+        return [tuple(o.shape[1:]) for o in outputs]
+    specs = input_specs(model)
+    zeros = [np.zeros((1, *[1 if d is None else d for d in s.shape]), dtype=s.dtype) for s in specs]
+    out = call_model(model, zeros)
+    if isinstance(out, Mapping):
+        out = [out[k] for k in sorted(out)]
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return [tuple(int(d) for d in o.shape[1:]) for o in out]
+
+
 def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndarray]:
     """The model's outputs (inference mode) as float arrays in output order."""
     names = output_names(model)
 
     def run(batch):
-        out = model(batch if len(batch) > 1 else batch[0], training=False)
+        out = call_model(model, batch)
         if isinstance(out, dict):
             out = [out[n] for n in names]
         elif not isinstance(out, (list, tuple)):
@@ -285,7 +783,7 @@ def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndar
 def _traced_output_names(model) -> list[str]:
     specs = input_specs(model)
     zeros = [np.zeros((1, *[1 if d is None else d for d in s.shape]), dtype=s.dtype) for s in specs]
-    out = model(zeros if len(zeros) > 1 else zeros[0], training=False)
+    out = call_model(model, zeros)
     if isinstance(out, dict):
         return sorted(out)
     count = len(out) if isinstance(out, (list, tuple)) else 1
@@ -324,8 +822,15 @@ def walk_layers(model):
     """Yields every layer, descending into nested models; skips QAT's input quantizer.
 
     tfmot's wrappers are yielded as they are: `layer_name`, `layer_type` and
-    `layer_weights` see through them.
+    `layer_weights` see through them. A subclassed model has no layer graph:
+    its layers are the innermost layers it tracks (`_flatten_layers`, in the
+    order the model tracks them: the order of assignment in `__init__`).
     """
+    if not is_graph_model(model):
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if not any(True for _ in layer._flatten_layers(include_self=False, recursive=False)):
+                yield layer
+        return
     for layer in model.layers:
         if hasattr(layer, "layers") and _compat.is_keras_model(layer):
             yield from walk_layers(layer)

@@ -288,3 +288,137 @@ def batched_call(
     for start in range(0, samples.count, batch_size):
         outs.append(fn(samples.batch(start, start + batch_size)))
     return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
+
+
+# -- the inputs of a batch, for models without symbolic inputs -----------------------------
+
+SINGLE, LIST, DICT = "single", "list", "dict"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchInputs:
+    """What one batch of data feeds a model: its structure and, per input, name, shape, dtype.
+
+    Attributes:
+        structure: "single" (one array), "list" (one array per input) or "dict"
+            (arrays by input name).
+        names: the dict keys, else None per input.
+        shapes: each input's shape without the sample axis.
+        dtypes: each input's numpy dtype name.
+        source: the argument it was read from.
+    """
+
+    structure: str
+    names: tuple
+    shapes: tuple
+    dtypes: tuple
+    source: str
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{n or f'input {i}'} {(None, *s)} {d}"
+            for i, (n, s, d) in enumerate(zip(self.names, self.shapes, self.dtypes, strict=True))
+        )
+
+
+def _batch_flag(data) -> bool:
+    """Whether a dataset's elements are batches: a free leading axis (`Dataset.batch`)."""
+    leaves = [s for s in _flat_specs(data.element_spec) if getattr(s, "shape", None) is not None]
+    first = leaves[0].shape if leaves else None
+    return first is None or first.rank is None or (first.rank > 0 and first[0] is None)
+
+
+def _flat_specs(spec):
+    if isinstance(spec, Mapping):
+        return [leaf for key in spec for leaf in _flat_specs(spec[key])]
+    if isinstance(spec, (tuple, list)):
+        return [leaf for s in spec for leaf in _flat_specs(s)]
+    return [spec]
+
+
+def peek(data, argument: str, count: int = 2) -> tuple[list, bool, object]:
+    """The first `count` elements of `data` without using it up.
+
+    Returns:
+        (elements, whether they are batches, the data to read from now on: `data`
+        itself, or a one-shot iterator chained back onto the elements read).
+    """
+    import itertools
+
+    if _is_dataset(data):
+        return list(data.take(count).as_numpy_iterator()), _batch_flag(data), data
+    if isinstance(data, (np.ndarray, tuple, list, Mapping)) or hasattr(data, "__array__"):
+        return [data], True, data
+    if isinstance(data, Iterator):
+        taken = list(itertools.islice(data, count))
+        return taken, True, itertools.chain(taken, data)
+    source = data() if callable(data) else data
+    if isinstance(source, Iterable):
+        return list(itertools.islice(iter(source), count)), True, data
+    raise DataError(
+        f"{argument} is not a supported kind of data. Expected a numpy array, an (x, y) "
+        "tuple, a list or dict of arrays, a tf.data.Dataset or a generator. "
+        f"Received: {type(data).__name__}"
+    )
+
+
+def _element_inputs(element, batched: bool, argument: str) -> BatchInputs:
+    x, _ = split_element(element, 0)
+    if isinstance(x, Mapping):
+        structure, names, arrays = DICT, tuple(x), [x[k] for k in x]
+    elif isinstance(x, (list, tuple)) and len(x) > 1:
+        structure, names, arrays = LIST, (None,) * len(x), list(x)
+    else:
+        if isinstance(x, (list, tuple)):
+            x = x[0]
+        structure, names, arrays = SINGLE, (None,), [x]
+    shapes, dtypes = [], []
+    for array in arrays:
+        try:
+            array = np.asarray(_to_numpy(array))
+        except Exception as e:
+            raise DataError(
+                f"{argument} cannot be read as arrays. Expected numeric arrays. "
+                f"Received: {type(array).__name__} ({e})"
+            ) from e
+        if array.dtype.kind not in "biuf" or (batched and array.ndim == 0):
+            raise DataError(
+                f"{argument} does not hold batches of numeric arrays. Expected arrays with a "
+                f"sample axis first. Received: an array of shape {array.shape}, dtype {array.dtype}"
+            )
+        shapes.append(tuple(int(d) for d in (array.shape[1:] if batched else array.shape)))
+        dtypes.append(array.dtype.name)
+    return BatchInputs(structure, names, tuple(shapes), tuple(dtypes), argument)
+
+
+def batch_inputs(data, argument: str) -> tuple[BatchInputs, object]:
+    """The inputs one batch of `data` feeds the model, checked on its first two batches.
+
+    Arrays are one batch (sample axis first); a tf.data.Dataset's elements are
+    batches when its leading axis is free (`Dataset.batch`), else single
+    samples; a generator yields batches (as TFLite's representative_dataset does).
+
+    Returns:
+        (BatchInputs, the data to read from now on; see `peek`).
+
+    Raises:
+        DataError: no data, data of an unsupported kind, or two batches whose
+            inputs differ in structure or shape.
+    """
+    elements, batched, rest = peek(data, argument)
+    if not elements:
+        raise DataError(f"{argument} is empty. Expected at least one batch. Received: no batches")
+    first, *others = [_element_inputs(e, batched, argument) for e in elements]
+    for other in others:
+        if (other.structure, other.names, other.shapes) != (
+            first.structure,
+            first.names,
+            first.shapes,
+        ):
+            raise DataError(
+                f"The batches of {argument} disagree in shape, so they give no one input "
+                "signature. Expected every batch to have the same inputs (or input_signature= "
+                "with None for the dimensions that vary). "
+                f"Received: {first.describe()} and then {other.describe()}"
+            )
+    return first, rest

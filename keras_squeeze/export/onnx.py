@@ -97,8 +97,29 @@ def from_tflite(tflite: bytes, input_names=None, output_names=None) -> bytes:
     if _has_wide_integer_qdq(proto):
         _upgrade_for_int16_qdq(proto)
     if input_names is not None or output_names is not None:
-        _rename_io(proto, input_names, output_names)
+        _rename_io(proto, input_names, output_names, _signature_tensors(tflite))
     return proto.SerializeToString()
+
+
+def _signature_tensors(tflite: bytes) -> tuple[dict, dict]:
+    """({input key: tensor name}, {output key: tensor name}) of the .tflite's one signature.
+
+    tf2onnx names the ONNX inputs and outputs after the .tflite's tensors, in the
+    subgraph's order, which need not be the signature's (a traced function's
+    outputs are StatefulPartitionedCall:1, :0, :2 for output_0, output_1, ...).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite)
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return {}, {}
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    return (
+        {k: names.get(d["index"], k) for k, d in runner.get_input_details().items()},
+        {k: names.get(d["index"], k) for k, d in runner.get_output_details().items()},
+    )
 
 
 def _initializers(proto) -> dict:
@@ -164,17 +185,30 @@ def _upgrade_for_int16_qdq(proto) -> None:
     proto.ir_version = max(proto.ir_version, 10)
 
 
-def _rename_io(proto, input_names, output_names) -> None:
+def _by_signature(wanted, current, tensors: dict) -> list[str]:
+    """The ONNX names of `wanted` (model names) through the .tflite's signature keys."""
     from keras_squeeze.export.runtime import match_names
 
+    if len(tensors) == len(wanted) == len(current):
+        found = [tensors[key] for key in match_names(wanted, list(tensors))]
+        if len(set(found)) == len(found) and set(found) == set(current):
+            return found
+    return match_names(wanted, current)
+
+
+def _rename_io(proto, input_names, output_names, signature=({}, {})) -> None:
     renames = {}
     if input_names is not None:
         current = [i.name for i in proto.graph.input if i.name not in _initializers(proto)]
-        for new, old in zip(input_names, match_names(input_names, current), strict=True):
+        for new, old in zip(
+            input_names, _by_signature(input_names, current, signature[0]), strict=True
+        ):
             renames[old] = new
     if output_names is not None:
         current = [o.name for o in proto.graph.output]
-        for new, old in zip(output_names, match_names(output_names, current), strict=True):
+        for new, old in zip(
+            output_names, _by_signature(output_names, current, signature[1]), strict=True
+        ):
             renames[old] = new
     renames = {old: new for old, new in renames.items() if old != new}
     if not renames:
@@ -251,7 +285,9 @@ def verify(path, model, samples, tflite_runner=None, reference_outputs=None):
     return fidelity, agreement
 
 
-def to_onnx(model, path=None, *, tflite: bytes | None = None, verification_data=None):
+def to_onnx(
+    model, path=None, *, tflite: bytes | None = None, verification_data=None, input_signature=None
+):
     """Exports ONNX through tf2onnx, runs it in onnxruntime and checks it.
 
     A float model converts from the Keras model. Pass the model's quantized
@@ -263,6 +299,9 @@ def to_onnx(model, path=None, *, tflite: bytes | None = None, verification_data=
         path: where to write the .onnx (atomically); None keeps it in memory.
         tflite: .tflite bytes to convert instead of the Keras model.
         verification_data: inputs to compare on; default synthetic inputs.
+        input_signature: the inputs of a model without symbolic inputs
+            (subclassed), as in `ks.compress`; else read from one batch of
+            verification_data, else from the shapes Keras recorded.
 
     Returns:
         An Artifact with the ONNX bytes, its fidelity against the Keras model
@@ -282,8 +321,11 @@ def to_onnx(model, path=None, *, tflite: bytes | None = None, verification_data=
     if path is not None:
         path = pathlib.Path(path)
         target = atomic.check_writable_dir(path.parent, "output file's directory") / path.name
-    specs = models.input_specs(model)
-    samples = verification_samples(specs, verification_data)
+    signature, data = models.resolve_signature(
+        model, input_signature, {"verification_data": verification_data}
+    )
+    specs = list(signature.specs)
+    samples = verification_samples(specs, data["verification_data"])
     runner = None
     if tflite is not None:
         runner = TFLiteRunner(content=tflite)

@@ -60,7 +60,9 @@ def verify(path, model, samples, reference_outputs=None):
     return fidelity
 
 
-def to_saved_model(model, path, *, version: int | None = 1, verification_data=None):
+def to_saved_model(
+    model, path, *, version: int | None = 1, verification_data=None, input_signature=None
+):
     """Writes a SavedModel for TF Serving at `path/<version>/` and checks it.
 
     The `serving_default` signature takes the model's inputs by name and
@@ -72,6 +74,9 @@ def to_saved_model(model, path, *, version: int | None = 1, verification_data=No
         path: the model's base directory (TF Serving's --model_base_path).
         version: the version sub-directory; None writes the SavedModel at `path`.
         verification_data: inputs to compare on; default synthetic inputs.
+        input_signature: the inputs of a model without symbolic inputs
+            (subclassed), as in `ks.compress`; else read from one batch of
+            verification_data, else from the shapes Keras recorded.
 
     Returns:
         An Artifact whose path is the version directory.
@@ -88,9 +93,12 @@ def to_saved_model(model, path, *, version: int | None = 1, verification_data=No
             "The SavedModel version must be a non-negative integer (TF Serving's version "
             f"directories). Expected an int >= 0 or None. Received: version={version!r}"
         )
+    signature, data = models.resolve_signature(
+        model, input_signature, {"verification_data": verification_data}
+    )
     base = atomic.check_writable_dir(path, "SavedModel directory")
     target = base / str(version) if version is not None else base
-    samples = verification_samples(models.input_specs(model), verification_data)
+    samples = verification_samples(list(signature.specs), data["verification_data"])
     with atomic.staging_dir(target.parent) as stage:
         staged = stage / "saved_model"
         write(model, staged)

@@ -8,22 +8,48 @@ from keras_squeeze.core import models
 def serving_function(model):
     """A `tf.function` taking the model's inputs by name, returning outputs by name.
 
+    The model is called as `models.call_model` calls it (a dict for a
+    subclassed model whose signature is a dict), so the same function serves
+    models with and without a layer graph.
+
     Returns:
         (function, input_signature): the signature is a list of named
-        `tf.TensorSpec`s with a free batch axis.
+        `tf.TensorSpec`s with a free batch axis (a fixed one for a
+        `fixed_batch_copy` of a subclassed model).
     """
     import tensorflow as tf
 
     specs = models.input_specs(model)
     names = models.output_names(model)
-    signature = [tf.TensorSpec((None, *s.shape), s.dtype, name=s.name) for s in specs]
+    traced = models.signature_of(model)
+    batch = traced.batch if traced is not None else None
+    signature = [tf.TensorSpec((batch, *s.shape), s.dtype, name=s.name) for s in specs]
 
     @tf.function(input_signature=signature)
     def serve(*args):
-        out = model(list(args) if len(args) > 1 else args[0], training=False)
+        out = models.call_model(model, args)
         if isinstance(out, dict):
             out = [out[n] for n in names]
         out = out if isinstance(out, (list, tuple)) else [out]
         return dict(zip(names, out, strict=True))
 
     return serve, signature
+
+
+def traced_converter(model):
+    """A TFLite converter from the model's traced serving function.
+
+    For a model without a layer graph (subclassed), which `from_keras_model`
+    reads only through Keras' own record of its first call. The variables the
+    function reads are tracked next to it, so the converter freezes them into
+    constants (untracked, they stay resource variables that calibration
+    cannot read); the model itself is not (its other trackables, e.g. a
+    dropout layer's seed state, cost the .tflite its signature).
+    """
+    import tensorflow as tf
+
+    serve, _ = serving_function(model)
+    concrete = serve.get_concrete_function()
+    holder = tf.Module()
+    holder.frozen = list(concrete.variables)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)

@@ -17,6 +17,7 @@ from keras_squeeze.export.artifact import (
     verification_samples,
 )
 from keras_squeeze.export.runtime import TFLiteRunner
+from keras_squeeze.export.signature import traced_converter
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report.metrics import compare
 
@@ -97,7 +98,10 @@ def convert(
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             # The converter's calibration still builds a tf.lite.Interpreter.
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            if models.is_graph_model(model):
+                converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            else:
+                converter = traced_converter(model)
             ptq.configure_converter(
                 converter, mode, representative, in_type, out_type, sparse, per_tensor_dense
             )
@@ -171,6 +175,7 @@ def to_tflite(
     verification_data=None,
     dynamic_batch: bool = False,
     verbose: int = 0,
+    input_signature=None,
 ) -> Artifact:
     """Converts a Keras model to .tflite, runs it in ai_edge_litert and checks it.
 
@@ -190,6 +195,10 @@ def to_tflite(
         dynamic_batch: keep the batch dimension free (default False: the file
             fixes it at 1, as phones, microcontrollers and the Edge TPU run it;
             see `keras_squeeze.core.batch`).
+        input_signature: the inputs of a model without symbolic inputs
+            (subclassed), as in `ks.compress`; else read from one batch of
+            representative_data / verification_data, else from the shapes Keras
+            recorded.
 
     Returns:
         An Artifact whose `content` is the .tflite bytes and `fidelity` its
@@ -205,7 +214,13 @@ def to_tflite(
     models.check_finite_weights(model)
     mode = ptq.get_mode(quantization)
     target = _target_file(path)
-    specs = models.input_specs(model)
+    signature, data = models.resolve_signature(
+        model,
+        input_signature,
+        {"representative_data": representative_data, "verification_data": verification_data},
+    )
+    representative_data, verification_data = data.values()
+    specs = list(signature.specs)
     calibration = None
     if mode.needs_calibration:
         if representative_data is None:

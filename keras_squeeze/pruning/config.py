@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
-from keras_squeeze.layer_plan import check_selection
+from keras_squeeze.layer_plan import check_engine, check_selection
 from keras_squeeze.pruning.schedule import POLYNOMIAL, SCHEDULES
 
 DEFAULT_TARGET_SPARSITY = 0.8
@@ -15,7 +15,7 @@ DEFAULT_MIN_WEIGHTS = 1024
 
 @dataclasses.dataclass(frozen=True)
 class Prune:
-    """Magnitude pruning settings (the engine is tfmot's prune_low_magnitude).
+    """Magnitude pruning settings (tfmot's prune_low_magnitude, or the native engine).
 
     Args:
         target_sparsity: fraction of each pruned kernel set to zero, in [0, 1)
@@ -50,6 +50,10 @@ class Prune:
         learning_rate_scale: the stage fine-tunes at this multiple of the
             run's learning rate (default 1.0: the network must recover from
             the removed weights).
+        engine: "auto" (default: the native engine for a subclassed model,
+            tfmot otherwise), "native" (masks as variables, applied after
+            every optimizer step; no wrappers, the model's own call() runs)
+            or "tfmot". The same plan, schedule and report either way.
 
     Example:
         >>> ks.Recipe(prune=ks.Prune(target_sparsity=0.5, skip=("logits",)))
@@ -69,6 +73,7 @@ class Prune:
     xnnpack_sparse: bool = False
     sparse_encoding: bool | str = "auto"
     learning_rate_scale: float = 1.0
+    engine: str = "auto"
 
     def __post_init__(self):
         t = self.target_sparsity
@@ -112,6 +117,7 @@ class Prune:
             valid=lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
             value_rule="A per-layer sparsity must lie in [0, 1) or be None (keep dense)",
         )
+        check_engine(self.engine)
         if self.sparse_encoding not in (True, False, "auto"):
             raise RecipeError(
                 "sparse_encoding must be True, False or 'auto'. "

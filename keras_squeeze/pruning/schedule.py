@@ -29,6 +29,24 @@ class StepSchedule:
     end_step: int
     frequency: int
 
+    def updates_at(self, step: int) -> bool:
+        """Whether masks are updated at optimizer step `step` (0 = the first step):
+        within [begin_step, end_step] (end -1: no end), every `frequency` steps."""
+        in_range = step >= self.begin_step and (self.end_step < 0 or step <= self.end_step)
+        return in_range and (step - self.begin_step) % self.frequency == 0
+
+    def sparsity_at(self, step: int, target: float) -> float:
+        """The sparsity masks take when updated at `step`.
+
+        Constant: `target`. Polynomial (tfmot's PolynomialDecay from 0, power 3):
+        target * (1 - (1 - p)^3) with p = (step - begin) / (end - begin) in [0, 1].
+        """
+        if self.kind == CONSTANT:
+            return float(target)
+        span = max(self.end_step - self.begin_step, 1)
+        p = min(1.0, max(0.0, (step - self.begin_step) / span))
+        return float(target) * (1.0 - (1.0 - p) ** 3)
+
     def final_update_step(self, total_steps: int) -> int:
         """The last step at which masks are updated, within `total_steps`."""
         last = total_steps - 1 if self.end_step < 0 else min(self.end_step, total_steps - 1)

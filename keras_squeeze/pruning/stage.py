@@ -1,15 +1,24 @@
-"""The magnitude pruning stage: `ks.Prune` in a recipe (tfmot engine, layer by layer)."""
+"""The magnitude pruning stage: `ks.Prune` in a recipe, layer by layer.
+
+Two engines, the same plan, schedule, report rows and .tflite check: tfmot's
+wrappers on a tf_keras working copy of a layer graph, or the native engine
+(`pruning.native`) on a copy in the model's own flavour, for subclassed
+models (chosen for them) and for functional ones with `engine="native"`.
+"""
 
 from __future__ import annotations
 
+from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import plan
 from keras_squeeze.pruning import apply as prune_apply
+from keras_squeeze.pruning import native
 from keras_squeeze.pruning import schedule as prune_schedule
 from keras_squeeze.pruning import verify as prune_verify
 from keras_squeeze.pruning.config import Prune
-from keras_squeeze.stages import TF_KERAS, Stage, chosen_layers, register_stage
+from keras_squeeze.stages import NATIVE, TF_KERAS, Stage, chosen_layers, register_stage
+from keras_squeeze.stages.base import choose_engine
 
 # A pruned layer this far below its target sparsity in the .tflite is reported.
 SPARSITY_TOLERANCE = 0.02
@@ -38,6 +47,25 @@ class PruneStage(Stage):
                 f"Received: quantization={recipe.quantization!r}"
             )
 
+    def engine_for(self, model, config: Prune) -> str:
+        return choose_engine(model, config.engine)
+
+    def check_model(self, model, config: Prune) -> None:
+        graph = models.is_graph_model(model)
+        if config.engine == "tfmot" and not graph:
+            raise RecipeError(
+                "The tfmot pruning engine wraps the layers of a layer graph, which a subclassed "
+                "model does not have. Expected engine='auto' or 'native' (masks applied after "
+                f"every optimizer step). Received: engine='tfmot' on {type(model).__name__}"
+            )
+        if config.xnnpack_sparse and self.engine_for(model, config) == NATIVE:
+            raise RecipeError(
+                "xnnpack_sparse prunes by tfmot's XNNPACK latency policy, which reads the layer "
+                "graph. Expected a functional or Sequential model with engine='auto' or "
+                f"'tfmot'. Received: engine={config.engine!r} on "
+                f"{'a functional' if graph else 'a subclassed'} model"
+            )
+
     def with_setting(self, config: Prune, setting: str, value, recipe_name: str):
         if config.m_by_n is not None:
             m, n = config.m_by_n
@@ -49,9 +77,15 @@ class PruneStage(Stage):
         return super().with_setting(config, setting, value, recipe_name)
 
     def run(self, model, config: Prune, ctx):
-        policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
+        engine = self.engine_for(model, config)
+        if engine == NATIVE:
+            model = self.native_copy(ctx, model)
+            infos = native.layer_infos(model, config)
+        else:
+            policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
+            infos = prune_apply.layer_infos(model, config, policy)
         decisions = plan(
-            prune_apply.layer_infos(model, config, policy),
+            infos,
             config.effective_sparsity,
             technique="pruning",
             per_layer=config.layers,
@@ -81,11 +115,19 @@ class PruneStage(Stage):
             ctx.verbose,
             f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}",
         )
+        settings = {**config.get_config(), "engine": "native" if engine == NATIVE else "tfmot"}
+        if engine == NATIVE:
+            pruner = native.Pruner(model, decisions, config, schedule)
+            note, seconds = self.timed_fine_tune(
+                ctx, model, config, callbacks=[pruner.callback()], after_step=[pruner.apply]
+            )
+            notes += [native.ENGINE_NOTE, note]
+            return model, self.record(ctx, settings, seconds, model, decisions, notes)
         pruned = prune_apply.wrap(model, decisions, config, schedule)
         note, seconds = self.timed_fine_tune(ctx, pruned, config, callbacks=prune_apply.callbacks())
         notes.append(note)
         stripped = prune_apply.strip(pruned)
-        return stripped, self.record(ctx, config.get_config(), seconds, stripped, decisions, notes)
+        return stripped, self.record(ctx, settings, seconds, stripped, decisions, notes)
 
     def converter_options(self, config: Prune, quantization: str) -> dict:
         return {"sparse": config.uses_sparse_encoding(quantization)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.quantization import parity, qat_apply, rewrites
@@ -38,6 +39,20 @@ class QATStage(Stage):
             raise RecipeError(
                 "Quantization-aware training produces a full-integer model. Expected "
                 f"quantization='int8' with qat. Received: quantization={recipe.quantization!r}"
+            )
+
+    def check_model(self, model, config: QAT) -> None:
+        """Quantization-aware training needs the layer graph; refused before any stage trains."""
+        if not models.is_graph_model(model):
+            raise RecipeError(
+                "Quantization-aware training cannot run on a subclassed model: it puts fake-"
+                "quantization between layers where the .tflite quantizes (after each layer, with "
+                "batch normalization folded into the convolution before it), which needs the "
+                "layer graph, and a subclassed model's call() only exists as Python code. "
+                "Expected a Sequential or functional model, or the post-training 'int8' recipe "
+                "(full integer too, calibrated on representative_data), after 'prune' or "
+                "'cluster' if you like. Received: a subclassed model of class "
+                f"{type(model).__name__}"
             )
 
     def run(self, model, config: QAT, ctx):

@@ -11,7 +11,8 @@ command line learn everything else about it from that object:
 - `order`: where it runs in the pipeline (each later stage preserves what the
   earlier ones produced);
 - `engine`: NATIVE (runs on the model in its own Keras flavour) or TF_KERAS
-  (runs through tfmot on a verified tf_keras working copy);
+  (runs through tfmot on a verified tf_keras working copy); a stage with a
+  choice of engine says which one a model and config get (`engine_for`);
 - `wrappers`: the engine wrapper classes a model still in this stage holds;
 - `run()`: the technique itself, on a working copy, with the run's one
   fine-tuning loop (`fine_tune`) and the report `record`;
@@ -52,6 +53,17 @@ COPY_MAX_REL_DIFF = 1e-5
 NATIVE = "native"
 TF_KERAS = "tf_keras"
 ENGINES = (NATIVE, TF_KERAS)
+
+
+def choose_engine(model, choice: str) -> str:
+    """NATIVE or TF_KERAS for a config's `engine` choice ("auto", "native", "tfmot").
+
+    "auto" is NATIVE for a model without a layer graph (subclassed: tfmot wraps
+    the layers of a graph) and TF_KERAS (tfmot) otherwise.
+    """
+    if choice == "native" or (choice == "auto" and not models.is_graph_model(model)):
+        return NATIVE
+    return TF_KERAS
 
 
 @dataclasses.dataclass
@@ -215,6 +227,11 @@ class Stage:
     def check_model(self, model, config) -> None:
         """Refuses a model this stage cannot work on, before any stage trains."""
 
+    def engine_for(self, model, config) -> str:
+        """The engine (NATIVE or TF_KERAS) this stage runs `config` on `model` with (the
+        user's model); the class's `engine` unless the stage has a choice."""
+        return self.engine
+
     def scale(self, config) -> float:
         """The share of the run's learning rate this stage fine-tunes at."""
         return getattr(config, "learning_rate_scale", self.learning_rate_scale)
@@ -272,6 +289,14 @@ class Stage:
             **extra,
         )
         return "fine-tuned with " + rate.describe(history.model.optimizer)
+
+    def native_copy(self, ctx: TrainingContext, model):
+        """A working copy of `model` in its own flavour (`core.models.copy_model`, which
+        also copies subclassed models), checked to give the same outputs."""
+        copy = models.copy_model(model)
+        if ctx.samples is not None:
+            check_same_outputs(model, copy, ctx.samples, "working copy")
+        return copy
 
     def record(self, ctx: TrainingContext, settings, seconds, model, decisions, notes, **extra):
         """The stage's record, with the validation accuracy of the model it hands on."""

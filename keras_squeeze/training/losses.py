@@ -18,11 +18,15 @@ def output_kind(model) -> str:
     """Whether the model's (first) output is logits or probabilities.
 
     Read from the layer producing the output: a softmax or sigmoid activation
-    (as `activation=` or a Softmax / Activation layer) means probabilities.
+    (as `activation=` or a Softmax / Activation layer) means probabilities. A
+    subclassed model has no output layer to read: its output on synthetic
+    inputs is probabilities when every value lies in [0, 1].
     """
-    from keras_squeeze.core.models import output_layer
+    from keras_squeeze.core import models
 
-    name = _activation_name(output_layer(model))
+    if not models.is_graph_model(model):
+        return _kind_from_values(model)
+    name = _activation_name(models.output_layer(model))
     return PROBABILITIES if name in ("softmax", "sigmoid") else LOGITS
 
 
@@ -66,10 +70,22 @@ def classification_loss(labels, outputs, kind: str):
     return tf.reduce_mean(per_sample)
 
 
+def _kind_from_values(model) -> str:
+    import numpy as np
+
+    from keras_squeeze.core import models
+    from keras_squeeze.data.inputs import synthetic_samples
+
+    first = models.keras_outputs(model, synthetic_samples(models.input_specs(model), 8))[0]
+    return PROBABILITIES if float(np.min(first)) >= 0.0 and float(np.max(first)) <= 1.0 else LOGITS
+
+
 def is_classifier(model) -> bool:
     """A single (batch, classes >= 2) output."""
-    outputs = model.outputs
-    if len(outputs) != 1:
+    from keras_squeeze.core import models
+
+    shapes = models.output_shapes(model)
+    if len(shapes) != 1:
         return False
-    shape = list(outputs[0].shape)
-    return len(shape) == 2 and shape[-1] is not None and shape[-1] >= 2
+    shape = shapes[0]
+    return len(shape) == 1 and shape[-1] is not None and shape[-1] >= 2

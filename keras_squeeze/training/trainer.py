@@ -15,6 +15,7 @@ import dataclasses
 import functools
 
 from keras_squeeze import _compat
+from keras_squeeze.core import models
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
 from keras_squeeze.errors import DataError, ModelError, RecipeError
@@ -48,6 +49,12 @@ def _feature_view(model, layer_names):
     """A model with the same inputs returning [output, *features]."""
     if not layer_names:
         return model
+    if not models.is_graph_model(model):
+        raise RecipeError(
+            "Feature distillation reads the outputs of inner layers from the layer graph, which a "
+            "subclassed model does not expose. Expected a Sequential or functional model, or "
+            f"Distill(features=()). Received: features on {type(model).__name__}"
+        )
     k = _compat.keras_module(_compat.keras_flavour(model))
     outputs = [model.outputs[0], *[_find_layer(model, n).output for n in layer_names]]
     return k.Model(model.inputs, outputs)
@@ -78,9 +85,20 @@ def _trainer_class(flavour: str):
     class Trainer(k.Model):
         """Trains `student`; `teacher`, when given, is only run for its outputs."""
 
-        def __init__(self, student, teacher, distill, task, projectors, teacher_kind, frozen=None):
+        def __init__(
+            self,
+            student,
+            teacher,
+            distill,
+            task,
+            projectors,
+            teacher_kind,
+            frozen=None,
+            after_step=(),
+        ):
             super().__init__(name="keras_squeeze_trainer")
             self.frozen = frozen
+            self._ks_after_step = tuple(after_step)
             self.student = student
             self.teacher = teacher
             self.teacher_kind = teacher_kind
@@ -98,7 +116,16 @@ def _trainer_class(flavour: str):
             return [self.loss_tracker, self.acc_tracker]
 
         def call(self, inputs, training=False):
-            return self.student(inputs, training=training)
+            return self.student(self._ks_inputs(self.student, inputs), training=training)
+
+        @staticmethod
+        def _ks_inputs(model, x):
+            """The batch's inputs as `model` takes them (a dict for a subclassed model whose
+            signature is a dict; tf.data gives one tensor or a tuple)."""
+            signature = models.signature_of(model)
+            if signature is None:
+                return x
+            return models.pack(signature, list(x) if isinstance(x, (list, tuple)) else [x])
 
         def _ks_variables(self):
             variables = list(self.student.trainable_variables)
@@ -114,7 +141,7 @@ def _trainer_class(flavour: str):
             mixing = bool(training and self.teacher is not None and distill.mix_inputs)
             if mixing:
                 x = _with_mixed_copies(x)
-            out = self._student_view(x, training=training)
+            out = self._student_view(self._ks_inputs(self.student, x), training=training)
             out = list(out) if isinstance(out, (list, tuple)) else [out]
             # With mixing, the first half are the real samples, the second their blends.
             real_out = tf.split(out[0], 2)[0] if mixing else out[0]
@@ -126,7 +153,7 @@ def _trainer_class(flavour: str):
                 task_loss = kd.regression_loss(y, real_out)
             if self.teacher is None:
                 return task_loss, real_out
-            t = self._teacher_view(x, training=False)
+            t = self._teacher_view(self._ks_inputs(self.teacher, x), training=False)
             t = list(t) if isinstance(t, (list, tuple)) else [t]
             teacher_out = tf.stop_gradient(t[0])
             if task.classifier:
@@ -159,6 +186,8 @@ def _trainer_class(flavour: str):
                 full = loss + tf.add_n(regularization) if regularization else loss
             grads = tape.gradient(full, variables)
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            for hook in self._ks_after_step:  # e.g. pruning masks, cluster assignments
+                hook()
             return self._ks_track(loss, y, out)
 
         def test_step(self, data):
@@ -233,8 +262,8 @@ def check_teacher(teacher, student) -> None:
             "The teacher is the student itself. Expected a separate (usually larger or "
             "original) model. Received: the same object for teacher and student"
         )
-    t_shapes = [tuple(o.shape[1:]) for o in teacher.outputs]
-    s_shapes = [tuple(o.shape[1:]) for o in student.outputs]
+    t_shapes = models.output_shapes(teacher)
+    s_shapes = models.output_shapes(student)
     if t_shapes != s_shapes:
         raise ModelError(
             "The teacher's and the student's outputs differ in shape. Expected the same "
@@ -262,6 +291,7 @@ def fine_tune(
     callbacks=(),
     validation=None,
     frozen=None,
+    after_step=(),
     verbose: int = 1,
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
@@ -281,6 +311,10 @@ def fine_tune(
         callbacks: Keras callbacks of the student's flavour.
         validation: a training.data.TrainData evaluated after each epoch.
         frozen: optional predicate on a trainable variable: True keeps it fixed.
+        after_step: callables run inside the training step right after every
+            optimizer step (traced with it, so TF ops only): how a technique
+            without wrappers keeps its constraint, e.g. pruning masks or
+            cluster assignments re-applied to the weights.
         verbose: Keras verbosity (1 = progress bars).
 
     Returns:
@@ -298,7 +332,7 @@ def fine_tune(
         projectors = _projectors(student, teacher, distill, flavour)
     teacher_kind = resolve_teacher_kind(distill, teacher) if teacher is not None else None
     trainer = _trainer_class(flavour)(
-        student, teacher, distill, task, projectors, teacher_kind, frozen
+        student, teacher, distill, task, projectors, teacher_kind, frozen, after_step
     )
     resolved = resolve_optimizer(optimizer, flavour, compiled_from, learning_rate)
     trainer.compile(optimizer=rate.scaled(resolved, learning_rate_scale))

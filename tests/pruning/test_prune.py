@@ -267,7 +267,7 @@ def test_keras3_model_is_pruned_through_the_bridge_and_comes_back_keras3(trained
     assert abs(rows["dense"].sparsity - 0.8) < 0.01
 
 
-def test_subclassed_model_refuses_training_but_quantizes(digits8):
+def test_subclassed_model_prunes_natively_refuses_qat_and_quantizes(digits8):
     import keras
 
     class Tiny(keras.Model):
@@ -282,7 +282,11 @@ def test_subclassed_model_refuses_training_but_quantizes(digits8):
     (x, y), _ = digits8
     model = Tiny()
     model(x[:2])
-    with pytest.raises(ks.ModelError, match=r"(?i)subclassed.*post-training"):
-        ks.compress(model, "prune", train_data=(x, y), verbose=0)
+    with pytest.raises(ks.RecipeError, match=r"(?i)subclassed.*post-training 'int8'"):
+        ks.compress(model, "qat", train_data=(x, y), verbose=0)
+    recipe = ks.Recipe(prune=ks.Prune(keep_first_layer=False, min_weights=0))
+    pruned = ks.compress(model, recipe, train_data=(x[:128], y[:128]), epochs=1, verbose=0)
+    assert pruned.report.stages[0]["settings"]["engine"] == "native"
+    assert abs(pruned.report.layers[-1].sparsity - 0.8) < 0.01
     result = ks.compress(model, "int8", representative_data=x, verbose=0)
     assert result.report.fidelity.top1_agreement >= 0.9
