@@ -21,6 +21,7 @@ from benchmarks import (
     cli,
     clustering,
     common,
+    depth,
     distillation,
     edgetpu,
     harness,
@@ -38,6 +39,7 @@ SECTIONS = {
     "distillation": distillation.run,
     "harness": harness.run,
     "channels": channels.run,
+    "depth": depth.run,
     "edgetpu": edgetpu.run,
     "cli": cli.run,
 }

@@ -67,6 +67,10 @@ def _channel_axis_last(bn_config: dict, rank: int) -> bool:
     return len(axis) == 1 and axis[0] in (-1, rank - 1)
 
 
+def _bn_weight_count(config: dict) -> int:
+    return int(config.get("scale", True)) + int(config.get("center", True)) + 2
+
+
 def _bn_affine(bn_layer) -> tuple[np.ndarray, np.ndarray]:
     """(scale, shift) per channel of a BatchNormalization in inference."""
     config = bn_layer.get_config()
@@ -178,8 +182,9 @@ def plan_folds(view: GraphView) -> tuple[Plan, list[Merge]]:
             or not _once(view, bn)
             or bn.outputs[0] in g.outputs
             or not _channel_axis_last(bn.layer.get_config(), rank)
+            or len(bn.layer.get_weights()) != _bn_weight_count(bn.layer.get_config())
         ):
-            continue
+            continue  # renormalization and other variants keep their own layer
         scale, shift = _bn_affine(bn.layer)
         new_weights = fold_batchnorm_weights(node.kind, weights, use_bias, scale, shift)
         plan.replace[node.name] = Replacement(

@@ -90,7 +90,8 @@ class Unit:
 
     Attributes:
         name: the unit's name: the residual block's (its Add layer's name
-            without "_add"), the chain's first layer's, the identity layer's.
+            without "_add", or the Add's own), the chain's first layer's, the
+            identity layer's.
         kind: "residual", "chain" or "identity".
         nodes: positions in `GraphView.nodes` of the calls that go with it.
         input / output: keys of the tensors it reads and writes; bypassed,
@@ -228,13 +229,11 @@ def _branch(g: Graph, skip: int, branch: int) -> tuple[list[int] | None, str | N
 
 
 def _residual_name(add: GraphNode, taken: set[str]) -> str:
+    """The block's name: its Add layer's without "_add" ("conv2_block2_add" -> "conv2_block2")
+    when no layer has that name, else the Add's own."""
     name = add.name
-    for suffix in ("_add", "add"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            base = name[: -len(suffix)].rstrip("_")
-            if base and base not in taken:
-                return base
-    return name
+    base = name[: -len("_add")] if name.endswith("_add") else ""
+    return base if base and base not in taken else name
 
 
 def _residual(g: Graph, index: int, taken: set[str]) -> Unit | None:

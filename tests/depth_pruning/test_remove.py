@@ -302,3 +302,78 @@ class TestBadInput:
         with warnings.catch_warnings(), pytest.raises(DataError):
             remove_blocks(model, BlockRemoval(criterion="bypass-loss"), importance_data=x)
         assert_weights_equal(before, model)
+
+
+def test_a_residual_written_as_plus_is_removed_and_linear_layers_merge(flavour):
+    k = keras(flavour)
+    x = k.Input((8,), name="x")
+    h = k.layers.Dense(8, name="d")(x)
+    y = x + k.layers.Dense(8, name="branch")(k.layers.ReLU(name="r")(h))
+    y = k.layers.Dense(8, name="mid")(y)
+    model = k.Model(x, k.layers.Dense(2, name="head")(y))
+    data = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    settings = BlockRemoval(0.5, "blocks", "output-distance", **QUICK)
+    result = remove_blocks(model, settings, importance_data=data, verbose=0)
+    (name,) = result.removed  # Keras 3's "add" op, tf_keras' "tf.__operators__.add" layer
+    assert name.endswith("add")
+    assert [layer.name for layer in result.model.layers] == ["x", "head"]
+    assert result.report.merged == [{"kind": "linear", "removed": "mid", "into": "head"}]
+    w_mid, b_mid = model.get_layer("mid").get_weights()
+    w_head, b_head = model.get_layer("head").get_weights()
+    np.testing.assert_allclose(
+        np.asarray(result.model(data)),
+        data @ w_mid @ w_head + b_mid @ w_head + b_head,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_a_plan_that_replaces_a_tensor_by_itself():
+    plan = surgery.Plan(aliases={1: 2, 2: 1})
+    with pytest.raises(ModelError, match=r"A rebuild plan replaces a tensor by itself\."):
+        plan.resolve(1)
+    assert surgery.Plan(aliases={1: 2, 2: 3}).resolve(1) == 3
+
+
+def test_a_layer_that_cannot_be_made_again_from_its_config(flavour):
+    k = keras(flavour)
+
+    class Scale(k.layers.Layer):  # a function argument and no get_config: not rebuildable
+        def __init__(self, fn, **kwargs):
+            super().__init__(**kwargs)
+            self.fn = fn
+
+        def call(self, x):
+            return self.fn(x)
+
+    x = k.Input((4,), name="x")
+    h = Scale(lambda t: 2.0 * t, name="scale")(k.layers.Dense(4, name="d")(x))
+    y = k.layers.Add(name="res_add")([h, k.layers.Dense(4, name="branch")(h)])
+    model = k.Model(x, k.layers.Dense(2, name="head")(y))
+    before = weights_snapshot(model)
+    data = np.ones((4, 4), np.float32)
+    settings = BlockRemoval(0.5, "blocks", "output-distance", **QUICK)
+    with pytest.raises(ModelError, match=r"could not be rebuilt without the removed layers\. "):
+        remove_blocks(model, settings, importance_data=data, verbose=0)
+    assert_weights_equal(before, model)
+
+
+def test_a_removal_that_makes_the_outputs_non_finite(flavour):
+    k = keras(flavour)
+    x = k.Input((4,), name="x")
+    branch = k.layers.Dense(4, use_bias=False, name="minus", kernel_initializer="zeros")
+    y = k.layers.Add(name="cancel_add")([x, branch(x)])
+    big = k.layers.Dense(2, activation="exponential", name="exp", kernel_initializer="zeros")
+    model = k.Model(x, big(y))
+    branch.set_weights([-np.eye(4, dtype=np.float32)])  # x + (-x) == 0
+    big.set_weights([np.full((4, 2), 1e4, np.float32), np.zeros(2, np.float32)])
+    data = np.ones((4, 4), np.float32)
+    settings = BlockRemoval(0.5, "blocks", "output-distance", **QUICK)
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(
+            ks.VerificationError, match=r"The model with units removed produced NaN or Inf"
+        ),
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        remove_blocks(model, settings, importance_data=data, verbose=0)
