@@ -70,6 +70,7 @@ class Job:
     check: Samples
     fit: FitSettings | None
     edgetpu: bool
+    dynamic_batch: bool
     measure_latency: bool
     verbose: int
     notes: list[str]
@@ -89,6 +90,12 @@ def check_count(value, argument: str) -> int:
         raise DataError(
             f"{argument} must be a positive integer. Expected >= 1. Received: {value!r}"
         )
+    return value
+
+
+def check_flag(value, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise RecipeError(f"{argument} must be True or False. Received: {argument}={value!r}")
     return value
 
 
@@ -124,6 +131,7 @@ def check(
     custom_objects,
     measure_latency,
     edgetpu,
+    dynamic_batch,
     verbose,
     default_epochs: int,
 ) -> Job:
@@ -213,6 +221,7 @@ def check(
         check=samples,
         fit=fit,
         edgetpu=edgetpu,
+        dynamic_batch=check_flag(dynamic_batch, "dynamic_batch"),
         measure_latency=measure_latency,
         verbose=verbose,
         notes=notes,

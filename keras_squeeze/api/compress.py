@@ -42,6 +42,7 @@ def compress(
     custom_objects: dict | None = None,
     measure_latency: bool = False,
     edgetpu: bool = False,
+    dynamic_batch: bool = False,
     verbose: int = 1,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
@@ -95,12 +96,16 @@ def compress(
             .tflite: "int8" (default), "uint8" or "float32" for "int8";
             "float32" (default) or "int16" for "int16x8".
         custom_objects: custom layers by name, for loading from a path.
-        edgetpu: also prepare for a Coral Edge TPU: a batch-1 full-integer
+        edgetpu: also prepare for a Coral Edge TPU: the batch-1 full-integer
             .tflite checked against the Edge TPU's op table (report.edgetpu);
             `save()` writes it as model_for_edgetpu.tflite and, when
             edgetpu_compiler is installed, model_edgetpu.tflite. Needs the
             "int8" or "qat" recipe. Every int8 result gets the readiness
             analysis of its own .tflite in the report either way.
+        dynamic_batch: keep the batch dimension of the .tflite free (default
+            False: the file fixes it at 1, what phones, microcontrollers and
+            the Edge TPU run, so the converter folds shapes into constants;
+            the SavedModel keeps a free batch either way, for serving).
         measure_latency: also time the original float32 .tflite and the
             compressed one on this CPU, interleaved, 1 thread, XNNPACK (about a
             second for small models; off by default), and report the ratio.
@@ -144,6 +149,7 @@ def compress(
         custom_objects=custom_objects,
         measure_latency=measure_latency,
         edgetpu=edgetpu,
+        dynamic_batch=dynamic_batch,
         verbose=verbose,
         default_epochs=DEFAULT_EPOCHS,
     )

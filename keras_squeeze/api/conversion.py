@@ -5,18 +5,22 @@ against); the compressed model with the recipe's post-training mode and the
 options every stage that ran contributes (`Stage.converter_options`, merged
 in pipeline order, a later stage's value winning). With several stages, each
 earlier stage's model is converted the same way, so the report can say what
-stopping after it would ship.
+stopping after it would ship. Every file fixes the batch at 1 (what phones,
+microcontrollers and the Edge TPU run; see `core.batch`) unless the job keeps
+the free batch (`dynamic_batch=True`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 
+from keras_squeeze.core.batch import batch_one
 from keras_squeeze.core.progress import say
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.report import metrics
+
+FREE_BATCH = "the .tflite keeps a free batch"
 
 
 @dataclasses.dataclass
@@ -46,9 +50,26 @@ def merged_options(recipe, stages) -> dict:
     return options
 
 
-def _convert(job, model, options: dict) -> bytes:
+def deployable(job, model, stages, dynamic_batch: bool | None = None):
+    """`model` as it converts: at batch 1 (a verified copy, cloned within the scopes of
+    the stages whose layers it holds), or as it is with the free batch."""
+    if job.dynamic_batch if dynamic_batch is None else dynamic_batch:
+        return model
+    fixed, reason = batch_one(model, [stage.load_scope() for stage in stages])
+    if reason is not None and not any(n.startswith(FREE_BATCH) for n in job.notes):
+        job.notes.append(f"{FREE_BATCH}: no fixed-batch copy could be made ({reason})")
+    return fixed
+
+
+def _convert(job, model, stages, options: dict, dynamic_batch: bool | None = None) -> bytes:
     return tflite_export.convert(
-        model, job.mode, job.calibration, job.in_type, job.out_type, job.verbose, **options
+        deployable(job, model, stages, dynamic_batch),
+        job.mode,
+        job.calibration,
+        job.in_type,
+        job.out_type,
+        job.verbose,
+        **options,
     )
 
 
@@ -57,36 +78,29 @@ def convert(job, trained) -> Converted:
     if job.calibration is not None:
         say(job.verbose, f"calibrating on {job.calibration.describe()}")
     say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
-    baseline = tflite_export.convert(job.model, "float32", verbose=job.verbose)
+    baseline = tflite_export.convert(deployable(job, job.model, []), "float32", verbose=job.verbose)
     stages = trained.stages
     options = merged_options(job.recipe, stages)
     sparse = " and sparse encoding" if options.get("sparse") else ""
-    say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse}")
+    batch = "free batch" if job.dynamic_batch else "batch 1"
+    say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
     start = time.perf_counter()
-    content = _convert(job, trained.model, options)
+    content = _convert(job, trained.model, stages, options)
     seconds = time.perf_counter() - start
     for i, record in enumerate(trained.records):
+        done = stages[: i + 1]
         stage_content = (
             content
             if i == len(trained.records) - 1
-            else _convert(job, record.model, merged_options(job.recipe, stages[: i + 1]))
+            else _convert(job, record.model, done, merged_options(job.recipe, done))
         )
         record.tflite_bytes = len(stage_content)
         record.tflite_gzip_bytes = metrics.gzip_size(stage_content)
     edgetpu = None
     if job.edgetpu:
-        say(job.verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
-        edgetpu = _convert(job, batch_one_copy(trained.model, stages), options)
+        if job.dynamic_batch:
+            say(job.verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
+            edgetpu = _convert(job, trained.model, stages, options, dynamic_batch=False)
+        else:
+            edgetpu = content  # batch 1 already
     return Converted(baseline, content, seconds, options, edgetpu)
-
-
-def batch_one_copy(model, stages):
-    """The model with its batch fixed to 1 (the Edge TPU compiler needs static shapes;
-    a free batch makes the converter emit run-time reshapes), cloned within the
-    scopes of the stages whose layers it holds."""
-    from keras_squeeze.edgetpu import with_batch_size
-
-    with contextlib.ExitStack() as scopes:
-        for stage in stages:
-            scopes.enter_context(stage.load_scope())
-        return with_batch_size(model, 1)

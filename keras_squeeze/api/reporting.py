@@ -110,7 +110,7 @@ def build_report(job, trained, converted, verified) -> Report:
     if job.mode.name == "int8":
         from keras_squeeze.edgetpu import edgetpu_readiness
 
-        if converted.edgetpu is not None:
+        if converted.edgetpu is not None and converted.edgetpu is not converted.content:
             report.edgetpu = {"model": "batch-1 copy", **edgetpu_readiness(converted.edgetpu)}
         else:
             report.edgetpu = {"model": "model.tflite", **edgetpu_readiness(converted.content)}

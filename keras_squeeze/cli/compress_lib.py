@@ -11,6 +11,9 @@ from __future__ import annotations
 import sys
 
 from keras_squeeze import _compat
+from keras_squeeze.cli.custom_objects import check_specs as check_custom_objects
+from keras_squeeze.cli.custom_objects import resolve as resolve_custom_objects
+from keras_squeeze.cli.custom_objects import scope as custom_object_scope
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError, RecipeError
@@ -80,6 +83,7 @@ def check_options(
     recipe,
     *,
     model: str | None = None,
+    custom_objects=None,
     epochs: int | None = None,
     distill: bool | None = None,
     distill_temperature: float | None = None,
@@ -89,13 +93,22 @@ def check_options(
     """Refuses options the recipe cannot use.
 
     Raises:
-        ConfigError: epochs or distillation settings for a recipe without a
-            training stage, distillation settings with distill=False, or
-            edgetpu with a recipe that is not full-integer int8.
+        ConfigError: custom_objects without a model file (or not of the form
+            'module:name'), epochs or distillation settings for a recipe
+            without a training stage, distillation settings with
+            distill=False, or edgetpu with a recipe that is not full-integer
+            int8.
         RecipeError: distillation settings out of range.
     """
     from keras_squeeze.api.recipe import Recipe
 
+    if custom_objects and model is None:
+        raise ConfigError(
+            "custom_objects are for loading a model file, and no model was given (the example "
+            "CNN needs none). Expected a model path with them. Received: "
+            f"custom_objects={custom_objects!r}"
+        )
+    check_custom_objects(custom_objects)
     recipe = Recipe.get(recipe)
     trains = bool(recipe.training_stages)
     training = ", ".join(_recipes_with_training())
@@ -161,6 +174,7 @@ def _output_units(model) -> int | None:
 def run(
     model: str | None = None,
     recipe: str = "int8",
+    custom_objects=None,
     output_dir: str = "squeezed",
     data: str = DIGITS,
     epochs: int | None = None,
@@ -174,6 +188,7 @@ def run(
     distill_temperature: float | None = None,
     distill_alpha: float | None = None,
     edgetpu: bool = False,
+    dynamic_batch: bool = False,
     benchmark: bool = False,
     batch_size: int = 32,
     image_range: str | None = None,
@@ -189,6 +204,9 @@ def run(
         model: path to a .keras / .h5 / SavedModel; None trains the example CNN
             on the built-in digits (16x16) for `epochs` (default 8) epochs.
         recipe: a preset recipe name (see `ks.RECIPES`).
+        custom_objects: the custom layers and functions the model file needs:
+            'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
+            a {name: object} dict.
         output_dir: where the artifacts and reports go.
         data: "digits", a .npz with x/y arrays, or an image folder with one
             sub-folder per class (see `keras_squeeze.data.sources`).
@@ -197,7 +215,8 @@ def run(
         target_sparsity / clusters: the pruning / clustering stage's setting.
         distill, distill_temperature, distill_alpha: distillation during
             fine-tuning (None: the recipe's default, on).
-        edgetpu: compress(edgetpu=True): a batch-1 int8 copy for the Edge TPU.
+        edgetpu: compress(edgetpu=True): the batch-1 int8 file for the Edge TPU.
+        dynamic_batch: compress(dynamic_batch=True): keep the .tflite's batch free.
         benchmark: compress(measure_latency=True).
         batch_size: fine-tuning batch size (and of image-folder datasets).
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
@@ -208,6 +227,7 @@ def run(
     Example:
         >>> compress_lib.run(model="model.keras", recipe="prune", target_sparsity=0.6,
         ...                  data="images/", image_range="0-1", output_dir="out")
+        >>> compress_lib.run(model="old.h5", custom_objects=["my_layers:Swish"])
     """
     from keras_squeeze.api.compress import compress
     from keras_squeeze.core import atomic, models
@@ -217,6 +237,7 @@ def run(
     check_options(
         recipe_obj,
         model=model,
+        custom_objects=custom_objects,
         epochs=epochs,
         distill=distill,
         distill_temperature=distill_temperature,
@@ -226,6 +247,7 @@ def run(
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
     sources.check_source(data)
+    objects = resolve_custom_objects(custom_objects)
     if model is None:
         from keras_squeeze.data import train_example_model
 
@@ -239,28 +261,30 @@ def run(
         )
     else:
         say(verbose, f"loading {model}")
-        keras_model = models.load_model(model)
+        keras_model = models.load_model(model, custom_objects=objects)
     splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
     sources.check_fits_outputs(splits, _output_units(keras_model))
     say(verbose, f"data: {splits.description}")
     trains = bool(recipe_obj.training_stages)
-    result = compress(
-        keras_model,
-        recipe_obj,
-        train_data=splits.train,
-        representative_data=splits.train,
-        validation_data=splits.validation,
-        distill=distill_setting(distill, distill_temperature, distill_alpha),
-        epochs=epochs if trains else None,
-        batch_size=batch_size,
-        num_calibration_samples=num_calibration_samples,
-        inference_input_type=inference_input_type,
-        inference_output_type=inference_output_type,
-        measure_latency=benchmark,
-        edgetpu=edgetpu,
-        verbose=verbose,
-    )
-    out = result.save(output_dir, formats=formats)
+    with custom_object_scope(objects):
+        result = compress(
+            keras_model,
+            recipe_obj,
+            train_data=splits.train,
+            representative_data=splits.train,
+            validation_data=splits.validation,
+            distill=distill_setting(distill, distill_temperature, distill_alpha),
+            epochs=epochs if trains else None,
+            batch_size=batch_size,
+            num_calibration_samples=num_calibration_samples,
+            inference_input_type=inference_input_type,
+            inference_output_type=inference_output_type,
+            measure_latency=benchmark,
+            edgetpu=edgetpu,
+            dynamic_batch=dynamic_batch,
+            verbose=verbose,
+        )
+        out = result.save(output_dir, formats=formats)
     print(terminal_summary(result.report))
     print(f"artifacts in {out}")
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+from keras_squeeze.cli.custom_objects import resolve as resolve_custom_objects
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
@@ -73,6 +74,7 @@ def table(artifacts: dict) -> str:
 def run(
     model: str,
     formats=("tflite",),
+    custom_objects=None,
     output_dir: str = "exported",
     quantization: str = "float32",
     data: str | None = None,
@@ -80,6 +82,7 @@ def run(
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
     saved_model_version: int = 1,
+    dynamic_batch: bool = False,
     image_range: str | None = None,
     verbose: int = 1,
 ) -> dict:
@@ -92,6 +95,9 @@ def run(
     Args:
         model: path to a .keras / .h5 file or SavedModel directory.
         formats: any of "tflite", "onnx", "saved_model".
+        custom_objects: the custom layers and functions the model file needs:
+            'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
+            a {name: object} dict.
         quantization: the .tflite's post-training mode ("float32", "dynamic",
             "float16", "int8", "int16x8"); the ONNX file carries the same
             quantization (converted from the .tflite); the SavedModel stays
@@ -100,6 +106,7 @@ def run(
             int8 / int16x8 (training split) and verification inputs
             (validation split). None: verified on synthetic inputs.
         saved_model_version: the SavedModel's version directory (TF Serving).
+        dynamic_batch: keep the .tflite's batch free (default: fixed at 1).
         image_range: pixel range of image-folder data.
 
     Returns:
@@ -126,8 +133,9 @@ def run(
     elif image_range is not None:
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
+    objects = resolve_custom_objects(custom_objects)
     say(verbose, f"loading {model}")
-    keras_model = models.load_model(model)
+    keras_model = models.load_model(model, custom_objects=objects)
     representative = verification = None
     if data is not None:
         splits = sources.load_source(data, models.input_specs(keras_model), image_range)
@@ -148,6 +156,7 @@ def run(
                 inference_input_type=inference_input_type,
                 inference_output_type=inference_output_type,
                 verification_data=verification,
+                dynamic_batch=dynamic_batch,
                 verbose=verbose,
             )
             if "tflite" in formats:

@@ -34,7 +34,9 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     Args:
         path: file or directory path.
         custom_objects: custom layer classes and functions, by name.
-        compile: restore the compiled loss/optimizer when the file has them.
+        compile: restore the compiled loss/optimizer when the file has them;
+            a file whose model loads but whose compiled state does not is
+            loaded uncompiled.
 
     Returns:
         A Keras 3 or tf_keras `Model`.
@@ -62,12 +64,17 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
             f"SavedModel directory. Received: '{p}' ({p.stat().st_size} bytes, starting {head!r})"
         )
     errors = []
-    for flavour in loaders:
+    # Then without the compiled loss and optimizer: tf_keras >= 2.13 writes a
+    # custom activation function into .h5 in a form its own .h5 reader refuses,
+    # which Keras 3 reads, but not the tf_keras loss config saved beside it.
+    attempts = [(f, compile) for f in loaders] + ([(f, False) for f in loaders] if compile else [])
+    for flavour, with_compile in attempts:
         k = _compat.keras_module(flavour)
         try:
-            model = k.models.load_model(p, custom_objects=custom_objects, compile=compile)
+            model = k.models.load_model(p, custom_objects=custom_objects, compile=with_compile)
         except Exception as e:  # try the other flavour before giving up
-            errors.append(f"{flavour}: {type(e).__name__}: {e}")
+            if with_compile == compile:
+                errors.append(f"{flavour}: {type(e).__name__}: {e}")
             continue
         return ensure_model(model, "the loaded file")
     raise ModelError(

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from keras_squeeze.core import models
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.errors import ExportError, VerificationError
 from keras_squeeze.export.signature import serving_function
 
@@ -34,14 +35,19 @@ TFLITE_MIN_SQNR_DB = 30.0
 @contextlib.contextmanager
 def _quiet_tf2onnx():
     """tf2onnx logs every step, and reads .tflite shapes with the deprecated
-    tf.lite.Interpreter (its warning is about tf2onnx, not this package)."""
+    tf.lite.Interpreter (its warning is about tf2onnx, not this package), whose
+    XNNPACK delegate announces itself on descriptor 2; a failure shows it all."""
     logger = logging.getLogger("tf2onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    log = NativeOutput()
     try:
-        with warnings.catch_warnings():
+        with log, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
             yield
+    except BaseException:
+        log.replay()
+        raise
     finally:
         logger.setLevel(level)
 

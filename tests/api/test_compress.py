@@ -33,9 +33,10 @@ def _tflite_logits(path, x):
     runner = Interpreter(model_path=str(path)).get_signature_runner()
     ((name, d_in),) = runner.get_input_details().items()
     ((out_name, d_out),) = runner.get_output_details().items()
+    assert list(d_in["shape_signature"]) == [1, *x.shape[1:]]  # batch 1 by default
     in_q = d_in["quantization"] if d_in["quantization"][0] else None
     feed = np.clip(np.round(x / in_q[0] + in_q[1]), -128, 127).astype(d_in["dtype"]) if in_q else x
-    out = runner(**{name: feed})[out_name]
+    out = np.concatenate([runner(**{name: feed[i : i + 1]})[out_name] for i in range(len(x))])
     s, z = d_out["quantization"]
     return ((out.astype(np.float32) - z) * s if s else out), in_q
 
@@ -66,7 +67,9 @@ def test_compress_and_save_then_every_artifact_runs(trained, flavour, digits8, t
     feed = xt[:64]
     if in_q:
         feed = np.clip(np.round(feed / in_q[0] + in_q[1]), -128, 127).astype(np.int8)
-    onnx_out = sess.run(None, {"image": feed})[0].astype(np.float32)
+    onnx_out = np.concatenate(  # converted from the batch-1 .tflite
+        [sess.run(None, {"image": feed[i : i + 1]})[0] for i in range(len(feed))]
+    ).astype(np.float32)
     if recipe == "int8":
         d_out = Interpreter(model_path=str(out / "model.tflite")).get_output_details()[0]
         s, z = d_out["quantization"]

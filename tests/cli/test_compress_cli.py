@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from keras_squeeze.cli import compress_lib
 from keras_squeeze.errors import DataError
+from tests.cli.helpers import native_noise, script
 from tests.conftest import assert_saved_files
 
 
 def _script(*args, cwd, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "keras_squeeze.cli.compress", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return script("compress", *args, cwd=cwd, timeout=timeout)
 
 
 def test_run_with_a_model_file_and_npz(trained_models, digits8, tmp_path):
@@ -59,6 +48,7 @@ def test_digits_follow_the_model_input(trained_models):
 def test_script_default_job_end_to_end(tmp_path):
     proc = _script("--epochs=1", "--formats=tflite", "--formats=onnx", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert native_noise(proc.stderr) == []  # training, calibration, LiteRT and tf2onnx: quiet
     out = tmp_path / "squeezed"
     assert_saved_files(out, ["model.onnx", "model.tflite"], ("size", "accuracy"))
     assert (

@@ -96,7 +96,7 @@ def test_distilled_student_is_small_and_learns(student):
 def test_qat_for_the_edgetpu(qat, out):
     result, text = qat
     edgetpu = result.report.edgetpu
-    assert edgetpu["model"] == "batch-1 copy" and edgetpu["blockers"] == []
+    assert edgetpu["model"] == "model.tflite" and edgetpu["blockers"] == []
     assert edgetpu["ops_on_edgetpu"] == edgetpu["ops_total"]
     assert edgetpu["input_types"] == ["uint8"] and edgetpu["output_types"] == ["uint8"]
     assert (out / "qat" / "model_for_edgetpu.tflite").is_file()
@@ -169,7 +169,7 @@ def test_reference_model_writer_on_the_example_results(quickstart, pruned, qat, 
     assert build.check_files(tmp_path) == []
     files = manifest["models"]
     assert set(files) == {e.file for e in entries} and "digits_cnn_pruned50_int8.tflite" in files
-    assert files["small_cnn_int8.tflite"]["input"] == {"shape": [-1, 8, 8, 1], "dtype": "int8"}
+    assert files["small_cnn_int8.tflite"]["input"] == {"shape": [1, 8, 8, 1], "dtype": "int8"}
     assert files["digits_cnn_qat_uint8io.tflite"]["input"]["dtype"] == "uint8"
     assert files["small_cnn_float32.tflite"]["accuracy"] == pytest.approx(
         result.report.accuracy["original"], abs=2 / 397
