@@ -26,7 +26,7 @@ LOW = (
     "clustering",
     "distillation",
 )
-HIGH = ("api", "cli", "bench", "edgetpu", "channel_pruning", "keras_bridge")
+HIGH = ("api", "cli", "bench", "edgetpu", "channel_pruning", "depth_pruning", "keras_bridge")
 
 
 def imported_packages(source: str) -> list[tuple[int, str]]:

@@ -55,7 +55,8 @@ def compress(
     `train_data` and then quantize to "int8": "prune" (magnitude sparsity),
     "prune-2:4" (2:4 structured sparsity), "cluster" (weight clustering),
     "qat" (quantization-aware training), "prune-cluster-qat" (all three,
-    each preserving the last) and "channel-prune" (whole filters removed).
+    each preserving the last), "channel-prune" (whole filters removed) and
+    "depth-prune" (whole residual blocks and layers removed).
     `ks.Recipe` combines stages with custom settings; the README's recipe
     table gives each preset's settings and benchmarks/RESULTS.md what they
     measured.

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.clustering.config import Cluster
+from keras_squeeze.depth_pruning.settings import BlockRemoval
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.pruning.config import Prune
@@ -27,7 +28,7 @@ class Recipe:
     """A combination of compression stages.
 
     Training stages run in a fixed order, each fine-tuned on `train_data`
-    and each preserving what the earlier ones produced: channel pruning,
+    and each preserving what the earlier ones produced: block removal, channel pruning,
     magnitude pruning, clustering, quantization-aware training (then any
     registered stage at its own place: `keras_squeeze.stages.order_text()`).
     Post-training quantization happens at conversion.
@@ -36,6 +37,8 @@ class Recipe:
         quantization: post-training quantization applied at conversion:
             "float32" (none), "dynamic", "float16", "int8" or "int16x8". See
             `keras_squeeze.quantization.ptq.PTQ_MODES` for each exact scheme.
+        block_removal: a `ks.BlockRemoval` stage (removes whole residual
+            blocks and layers that do little: a shallower model), or None.
         channel_prune: a `ks.ChannelPruning` stage (removes whole filters and
             the channels coupled to them: a smaller dense model), or None.
         prune: a `ks.Prune` stage (magnitude pruning), or None.
@@ -58,6 +61,7 @@ class Recipe:
 
     quantization: str = "int8"
     name: str | None = None
+    block_removal: BlockRemoval | None = None
     channel_prune: ChannelPruning | None = None
     prune: Prune | None = None
     cluster: Cluster | None = None
@@ -207,7 +211,7 @@ class Recipe:
 
 # The built-in stages with a keyword of their own (public API); the registry
 # knows every stage's config class, order and checks.
-_FIELDS = frozenset({"channel_prune", "prune", "cluster", "qat"})
+_FIELDS = frozenset({"block_removal", "channel_prune", "prune", "cluster", "qat"})
 
 RECIPES: dict[str, Recipe] = {
     "dynamic": Recipe(quantization="dynamic"),
@@ -235,4 +239,5 @@ RECIPES: dict[str, Recipe] = {
     "channel-prune": Recipe(
         channel_prune=ChannelPruning(target=0.5), quantization="int8", name="channel-prune"
     ),
+    "depth-prune": Recipe(block_removal=BlockRemoval(), quantization="int8", name="depth-prune"),
 }

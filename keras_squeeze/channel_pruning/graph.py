@@ -23,12 +23,15 @@ class GraphNode:
         inputs / outputs: keys of the symbolic tensors it reads and writes,
             in call order.
         is_input: True for the node of an `InputLayer`.
+        call: the Keras `Node` itself (its call arguments, see
+            `core.graph.call_arguments`).
     """
 
     layer: object
     inputs: list[int]
     outputs: list[int]
     is_input: bool
+    call: object = dataclasses.field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -111,6 +114,7 @@ def graph_view(model) -> GraphView:
                 inputs=[id(x) for x in parents],
                 outputs=[id(x) for x in outs],
                 is_input=not parents,
+                call=node,
             )
         )
     calls: dict[str, int] = {}

@@ -119,3 +119,28 @@ def walk(model, start: Iterable | None = None, stop: Iterable = ()) -> list:
             if _key(parent) not in done:
                 stack.append((parent, False))
     return order
+
+
+def call_arguments(node) -> tuple[tuple, dict]:
+    """The positional and keyword arguments a call was made with, symbolic tensors in place.
+
+    Keras 3 keeps them in `node.arguments` (`.args`, `.kwargs`), tf_keras in
+    `node.call_args` / `node.call_kwargs`; both are what the flavour's own
+    functional model reads to run the call again.
+    """
+    if hasattr(node, "arguments"):  # Keras 3
+        return tuple(node.arguments.args), dict(node.arguments.kwargs)
+    return tuple(node.call_args), dict(node.call_kwargs)  # tf_keras
+
+
+def replace_tensors(structure, value_of):
+    """`structure` (nested lists, tuples, dicts) with each symbolic tensor `t` replaced by
+    `value_of(t)`; other leaves (constants, None, settings) stay as they are."""
+    if isinstance(structure, (list, tuple)):
+        items = [replace_tensors(s, value_of) for s in structure]
+        if isinstance(structure, tuple) and hasattr(structure, "_fields"):  # a named tuple
+            return type(structure)(*items)
+        return type(structure)(items)
+    if isinstance(structure, dict):
+        return {k: replace_tensors(v, value_of) for k, v in structure.items()}
+    return value_of(structure) if history(structure) is not None else structure

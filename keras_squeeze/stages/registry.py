@@ -21,6 +21,7 @@ from keras_squeeze.stages.base import ENGINES, Stage
 
 # Each module registers its stage at import.
 BUILTIN_MODULES = (
+    "keras_squeeze.depth_pruning.stage",
     "keras_squeeze.channel_pruning.stage",
     "keras_squeeze.pruning.stage",
     "keras_squeeze.clustering.stage",
@@ -119,7 +120,7 @@ def get_stage(name: str) -> Stage:
 
 
 def order_text() -> str:
-    """E.g. "channel_prune -> prune -> cluster -> qat"."""
+    """E.g. "block_removal -> channel_prune -> prune -> cluster -> qat"."""
     return " -> ".join(s.name for s in sorted(_STAGES.values(), key=lambda s: s.order))
 
 

@@ -19,6 +19,7 @@ def test_custom_recipe():
     assert recipe.get_config() == {
         "name": "small-gpu",
         "quantization": "float16",
+        "block_removal": None,
         "channel_prune": None,
         "prune": None,
         "cluster": None,

@@ -112,7 +112,9 @@ def test_a_registered_stage_is_part_of_recipes(grid_stage):
     assert recipe.training_stages == ["grid"] and recipe.name == "grid+float16"
     assert recipe.get_config()["stages"] == {"grid": {"step": 0.1}}
     assert ks.Recipe.from_config(recipe.get_config()) == recipe
-    assert registry.order_text() == "channel_prune -> prune -> cluster -> qat -> grid"
+    assert registry.order_text() == (
+        "block_removal -> channel_prune -> prune -> cluster -> qat -> grid"
+    )
     both = ks.Recipe(prune=ks.Prune(), stages={"grid": GridConfig()})
     assert both.training_stages == ["prune", "grid"]
 
