@@ -240,6 +240,17 @@ def define_model_flag(flag_values: flags.FlagValues, help_text: str):
     return holder
 
 
+def define_unsafe_flag(flag_values: flags.FlagValues):
+    """--allow_unsafe_deserialization: load a --model file that carries Python code."""
+    return flags.DEFINE_boolean(
+        "allow_unsafe_deserialization",
+        False,
+        "Load a --model file that carries Python code (Lambda layers) and run that code. "
+        "Model files are untrusted by default: such files are refused. Only for files you trust.",
+        flag_values=flag_values,
+    )
+
+
 def define_conversion_flags(flag_values: flags.FlagValues):
     """--num_calibration_samples, --inference_input_type, --inference_output_type.
 

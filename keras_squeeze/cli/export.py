@@ -56,6 +56,7 @@ _SAVED_MODEL_VERSION = flags.DEFINE_integer(
     lower_bound=0,
     flag_values=FLAGS,
 )
+_ALLOW_UNSAFE = common.define_unsafe_flag(FLAGS)
 _VERBOSE = common.define_verbose_flag(FLAGS)
 
 flags.mark_flag_as_required("model", flag_values=FLAGS)
@@ -99,6 +100,7 @@ def main(argv) -> int:
             inference_output_type=_OUTPUT_TYPE.value,
             saved_model_version=_SAVED_MODEL_VERSION.value,
             image_range=_IMAGE_RANGE.value,
+            allow_unsafe_deserialization=_ALLOW_UNSAFE.value,
             verbose=_VERBOSE.value,
         ),
     )

@@ -85,6 +85,7 @@ def run(
     inference_output_type: str | None = None,
     saved_model_version: int = 1,
     image_range: str | None = None,
+    allow_unsafe_deserialization: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Exports a Keras model file to the given formats, each verified, all or none written.
@@ -105,6 +106,8 @@ def run(
             (validation split). None: verified on synthetic inputs.
         saved_model_version: the SavedModel's version directory (TF Serving).
         image_range: pixel range of image-folder data.
+        allow_unsafe_deserialization: load a model file that carries Python code
+            (Lambda layers) and run it (see `keras_squeeze.api.models.load_model`).
 
     Returns:
         {format: ks.export.Artifact} with the final paths.
@@ -131,7 +134,9 @@ def run(
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
     _say(verbose, f"loading {model}")
-    keras_model = models.load_model(model)
+    keras_model = models.load_model(
+        model, allow_unsafe_deserialization=allow_unsafe_deserialization
+    )
     representative = verification = None
     if data is not None:
         splits = sources.load_source(data, models.input_specs(keras_model), image_range)
