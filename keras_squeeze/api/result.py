@@ -15,6 +15,7 @@ from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
 from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report.report import Report
+from keras_squeeze.safety.paths import contained
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
@@ -59,7 +60,8 @@ class CompressionResult:
 
         Args:
             directory: the output directory (created if needed; files of the
-                same names are replaced).
+                same names are replaced, nothing outside it is touched: a
+                sub-directory that is a link to elsewhere is refused).
             formats: which of "tflite", "onnx", "saved_model" to write.
 
         Returns:
@@ -72,7 +74,7 @@ class CompressionResult:
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         for name, is_dir in slots.items():
-            existing = out / name
+            existing = contained(out, name)
             if existing.exists() and existing.is_dir() != is_dir:
                 raise OutputError(
                     f"The output directory holds '{name}' as a "
@@ -119,16 +121,16 @@ class CompressionResult:
                 )
             self.report.exports = {}
             for name, record in records.items():
-                final = out / FILE_NAMES[name]
+                final = contained(out, FILE_NAMES[name])
                 record.path = final / "1" if name == "saved_model" else final
                 self.report.exports[name] = record.to_dict()
             atomic.write_text(stage / "report.json", self.report.to_json())
             atomic.write_text(stage / "report.md", self.report.to_markdown())
             out.mkdir(parents=True, exist_ok=True)
             for name in records:
-                atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
+                atomic.move_into_place(stage / FILE_NAMES[name], contained(out, FILE_NAMES[name]))
             for file in (*extra, "report.json", "report.md"):
-                atomic.move_into_place(stage / file, out / file)
+                atomic.move_into_place(stage / file, contained(out, file))
         self._say(f"saved to {out}")
         return out
 

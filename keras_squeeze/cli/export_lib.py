@@ -15,6 +15,7 @@ import pathlib
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
 from keras_squeeze.export.formats import FILE_NAMES, check_formats
+from keras_squeeze.safety.paths import contained
 
 MANIFEST = "export.json"
 
@@ -133,6 +134,11 @@ def run(
     elif image_range is not None:
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
+    planned = [FILE_NAMES[f] for f in formats if f != "saved_model"] + [MANIFEST]
+    if "saved_model" in formats:
+        planned.append(f"{FILE_NAMES['saved_model']}/{saved_model_version}")
+    for name in planned:  # nothing may land outside the output directory
+        contained(out, name)
     _say(verbose, f"loading {model}")
     keras_model = models.load_model(
         model, allow_unsafe_deserialization=allow_unsafe_deserialization
@@ -184,7 +190,7 @@ def run(
                 )
         staged = {name: art.path for name, art in artifacts.items()}
         for art in artifacts.values():
-            art.path = out / pathlib.Path(art.path).relative_to(stage)
+            art.path = contained(out, pathlib.Path(art.path).relative_to(stage))
         record = {
             "model": str(pathlib.Path(model).expanduser().absolute()),
             "quantization": quantization,
@@ -195,7 +201,7 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         for name, path in staged.items():
             atomic.move_into_place(path, artifacts[name].path)
-        atomic.move_into_place(stage / MANIFEST, out / MANIFEST)
+        atomic.move_into_place(stage / MANIFEST, contained(out, MANIFEST))
     print(table(artifacts))
     print(f"artifacts in {out}")
     return artifacts

@@ -1,0 +1,57 @@
+"""Output names stay inside their output directory.
+
+`contained(directory, name)` is the only way an artifact's name becomes a
+path: a name that is absolute, climbs with "..", or reaches through a
+symbolic link to somewhere outside the directory is refused, so nothing
+outside the output directory is ever replaced.
+
+Example:
+    >>> contained("out", "saved_model/1")
+    PosixPath('/abs/out/saved_model/1')
+    >>> contained("out", "../model.tflite")
+    OutputError: The artifact name '../model.tflite' leads outside the output directory ...
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from keras_squeeze.errors import OutputError
+
+
+def contained(directory, name, what: str = "artifact name") -> pathlib.Path:
+    """`directory / name`, checked to stay inside `directory`.
+
+    Args:
+        directory: the output directory (it need not exist yet).
+        name: a relative name ("model.tflite", "saved_model/1").
+        what: how the error names `name`.
+
+    Returns:
+        The absolute target path.
+
+    Raises:
+        OutputError: `name` is empty or absolute, has a ".." part, or an
+            existing part of it is a symbolic link that leads outside `directory`.
+    """
+    out = pathlib.Path(directory).expanduser().absolute()
+    text = os.fspath(name)
+    rel = pathlib.PurePath(text)
+    if not text or rel.is_absolute() or rel.anchor or ".." in rel.parts or not rel.parts:
+        raise OutputError(
+            f"The {what} {text!r} leads outside the output directory. Expected a relative name "
+            f"without '..' parts. Received: {text!r} in '{out}'"
+        )
+    target = out.joinpath(*rel.parts)
+    real_out = out.resolve()
+    # The target itself may be a link (it is replaced, not followed); its
+    # parent directories must really be inside the output directory.
+    parent = target.parent.resolve()
+    if parent != real_out and not parent.is_relative_to(real_out):
+        raise OutputError(
+            f"The {what} {text!r} leads outside the output directory through a symbolic link. "
+            "Expected the output directory's sub-directories inside it. Received: "
+            f"'{target.parent}' resolves to '{parent}'"
+        )
+    return target
