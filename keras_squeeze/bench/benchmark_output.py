@@ -31,7 +31,7 @@ _PREFIX = re.compile(
     r"^\s*(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+[VDIWEF]\s+[^:]*?\s*:\s)?"
     r"(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG):\s*)?"
 )
-_STAT = re.compile(rf"^count=(\d+)((?:\s+\w+=(?:{_NUMBER}))*)(\(all same\))?\s*$")
+_STAT = re.compile(rf"^count=(\d{{1,18}})((?:\s+\w+=(?:{_NUMBER}))*)(\(all same\))?\s*$")
 _KV = re.compile(rf"(\w+)=({_NUMBER})")
 _RUN_HEADER = re.compile(r"^Running benchmark for at least")
 _SUMMARY = re.compile(r"^(?:Average )?[Ii]nference timings in us:\s*(.*)$")
@@ -43,8 +43,8 @@ _MEM_PEAK = re.compile(
     rf"^Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})"
 )
 _MODEL_SIZE = re.compile(rf"^The input model file size \(MB\): ({_NUMBER})")
-_NAME = re.compile(r"^\[(?P<tensors>.*)\](?::(?P<index>\d+))?$")
-_INDEXED = re.compile(r"^(?P<label>.*?)[:/](?P<index>\d+)$")
+_NAME = re.compile(r"^\[(?P<tensors>.*)\](?::(?P<index>\d{1,18}))?$")
+_INDEXED = re.compile(r"^(?P<label>.*?)[:/](?P<index>\d{1,18})$")
 
 
 def strip_prefix(line: str) -> str:
@@ -221,7 +221,7 @@ def _row_pattern(header: str) -> tuple[re.Pattern, list[str]]:
     numbers = r"\s+".join(rf"(?P<c{i}>{_NUMBER})" for i in range(len(leading)))
     return re.compile(
         rf"^(?P<type>.+?)\s+{numbers}\s+(?P<pct>{_NUMBER})%\s+(?P<cdf>{_NUMBER})%"
-        rf"\s+(?P<mem>{_NUMBER})\s+(?P<called>\d+)\s+(?P<name>.*?)\s*$"
+        rf"\s+(?P<mem>{_NUMBER})\s+(?P<called>\d{{1,18}})\s+(?P<name>.*?)\s*$"
     ), leading
 
 

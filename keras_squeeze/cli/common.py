@@ -12,6 +12,8 @@ traceback), 2 a usage error (bad or contradictory flags; one line on stderr).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import traceback
 from collections.abc import Callable
@@ -67,12 +69,40 @@ def _flag_error_text(error: flags.Error) -> str:
     return "; ".join(ln.split(_MESSAGE_MARK, 1)[-1] for ln in lines if ln.strip())
 
 
+def _flagfiles(argv) -> str:
+    names = [a.split("=", 1)[1] for a in argv if a.lstrip("-").startswith("flagfile=")]
+    return ", ".join(f"'{n}'" for n in names) or "a --flagfile"
+
+
 def parse_flags(program: str, flag_values: flags.FlagValues, argv) -> list[str]:
-    """Parses argv into `flag_values`; a bad flag or a positional argument exits 2."""
+    """Parses argv into `flag_values`; a bad flag or a positional argument exits 2.
+
+    A --flagfile that is not UTF-8 text, or that includes itself, is a usage
+    error too (absl would raise UnicodeDecodeError, or warn and go on).
+    """
+    argv = list(argv)
+    warnings = io.StringIO()
     try:
-        rest = flag_values(list(argv))
+        with contextlib.redirect_stderr(warnings):
+            rest = flag_values(argv)
     except flags.Error as e:
         usage_error(program, _flag_error_text(e))
+    except UnicodeDecodeError as e:
+        usage_error(
+            program,
+            f"The flag file {_flagfiles(argv)} is not text. Expected one --flag=value per line, "
+            f"UTF-8 encoded. Received: {e.reason} at byte {e.start}",
+        )
+    finally:
+        text = warnings.getvalue()
+        if "circular flagfile" not in text:
+            sys.stderr.write(text)
+    if "circular flagfile" in text:
+        usage_error(
+            program,
+            f"The flag file {_flagfiles(argv)} includes itself. Expected --flagfile lines that "
+            "name other files. Received: a circular --flagfile",
+        )
     if len(rest) > 1:
         usage_error(program, f"unexpected arguments: {' '.join(rest[1:])}")
     return rest

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import struct
 
 import numpy as np
 
@@ -38,6 +39,8 @@ DEFAULT_IMAGE_RANGE = "0-255"
 VALIDATION_SPLIT = 0.2
 SPLIT_SEED = 1337
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+# Larger images are refused from their header (a decompression bomb).
+MAX_IMAGE_PIXELS = 1 << 28
 
 
 @dataclasses.dataclass
@@ -78,11 +81,16 @@ def source_kind(source: str) -> str:
     return NPZ if str(source).lower().endswith(".npz") else FOLDER
 
 
+def _image_files(directory: pathlib.Path) -> list[pathlib.Path]:
+    """The images Keras' image_dataset_from_directory reads below `directory`, sorted."""
+    found = []
+    for where, _, files in os.walk(directory, followlinks=False):
+        found += [pathlib.Path(where) / f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
 def _count_images(directory: pathlib.Path) -> int:
-    count = 0
-    for _, _, files in os.walk(directory, followlinks=False):
-        count += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
-    return count
+    return len(_image_files(directory))
 
 
 def scan_image_folder(path) -> FolderScan:
@@ -124,6 +132,57 @@ def scan_image_folder(path) -> FolderScan:
             f"Received: {sum(counts)} in '{root}'"
         )
     return FolderScan(root, names, counts)
+
+
+def _declared_pixels(data: bytes) -> int | None:
+    """Width x height from a PNG, GIF or BMP header (None for other formats)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+    elif data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
+    elif data[:2] == b"BM" and len(data) >= 26:
+        width, height = (abs(v) for v in struct.unpack("<ii", data[18:26]))
+    else:
+        return None
+    return width * height
+
+
+def check_images(scan: FolderScan, channels: int) -> None:
+    """Decodes every image of the folder as Keras will, so a broken one is named before any work.
+
+    Keras reads an image folder lazily: an empty, truncated or unreadable
+    file, or one that cannot be read in the model's color mode (a JPEG as
+    RGBA, a BMP as grayscale), would otherwise stop training midway with a
+    TensorFlow error. Images larger than MAX_IMAGE_PIXELS are refused from
+    their header, before decoding.
+
+    Raises:
+        DataError: naming the first file that cannot be read, and how many cannot.
+    """
+    import tensorflow as tf
+
+    mode = COLOR_MODES[channels]
+    bad: list[tuple[pathlib.Path, str]] = []
+    for path in _image_files(scan.path):
+        try:
+            data = path.read_bytes()
+            pixels = _declared_pixels(data)
+            if pixels is not None and pixels > MAX_IMAGE_PIXELS:
+                bad.append((path, f"{pixels:,} pixels, more than {MAX_IMAGE_PIXELS:,}"))
+                continue
+            tf.io.decode_image(data, channels=channels, expand_animations=False)
+        except OSError as e:
+            bad.append((path, e.strerror or str(e)))
+        except tf.errors.OpError as e:
+            bad.append((path, (e.message or type(e).__name__).strip().splitlines()[0][:200]))
+    if bad:
+        (first, reason), more = bad[0], len(bad) - 1
+        raise DataError(
+            f"The image folder holds {len(bad)} image(s) that cannot be read as {mode}. Expected "
+            f"{', '.join(IMAGE_EXTENSIONS)} files TensorFlow decodes (in {mode} for a model "
+            f"input with {channels} channel(s)). Received: '{first}' ({reason})"
+            + (f" and {more} more" if more else "")
+        )
 
 
 def check_exists(source: str) -> str:
@@ -197,6 +256,18 @@ def _num_classes(*labels: np.ndarray) -> int | None:
     return int(max(y.max(initial=-1) for y in labels)) + 1
 
 
+def _check_arrays(arrays: dict, keys, path: pathlib.Path) -> None:
+    """Raises DataError unless each array is numeric with a sample axis."""
+    for key in keys:
+        a = arrays[key]
+        if a.ndim == 0 or a.dtype.kind not in "biuf":
+            raise DataError(
+                f"The .npz's array '{key}' is not a numeric array with a sample axis. Expected "
+                "bool, integer or float arrays of shape (samples, ...). Received: dtype "
+                f"{a.dtype}, shape {a.shape} in '{path}'"
+            )
+
+
 def load_npz(path) -> DataSplits:
     """x/y (split 80/20 in order) or x_train/y_train/x_test/y_test from a .npz."""
     path = pathlib.Path(path)
@@ -208,8 +279,10 @@ def load_npz(path) -> DataSplits:
             f"The .npz could not be read. Expected a numpy .npz. Received: '{path}' ({e})"
         ) from e
     if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        _check_arrays(arrays, ("x_train", "y_train", "x_test", "y_test"), path)
         pairs = [(arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])]
     elif {"x", "y"} <= set(arrays):
+        _check_arrays(arrays, ("x", "y"), path)
         split = int(len(arrays["x"]) * (1 - VALIDATION_SPLIT))
         x, y = arrays["x"], arrays["y"]
         pairs = [(x[:split], y[:split]), (x[split:], y[split:])]
@@ -240,8 +313,9 @@ def load_image_folder(
     """An image folder as tf.data train / validation datasets of (images, class ids).
 
     Raises:
-        DataError: an unusable folder, a model input that is not a fixed-size
-            image with 1, 3 or 4 channels, or an unknown image_range.
+        DataError: an unusable folder, an image that cannot be read in the
+            model's color mode (see `check_images`), a model input that is not
+            a fixed-size image with 1, 3 or 4 channels, or an unknown image_range.
     """
     scan = scan_image_folder(path)
     shape = _image_shape(specs, "Image folders")
@@ -252,6 +326,7 @@ def load_image_folder(
             f"channels. Received: {shape}"
         )
     check_image_range(str(scan.path), image_range)
+    check_images(scan, channels)
     image_range = image_range or DEFAULT_IMAGE_RANGE
     import keras
     import tensorflow as tf

@@ -164,9 +164,10 @@ def _load(tflite) -> TFLiteModel:
     if isinstance(tflite, TFLiteModel):
         return tflite
     if isinstance(tflite, (str, os.PathLike)):
-        return read_tflite(read_tflite_file(tflite, "to check")[0])
+        content, path = read_tflite_file(tflite, "to check")
+        return read_tflite(content, f"'{path}'")
     if isinstance(tflite, (bytes, bytearray, memoryview)):
-        return read_tflite(bytes(tflite))
+        return read_tflite(bytes(tflite), "The .tflite to check")
     raise ModelError(
         "The Edge TPU check takes a .tflite. Expected bytes or a path to a .tflite file. "
         f"Received: {type(tflite).__name__}"
@@ -325,8 +326,10 @@ def check_edgetpu(tflite, *, runtime_version: int = table.DEFAULT_RUNTIME_VERSIO
         An EdgeTPUReport.
 
     Raises:
-        ModelError: not a .tflite; not a full-integer 8-bit model (quantize
-            first); or already compiled for the Edge TPU.
+        ModelError: not a .tflite, or a damaged one (a missing, unreadable or
+            truncated file; indices or sizes that do not fit the file); not a
+            full-integer 8-bit model (quantize first); or already compiled for
+            the Edge TPU.
 
     Example:
         >>> report = ks.edgetpu.check_edgetpu("model_int8.tflite")

@@ -40,7 +40,8 @@ DEFAULT_MEMORY_LIMIT = 8 * 1024**3
 _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """'SIGSEGV' for 11: the name of the signal that killed a child."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -59,8 +60,9 @@ def run_in_child(
     runtime: str,
     expected: str,
     *,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    return_errors: bool = False,
 ) -> dict:
     """Runs probe `kind` of `keras_squeeze.safety._child` on `job` in a fresh process.
 
@@ -70,15 +72,18 @@ def run_in_child(
         what: the file, as error messages name it (e.g. "'model.tflite'").
         runtime: the native reader, as error messages name it.
         expected: what the file should have been ("an intact .tflite flatbuffer").
-        timeout: seconds before the child is killed.
+        timeout: seconds before the child is killed (default DEFAULT_TIMEOUT_S).
         memory_limit: the child's address-space limit in bytes (None: no limit).
+        return_errors: return a Python error of the reader as {"error": "Type: message"}
+            instead of raising (a crash or a hang still raises).
 
     Returns:
         The probe's answer (a dict).
 
     Raises:
-        ModelError: the child crashed, hung, ran out of memory or reported an error.
+        ModelError: the child crashed, hung, or reported an error (unless return_errors).
     """
+    timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
@@ -103,9 +108,9 @@ def run_in_child(
     answers = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
     if proc.returncode < 0:
         raise ModelError(
-            f"{what} crashed the {runtime} ({_signal_name(-proc.returncode)}) in the child "
+            f"{what} crashed the {runtime} ({signal_name(-proc.returncode)}) in the child "
             f"process reading it: the file is damaged or hostile. Expected {expected}. "
-            f"Received: {_tail(proc.stderr)}"
+            f"Received: exit code {proc.returncode} (stderr: {_tail(proc.stderr)})"
         )
     if proc.returncode != 0 or not answers:
         raise ModelError(
@@ -113,7 +118,7 @@ def run_in_child(
             f"{expected}. Received: exit code {proc.returncode}: {_tail(proc.stderr)}"
         )
     answer = json.loads(answers[-1][len(RESULT_MARK) :])
-    if "error" in answer:
+    if "error" in answer and not return_errors:
         raise ModelError(
             f"{what} could not be read by the {runtime}. Expected {expected}. "
             f"Received: {answer['error']}"
@@ -129,7 +134,8 @@ def probe_tflite(
     delegate: str | None = None,
     delegate_options: dict | None = None,
     invoke: bool = True,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
+    return_errors: bool = False,
 ) -> dict:
     """Loads a .tflite in ai_edge_litert in a child process: build, allocate, one invoke.
 
@@ -139,13 +145,16 @@ def probe_tflite(
         use_xnnpack: False builds with the built-in kernels only.
         delegate, delegate_options: an external delegate library to load first.
         invoke: also run one inference on zero inputs.
-        timeout: seconds before the child is killed.
+        timeout: seconds before the child is killed (default DEFAULT_TIMEOUT_S).
+        return_errors: return the interpreter's refusal as {"error": ...} instead of
+            raising (the caller reproduces it with its own message); a crash or a
+            hang still raises.
 
     Returns:
-        {"inputs": [[name, shape, dtype], ...], "outputs": [...]}.
+        {"inputs": [[name, shape, dtype], ...], "outputs": [...]}, or {"error": ...}.
 
     Raises:
-        ModelError: the file crashes, hangs or is refused by the interpreter.
+        ModelError: the file crashes or hangs the interpreter, or is refused by it.
     """
     with tempfile.TemporaryDirectory(prefix="keras_squeeze-probe-") as tmp:
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -167,10 +176,11 @@ def probe_tflite(
             "TFLite runtime (ai_edge_litert)",
             "an intact .tflite flatbuffer",
             timeout=timeout,
+            return_errors=return_errors,
         )
 
 
-def probe_hdf5(path, what: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+def probe_hdf5(path, what: str, *, timeout: float | None = None) -> dict:
     """Opens an HDF5 file with h5py in a child process and reads every attribute and dataset.
 
     Returns:
