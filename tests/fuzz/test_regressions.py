@@ -243,3 +243,28 @@ def test_a_flag_file_that_includes_itself(tmp_path):
     assert f"The flag file '{flagfile}' includes itself" in lines[0]
     code, lines = _parse(export, f"--flagfile={flagfile}")  # and --model is missing
     assert code == 2 and len(lines) == 1
+
+
+PROFILE = (
+    "Profiling Info for Regular Benchmark Runs:\n"
+    "============================== Run Order ==============================\n"
+    "\t[node type]\t[first]\t[avg ms]\t[%]\t[cdf%]\t[mem KB]\t[times called]\t[Name]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "parse, text",
+    [
+        # Was: minutes (the row pattern backtracked over blanks and digit runs, O(n^3)).
+        (parse_output, PROFILE + "CONV_2D" + " " * 20000 + "1" * 20000 + "x\n"),
+        # Was: seconds growing with the square of the line (the logcat prefix pattern).
+        (parse_output, "05-31 10:31:13.022 21767 21767 I tflite " + " " * 64000 + "x"),
+        (parse_output, "count=50 first=" + "1" * 20000 + "x"),
+        # Was: quadratic in the compiler's text fields and operator rows.
+        (parse_compiler_log, "Input model:" + " " * 30000 + "x" + " " * 30000 + "\x00"),
+        (parse_compiler_log, "Operator  Count  Status\nADD  1  x" + " " * 30000 + "y\x00"),
+    ],
+)
+def test_damaged_logs_are_read_in_linear_time(parse, text):
+    outcome = cases.run_case(parse, text, bound=2)
+    assert outcome.kind == cases.READ, outcome
