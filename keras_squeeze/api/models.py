@@ -63,8 +63,9 @@ def load_model(
         >>> trusted = ks.load_model("lambda_model.h5", allow_unsafe_deserialization=True)
     """
     from keras_squeeze.safety import model_files
+    from keras_squeeze.safety.paths import fs_path
 
-    p = pathlib.Path(path)
+    p = fs_path(path, "model path", ModelError)
     if not p.exists():
         raise ModelError(
             f"The model path does not exist. Expected a .keras or .h5 file or a "

@@ -8,6 +8,7 @@ import pathlib
 from collections.abc import Mapping
 
 from keras_squeeze.errors import ConfigError, ModelError
+from keras_squeeze.safety.paths import fs_path
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _TFLITE_IDENTIFIER = b"TFL3"
@@ -71,7 +72,7 @@ def read_tflite_file(path, purpose: str = "to benchmark") -> tuple[bytes, pathli
     Raises:
         ModelError: the path is not an existing, readable file.
     """
-    path = pathlib.Path(path).expanduser()
+    path = fs_path(path, f".tflite file {purpose}", ModelError).expanduser()
     if path.is_dir():
         raise ModelError(
             f"The .tflite file {purpose} is a directory. Expected a path to a .tflite file. "

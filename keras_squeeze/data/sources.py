@@ -22,11 +22,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import struct
 
 import numpy as np
 
 from keras_squeeze.errors import DataError
+from keras_squeeze.safety.paths import fs_path
 
 DIGITS = "digits"
 NPZ = "npz"
@@ -100,7 +102,7 @@ def scan_image_folder(path) -> FolderScan:
         DataError: not a directory, no class sub-folders, no images, only one
             class with images, or too few images to hold out 20% for validation.
     """
-    root = pathlib.Path(path)
+    root = fs_path(path, "image folder", DataError)
     if not root.is_dir():
         raise DataError(
             f"The image folder does not exist. Expected a directory with one sub-folder per "
@@ -174,7 +176,8 @@ def check_images(scan: FolderScan, channels: int) -> None:
         except OSError as e:
             bad.append((path, e.strerror or str(e)))
         except tf.errors.OpError as e:
-            bad.append((path, (e.message or type(e).__name__).strip().splitlines()[0][:200]))
+            text = re.sub(r"\{\{function_node[^}]*\}\}\s*", "", e.message or type(e).__name__)
+            bad.append((path, " ".join(text.split())[:200]))
     if bad:
         (first, reason), more = bad[0], len(bad) - 1
         raise DataError(
@@ -192,7 +195,7 @@ def check_exists(source: str) -> str:
         DataError: a path that does not exist (or a .npz that is not a file).
     """
     kind = source_kind(source)
-    path = pathlib.Path(source).expanduser()
+    path = fs_path(source, "data source", DataError).expanduser()
     if (kind == NPZ and not path.is_file()) or (kind == FOLDER and not path.is_dir()):
         raise DataError(
             "Unknown data source. Expected 'digits', an existing .npz file with x/y arrays "
@@ -270,13 +273,14 @@ def _check_arrays(arrays: dict, keys, path: pathlib.Path) -> None:
 
 def load_npz(path) -> DataSplits:
     """x/y (split 80/20 in order) or x_train/y_train/x_test/y_test from a .npz."""
-    path = pathlib.Path(path)
+    path = fs_path(path, ".npz file", DataError)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = dict(npz)
     except Exception as e:
         raise DataError(
-            f"The .npz could not be read. Expected a numpy .npz. Received: '{path}' ({e})"
+            "The .npz could not be read. Expected a numpy .npz. Received: "
+            f"'{path}' ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
         ) from e
     if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
         _check_arrays(arrays, ("x_train", "y_train", "x_test", "y_test"), path)
@@ -289,7 +293,7 @@ def load_npz(path) -> DataSplits:
     else:
         raise DataError(
             "The .npz does not hold the expected arrays. Expected x and y, or x_train, y_train, "
-            f"x_test and y_test. Received: {sorted(arrays)}"
+            f"x_test and y_test. Received: {sorted(arrays)} in '{path}'"
         )
     for x, y in pairs:
         if len(x) != len(y) or len(x) == 0:

@@ -25,7 +25,9 @@ def check_writable_dir(path, argument: str = "output directory") -> pathlib.Path
     Raises:
         OutputError: it is a file, or the nearest existing ancestor is not writable.
     """
-    p = pathlib.Path(path).expanduser().absolute()
+    from keras_squeeze.safety.paths import fs_path
+
+    p = fs_path(path, argument, OutputError).expanduser().absolute()
     if p.exists() and not p.is_dir():
         raise OutputError(f"The {argument} is a file. Expected a directory path. Received: '{p}'")
     probe = p

@@ -17,7 +17,25 @@ from __future__ import annotations
 import os
 import pathlib
 
-from keras_squeeze.errors import OutputError
+from keras_squeeze.errors import KerasSqueezeError, OutputError
+
+
+def fs_path(path, what: str, error: type[KerasSqueezeError]) -> pathlib.Path:
+    """`path` as a Path, refusing text no file system takes (a NUL byte).
+
+    pathlib's exists() / is_file() raise ValueError on such text; readers call
+    this first so a hostile path is an error of their own kind.
+
+    Raises:
+        `error`: the path holds a NUL byte.
+    """
+    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+    if "\x00" in text:
+        raise error(
+            f"The {what} is not a usable path. Expected a file system path. Received: {text!r} "
+            "(it holds a NUL byte)"
+        )
+    return pathlib.Path(text)
 
 
 def contained(directory, name, what: str = "artifact name") -> pathlib.Path:

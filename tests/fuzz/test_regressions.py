@@ -19,6 +19,7 @@ from keras_squeeze.bench.benchmark_output import parse_output
 from keras_squeeze.cli import bench as bench_script
 from keras_squeeze.cli import common, compress, export
 from keras_squeeze.data import sources
+from keras_squeeze.data.inputs import InputSpec
 from keras_squeeze.edgetpu import check_edgetpu, edgetpu_readiness, parse_compiler_log
 from keras_squeeze.errors import BenchmarkError, DataError, ModelError
 from keras_squeeze.report.tflite_reader import read_tflite
@@ -268,3 +269,86 @@ PROFILE = (
 def test_damaged_logs_are_read_in_linear_time(parse, text):
     outcome = cases.run_case(parse, text, bound=2)
     assert outcome.kind == cases.READ, outcome
+
+
+def test_a_flag_name_of_thousands_of_characters(tmp_path):
+    """Was: RecursionError from absl's flag-name suggestions (and minutes below 1,000 chars)."""
+    flagfile = tmp_path / "long.flags"
+    flagfile.write_text("-" * 5000 + "recipe=prune\n")
+    outcome = cases.run_case(_parse, compress, f"--flagfile={flagfile}", bound=5)
+    assert outcome.kind == cases.READ, outcome
+    code, lines = _parse(compress, f"--flagfile={flagfile}")
+    assert code == 2 and len(lines) == 1
+    assert "Unknown flag. Expected a flag of keras-squeeze-compress" in lines[0]
+    assert "a flag name of 5,006 characters" in lines[0]
+
+
+def test_paths_with_a_nul_byte(tmp_path):
+    """Was: ValueError "embedded null byte" from open() and pathlib."""
+    flagfile = tmp_path / "nul.flags"
+    flagfile.write_bytes(b"--flagfile=a\x00b\n")
+    code, lines = _parse(compress, f"--flagfile={flagfile}")
+    assert code == 2 and len(lines) == 1 and "A flag file cannot be opened" in lines[0]
+    code, lines = _parse(export, "--model=m\x00.keras")
+    assert code == 2 and len(lines) == 1 and "holds a NUL byte" in lines[0]
+    nul = "model\x00.keras"
+    with pytest.raises(ModelError, match=r"The model path is not a usable path.*NUL byte"):
+        ks.load_model(nul)
+    with pytest.raises(ModelError, match=r"to check is not a usable path.*NUL byte"):
+        check_edgetpu(nul)
+    with pytest.raises(DataError, match=r"The data source is not a usable path.*NUL byte"):
+        sources.check_source("data\x00.npz")
+    import keras
+
+    from keras_squeeze.errors import OutputError
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(OutputError, match=r"The output directory is not a usable path"):
+        ks.compress(model, "dynamic", verbose=0).save("out\x00")
+
+
+def _folder(root: pathlib.Path, odd: dict[str, bytes]) -> pathlib.Path:
+    """Two classes of four good 6x6 PNGs each, plus the `odd` files (relative path: bytes)."""
+    from tests.data.image_folders import write_png
+
+    for c in ("a", "b"):
+        for i in range(4):
+            write_png(root / c / f"{i}.png", np.full((6, 6, 3), 40 * i, np.uint8))
+    for name, data in odd.items():
+        (root / name).write_bytes(data)
+    return root
+
+
+def _png(shape) -> bytes:
+    import tensorflow as tf
+
+    return tf.io.encode_png(np.zeros(shape, np.uint8)).numpy()
+
+
+def _jpeg() -> bytes:
+    import tensorflow as tf
+
+    return tf.io.encode_jpeg(np.zeros((6, 6, 3), np.uint8)).numpy()
+
+
+@pytest.mark.parametrize(
+    "odd, channels, detail",
+    [
+        ({"a/empty.png": b""}, 3, r"a/empty\.png' \("),
+        ({"b/cut.png": _png((6, 6, 3))[:40]}, 3, r"b/cut\.png' \("),
+        ({"a/photo.jpg": _jpeg()}, 4, r"a/photo\.jpg' \(JPEG does not support 4 channels"),
+        (
+            {"b/huge.png": _png((2, 2, 1))[:16] + struct.pack(">II", 70000, 70000)},
+            1,
+            r"b/huge\.png' \(4,900,000,000 pixels, more than 268,435,456\)",
+        ),
+    ],
+)
+def test_image_folders_with_unreadable_images(tmp_path, odd, channels, detail):
+    """Was: a TensorFlow InvalidArgumentError while iterating the dataset, midway."""
+    root = _folder(tmp_path / "images", odd)
+    specs = [InputSpec("image", (6, 6, channels), "float32")]
+    with pytest.raises(
+        DataError, match=r"The image folder holds 1 image\(s\) that cannot be read as .*" + detail
+    ):
+        sources.load_image_folder(root, specs)
