@@ -124,7 +124,8 @@ def _load_saved_model(p: pathlib.Path, custom_objects, compile, allow_unsafe: bo
         except Exception as e:
             raise ModelError(
                 f"The SavedModel could not be loaded as a tf_keras model. Expected a model saved "
-                f"by tf_keras. Received: '{p}' ({type(e).__name__}: {str(e)[:500]})"
+                f"by tf_keras. Received: '{p}' "
+                f"({type(e).__name__}: {' '.join(str(e).split())[:500]})"
             ) from e
     import keras
     import tensorflow as tf

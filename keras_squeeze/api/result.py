@@ -6,7 +6,7 @@ import dataclasses
 import pathlib
 
 from keras_squeeze.data.inputs import Samples
-from keras_squeeze.errors import OutputError, RecipeError
+from keras_squeeze.errors import RecipeError
 from keras_squeeze.export import atomic
 from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
@@ -15,7 +15,7 @@ from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
 from keras_squeeze.export.runtime import keras_outputs
 from keras_squeeze.report.report import Report
-from keras_squeeze.safety.paths import contained
+from keras_squeeze.safety.paths import check_slots, contained
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
@@ -73,15 +73,7 @@ class CompressionResult:
         slots.update({"report.json": False, "report.md": False})
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
-        for name, is_dir in slots.items():
-            existing = contained(out, name)
-            if existing.exists() and existing.is_dir() != is_dir:
-                raise OutputError(
-                    f"The output directory holds '{name}' as a "
-                    f"{'file' if is_dir else 'directory'}. Expected a "
-                    f"{'directory' if is_dir else 'file'} (or nothing) there. "
-                    f"Received: '{existing}'"
-                )
+        check_slots(out, slots)
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.

@@ -15,7 +15,7 @@ import pathlib
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
 from keras_squeeze.export.formats import FILE_NAMES, check_formats
-from keras_squeeze.safety.paths import contained
+from keras_squeeze.safety.paths import check_slots, contained
 
 MANIFEST = "export.json"
 
@@ -134,11 +134,10 @@ def run(
     elif image_range is not None:
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
-    planned = [FILE_NAMES[f] for f in formats if f != "saved_model"] + [MANIFEST]
+    planned = {FILE_NAMES[f]: False for f in formats if f != "saved_model"} | {MANIFEST: False}
     if "saved_model" in formats:
-        planned.append(f"{FILE_NAMES['saved_model']}/{saved_model_version}")
-    for name in planned:  # nothing may land outside the output directory
-        contained(out, name)
+        planned[f"{FILE_NAMES['saved_model']}/{saved_model_version}"] = True
+    check_slots(out, planned)  # inside the output directory, and free, before any work
     _say(verbose, f"loading {model}")
     keras_model = models.load_model(
         model, allow_unsafe_deserialization=allow_unsafe_deserialization

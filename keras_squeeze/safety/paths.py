@@ -73,3 +73,37 @@ def contained(directory, name, what: str = "artifact name") -> pathlib.Path:
             f"'{target.parent}' resolves to '{parent}'"
         )
     return target
+
+
+def check_slots(directory, slots) -> dict[str, pathlib.Path]:
+    """The target of each artifact name, checked before any work is done.
+
+    Args:
+        directory: the output directory.
+        slots: {relative name: whether it is a directory} of what will be written.
+
+    Returns:
+        {name: absolute target path}.
+
+    Raises:
+        OutputError: a name leads outside `directory` (see `contained`), or the
+            directory holds a file where a directory goes (the name itself or
+            one of its parents), or a directory where a file goes.
+    """
+    out = pathlib.Path(directory).expanduser().absolute()
+    targets = {}
+    for name, is_dir in slots.items():
+        target = contained(out, name)
+        parents = [p for p in target.relative_to(out).parents if p != pathlib.Path(".")]
+        for parent in [*parents, pathlib.Path(name)]:
+            existing = out / parent
+            want_dir = is_dir or parent != pathlib.Path(name)
+            if existing.exists() and existing.is_dir() != want_dir:
+                raise OutputError(
+                    f"The output directory holds '{parent}' as a "
+                    f"{'file' if want_dir else 'directory'}. Expected a "
+                    f"{'directory' if want_dir else 'file'} (or nothing) there. "
+                    f"Received: '{existing}'"
+                )
+        targets[name] = target
+    return targets
