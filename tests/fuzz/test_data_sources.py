@@ -109,15 +109,19 @@ def _read_folder(root, channels):
             assert x.shape[1:] == (8, 8, channels)
 
 
+def write_folder(root: pathlib.Path, folder) -> None:
+    for c, images in enumerate(folder):
+        for i, (ext, data) in enumerate(images):
+            path = root / f"class_{c}" / f"{i}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
 @budget(20)
 @given(folder=image_folders(), channels=st.sampled_from([1, 3, 4]))
 def test_image_folders(folder, channels):
     with tempfile.TemporaryDirectory() as tmp:
         root = pathlib.Path(tmp) / "images"
-        for c, images in enumerate(folder):
-            for i, (ext, data) in enumerate(images):
-                path = root / f"class_{c}" / f"{i}.{ext}"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+        write_folder(root, folder)
         outcome = cases.run_case(_read_folder, root, channels, bound=120)
         cases.assert_clean(outcome, [root])

@@ -1,8 +1,8 @@
 """edgetpu_compiler and benchmark_model output, damaged: parsed (what can be read) or refused.
 
-The parsers return what they can read and never raise; run_compiler, given a
-compiler that prints damaged logs and writes damaged models, ends in a
-result or a KerasSqueezeError.
+The parsers return what they can read and never raise; compile_for_edgetpu,
+given a compiler that prints damaged logs and writes damaged models, ends
+in a compiled model or a KerasSqueezeError, and leaves no partial file.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_squeeze.bench.benchmark_output import parse_output
-from keras_squeeze.edgetpu import parse_compiler_log, run_compiler
+from keras_squeeze.edgetpu import compile_for_edgetpu, parse_compiler_log
 from tests.fuzz import cases
 from tests.fuzz.strategies import budget, damaged, damaged_text
 
@@ -83,15 +83,26 @@ def _fake_compiler(folder: pathlib.Path, stdout: bytes, exit_code: int, model: b
     return path
 
 
+def compile_once(executable, target: pathlib.Path):
+    """compile_for_edgetpu of the int8 reference model with `executable`; checks the target."""
+    content = cases.reference_tflite("small_cnn_int8.tflite")
+    path, log = compile_for_edgetpu(content, target, executable=executable, timeout=60)
+    assert path == target and target.read_bytes()[4:8] == b"TFL3" and log is not None
+
+
 @budget(15)
 @given(
     stdout=st.one_of(st.binary(max_size=2000), logs(cases.EDGETPU_LOGS).map(str.encode)),
     exit_code=st.sampled_from([0, 0, 1, 2, 139]),
     model=st.one_of(st.none(), damaged(cases.reference_tflite("small_cnn_int8.tflite"))),
 )
-def test_run_compiler_on_damaged_output(stdout, exit_code, model):
+def test_compile_for_edgetpu_on_damaged_output(stdout, exit_code, model):
+    """A compiler that prints damaged logs and writes damaged models: no partial output."""
     with tempfile.TemporaryDirectory() as tmp:
-        exe = _fake_compiler(pathlib.Path(tmp), stdout, exit_code, model)
-        content = cases.reference_tflite("small_cnn_int8.tflite")
-        outcome = cases.run_case(run_compiler, content, executable=exe, timeout=60, bound=90)
+        folder = pathlib.Path(tmp)
+        exe = _fake_compiler(folder, stdout, exit_code, model)
+        target = folder / "out" / "model_edgetpu.tflite"
+        outcome = cases.run_case(compile_once, exe, target, bound=90)
         cases.assert_clean(outcome, ["edgetpu_compiler", "model_edgetpu.tflite"])
+        if outcome.kind != cases.READ:
+            assert not target.parent.exists() or not any(target.parent.iterdir())
