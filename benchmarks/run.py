@@ -27,6 +27,7 @@ from benchmarks import (
     pruning,
     ptq,
     qat,
+    robustness,
 )
 
 SECTIONS = {
@@ -40,6 +41,7 @@ SECTIONS = {
     "channels": channels.run,
     "edgetpu": edgetpu.run,
     "cli": cli.run,
+    "robustness": robustness.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 
