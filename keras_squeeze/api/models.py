@@ -115,6 +115,7 @@ def _load_saved_model(p: pathlib.Path, custom_objects, compile, allow_unsafe: bo
             "The directory is not a SavedModel. Expected a directory with saved_model.pb. "
             f"Received: '{p}'"
         )
+    model_files.check_saved_model_graph(p, allow_unsafe)
     if (p / "keras_metadata.pb").is_file():
         import tf_keras
 

@@ -13,7 +13,9 @@ file chooses:
 
 `find_payloads` lists them from the configuration alone, before anything is
 deserialized, and `check_model_file` refuses a file that holds one unless
-the caller allowed unsafe deserialization. The same functions check the
+the caller allowed unsafe deserialization. A SavedModel is a TensorFlow
+program: `check_saved_model_graph` refuses one whose serving signature runs
+ops that read or write files or call back into Python (`FILE_OPS`). The same functions check the
 container: a .keras archive must be a readable zip without a decompression
 bomb, its config.json valid JSON; HDF5 data (.h5 files, the weights inside a
 .keras) is opened in a child process first (`probe.probe_hdf5`), since HDF5
@@ -369,3 +371,113 @@ def check_saved_model(path: pathlib.Path, custom_objects: dict | None, allow_uns
     configs = read_saved_model_metadata(path, what)
     if not allow_unsafe:
         refuse_payloads(what, find_payloads(configs, custom_objects))
+
+
+# TensorFlow ops that read or write files, or call back into Python, when a graph runs.
+FILE_OPS = frozenset(
+    {
+        "WriteFile",
+        "ReadFile",
+        "MatchingFiles",
+        "Save",
+        "SaveV2",
+        "SaveSlices",
+        "MergeV2Checkpoints",
+        "Restore",
+        "RestoreV2",
+        "RestoreSlice",
+        "ImmutableConst",
+        "PrintV2",
+        "CreateSummaryFileWriter",
+        "WriteSummary",
+        "WriteScalarSummary",
+        "WriteHistogramSummary",
+        "WriteImageSummary",
+        "WriteAudioSummary",
+        "WriteGraphSummary",
+        "WriteRawProtoSummary",
+        "PyFunc",
+        "PyFuncStateless",
+        "EagerPyFunc",
+    }
+)
+
+
+def serving_ops(path: pathlib.Path, what: str) -> set[str] | None:
+    """The op types the SavedModel's serving_default signature runs (None without one).
+
+    Walks back from the signature's outputs through the graph and every
+    function it calls (call ops and function-valued attributes, nested).
+
+    Raises:
+        ModelError: saved_model.pb cannot be parsed.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    try:
+        saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    except Exception as e:  # google.protobuf DecodeError, OSError
+        raise ModelError(
+            f"{what} has a damaged saved_model.pb. Expected a SavedModel written by TensorFlow. "
+            f"Received: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        ) from e
+    if not saved.meta_graphs or "serving_default" not in saved.meta_graphs[0].signature_def:
+        return None
+    meta = saved.meta_graphs[0]
+    nodes = {n.name: n for n in meta.graph_def.node}
+    functions = {f.signature.name: f for f in meta.graph_def.library.function}
+    signature = meta.signature_def["serving_default"]
+    todo = [t.name.split(":")[0].lstrip("^") for t in signature.outputs.values()]
+    seen_nodes: set[str] = set()
+    seen_functions: set[str] = set()
+    ops: set[str] = set()
+
+    def called(node) -> list[str]:
+        names = [node.op] if node.op in functions else []
+        for value in node.attr.values():
+            if value.func.name:
+                names.append(value.func.name)
+            names += [f.name for f in value.list.func]
+        return names
+
+    pending_functions: list[str] = []
+    while todo or pending_functions:
+        if todo:
+            name = todo.pop()
+            if name in seen_nodes or name not in nodes:
+                continue
+            seen_nodes.add(name)
+            node = nodes[name]
+            ops.add(node.op)
+            todo += [i.split(":")[0].lstrip("^") for i in node.input]
+            pending_functions += called(node)
+            continue
+        fname = pending_functions.pop()
+        if fname in seen_functions or fname not in functions:
+            continue
+        seen_functions.add(fname)
+        for node in functions[fname].node_def:
+            ops.add(node.op)
+            pending_functions += called(node)
+    return ops
+
+
+def check_saved_model_graph(path: pathlib.Path, allow_unsafe: bool) -> None:
+    """Refuses a SavedModel whose serving signature touches files or calls Python.
+
+    Raises:
+        ModelError: the signature runs one of FILE_OPS, without `allow_unsafe`.
+    """
+    if allow_unsafe:
+        return
+    what = f"'{path}'"
+    ops = serving_ops(path, what)
+    bad = sorted((ops or set()) & FILE_OPS)
+    if bad:
+        raise ModelError(
+            f"{what} holds executable code, which running it would execute: its serving_default "
+            f"signature runs TensorFlow ops that read or write files or call Python ({bad}). "
+            f"Expected a model computation only. Received: a SavedModel whose serving graph "
+            f"uses {', '.join(bad)}. {ALLOW_HINT}"
+        )

@@ -163,16 +163,20 @@ def test_damaged_saved_models(tmp_path):
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.export(tmp_path / "export", verbose=0)
-    for member, cut in (("saved_model.pb", 100), ("variables/variables.index", 10)):
+    for member, cut, message in (
+        ("saved_model.pb", 100, r"'.*broken_100' has a damaged saved_model\.pb\. Expected"),
+        (
+            "variables/variables.index",
+            10,
+            r"The SavedModel could not be loaded: it is damaged or incomplete\. Expected .*"
+            r"Received: '.*broken_10'",
+        ),
+    ):
         broken = tmp_path / f"broken_{cut}"
         shutil.copytree(tmp_path / "export", broken)
         target = broken / member
         target.write_bytes(target.read_bytes()[:cut])
-        with pytest.raises(
-            ModelError,
-            match=rf"The SavedModel could not be loaded: it is damaged or incomplete\. Expected "
-            rf".*Received: '.*broken_{cut}'",
-        ):
+        with pytest.raises(ModelError, match=message):
             ks.load_model(broken)
     (tmp_path / "pb_dir" / "saved_model.pb").mkdir(parents=True)  # a directory for the file
     with pytest.raises(ModelError, match=r"not a SavedModel\. Expected a directory with"):

@@ -215,3 +215,43 @@ def test_find_payloads_on_plain_configs():
     for _ in range(5000):  # deeper than Python's recursion limit
         deep = {"config": {"inner": deep}}
     assert model_files.find_payloads(deep) == []
+
+
+@pytest.fixture(scope="module")
+def writing_saved_model(tmp_path_factory):
+    """A SavedModel whose serving_default writes a file when it runs (x * 2 otherwise)."""
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("writing_saved_model")
+    marker = root / "MARKER"
+
+    class Writer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            tf.io.write_file(str(marker), "ran")
+            return {"y": x * 2.0}
+
+    module = Writer()
+    tf.saved_model.save(module, str(root / "model"), signatures={"serving_default": module.serve})
+    assert not marker.exists()
+    return root / "model", marker
+
+
+def test_a_saved_model_that_writes_files_is_refused(writing_saved_model):
+    path, marker = writing_saved_model
+    with pytest.raises(
+        ModelError,
+        match=r"holds executable code, which running it would execute: its serving_default "
+        r"signature runs TensorFlow ops that read or write files or call Python \(\['WriteFile'\]\)"
+        r".*allow_unsafe_deserialization=True",
+    ):
+        ks.load_model(path)
+    with pytest.raises(ModelError, match=r"\['WriteFile'\]"):
+        ks.compress(str(path), "dynamic", verbose=0)
+    assert not marker.exists()
+    model = ks.load_model(path, allow_unsafe_deserialization=True)  # the refusal was real
+    try:
+        np.testing.assert_allclose(np.asarray(model(np.ones((1, 4), np.float32))), 2.0)
+        assert marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
