@@ -294,9 +294,13 @@ def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[d
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
             left = GRAPH_SECONDS - (time.monotonic() - started)
             env["KS_ROBUSTNESS_GRAPH_SECONDS"] = str(max(left, 0.0))  # a restarted worker
-            proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
+            # stderr to a file: a pipe nobody reads fills up with TensorFlow's logs and
+            # blocks the worker.
+            errors = pathlib.Path(tmp) / f"stderr_{restarts}.txt"
+            with open(errors, "wb") as err:
+                proc = subprocess.Popen(
+                    cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err
+                )
             last, seen = time.monotonic(), 0
             while proc.poll() is None:
                 time.sleep(1.0)
@@ -307,7 +311,7 @@ def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[d
                     proc.kill()
                     break
             proc.wait()
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            stderr = errors.read_text(errors="replace")
             lines = [json.loads(ln) for ln in results.read_text().splitlines() if ln.strip()]
             ended = {r["i"] for r in lines if "kind" in r}
             records += [r for r in lines if "kind" in r]
