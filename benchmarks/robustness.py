@@ -243,7 +243,10 @@ def _worker(campaign: str, name: str, seed: int, count: int, results: str) -> in
             return
         i = index[0]
         index[0] += 1
-        _emit(stream, i=i, event="start")
+        if campaign == "files":
+            _emit(stream, i=i, event="start")
+        else:  # the spec first: a graph that kills the worker can be rebuilt from the log
+            _emit(stream, i=i, event="start", spec=graphs.spec_source(case[0]), case=repr(case[1:]))
         if campaign == "files":
             outcome = run_one(case)
             _emit(stream, i=i, kind=outcome.kind, message=outcome.message[:300])
@@ -315,12 +318,18 @@ def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[d
             lines = [json.loads(ln) for ln in results.read_text().splitlines() if ln.strip()]
             ended = {r["i"] for r in lines if "kind" in r}
             records += [r for r in lines if "kind" in r]
-            pending = [r["i"] for r in lines if r.get("event") == "start" and r["i"] not in ended]
+            pending = [r for r in lines if r.get("event") == "start" and r["i"] not in ended]
             if pending:
-                kind = "hang" if proc.returncode == -9 else "crash"
+                killed = proc.returncode == -9 and time.monotonic() - last > bound
+                kind = "hang" if killed else "crash"
                 tail = (stderr.strip().splitlines() or ["no output"])[-1][:200]
-                records.append({"i": pending[0], "kind": kind, "message": tail, "recipes": None})
-                log(f"  {name}: worker {kind} on case {len(records)} ({tail})")
+                message = f"exit code {proc.returncode}: {tail}"
+                records.append(
+                    {"i": pending[0]["i"], "kind": kind, "message": message, "recipes": None}
+                )
+                log(f"  {name}: worker {kind} on case {len(records)} ({message})")
+                if "spec" in pending[0]:
+                    log(f"  the graph ({pending[0]['case']}):\n{pending[0]['spec']}")
                 restarts += 1
             elif proc.returncode != 0:
                 tail = (stderr.strip().splitlines() or ["no output"])[-1][:300]
@@ -408,7 +417,12 @@ def _graph_table(records: list[dict], seconds: float) -> tuple[Table, Table]:
             f"(1 epoch of 2 steps, 16 samples, distilled or on labels); {graphs_done} graphs, "
             "issue target 500: an hour of 2 shared cores fits fewer (see the graphs column)",
             f"worker crashes: {dead.get('crash', 0)}, worker hangs: {dead.get('hang', 0)} "
-            "(a case that killed its worker process)",
+            "(a case that killed its worker process)"
+            + "".join(
+                f"; graph {r['i']}: {r['kind']}, {r['message'][:120]}"
+                for r in records
+                if r["kind"] != "graph"
+            ),
             "verified: compress() returned and save() wrote model.tflite, report.json and "
             "report.md, each checked; mutated: the model's weights differ after the call",
         ],
