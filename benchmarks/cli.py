@@ -30,7 +30,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def _run(
     module: str, args: list[str], cwd: pathlib.Path
 ) -> tuple[float, subprocess.CompletedProcess]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # As a user runs them: the scripts set TensorFlow's log level themselves.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", f"keras_squeeze.cli.{module}", *args],

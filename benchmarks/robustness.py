@@ -423,8 +423,9 @@ def _graph_table(records: list[dict], seconds: float) -> tuple[Table, Table]:
                 for r in records
                 if r["kind"] != "graph"
             ),
-            "verified: compress() returned and save() wrote model.tflite, report.json and "
-            "report.md, each checked; mutated: the model's weights differ after the call",
+            "verified: compress() returned and save() wrote model.tflite, report.json, "
+            "report.md and report.html (with its charts), each checked; mutated: the model's "
+            "weights differ after the call",
         ],
     )
     for recipe in recipes:

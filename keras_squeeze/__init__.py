@@ -36,7 +36,7 @@ _LAZY_ATTRS = {
     "CompressionResult": "keras_squeeze.api.result",
     "Recipe": "keras_squeeze.api.recipe",
     "RECIPES": "keras_squeeze.api.recipe",
-    "load_model": "keras_squeeze.api.models",
+    "load_model": "keras_squeeze.core.models",
     "Report": "keras_squeeze.report.report",
     "Fidelity": "keras_squeeze.report.metrics",
     "Prune": "keras_squeeze.pruning.config",
@@ -51,6 +51,9 @@ _LAZY_ATTRS = {
     "count_flops": "keras_squeeze.channel_pruning.flops",
     "register_layer": "keras_squeeze.keras_bridge.registry",
     "unregister_layer": "keras_squeeze.keras_bridge.registry",
+    "Stage": "keras_squeeze.stages",
+    "register_stage": "keras_squeeze.stages",
+    "unregister_stage": "keras_squeeze.stages",
 }
 _LAZY_SUBMODULES = (
     "export",
@@ -62,6 +65,8 @@ _LAZY_SUBMODULES = (
     "channel_pruning",
     "distillation",
     "pruning",
+    "clustering",
+    "stages",
     "edgetpu",
 )
 

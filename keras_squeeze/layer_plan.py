@@ -1,7 +1,9 @@
 """Choosing layers for a technique: per-layer keys, skips, and the reasons why.
 
 Plain functions over `LayerInfo` records, shared by pruning, clustering and
-quantization-aware training; no Keras here.
+quantization-aware training; no Keras here. `check_selection` validates the
+layer-selection fields their configs share (`layers`, `skip`,
+`keep_first_layer`, `min_weights`, `learning_rate_scale`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.training import rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,69 @@ class Decision:
 
     setting: object
     reason: str | None
+
+
+def check_skip(skip, what: str = "layer names") -> tuple[str, ...]:
+    """`skip` (a string or a sequence of strings) as a tuple.
+
+    Raises:
+        RecipeError: an entry that is not a string.
+    """
+    entries = (skip,) if isinstance(skip, str) else skip
+    try:
+        entries = tuple(entries)
+    except TypeError:
+        entries = (entries,)
+    if not all(isinstance(s, str) for s in entries):
+        raise RecipeError(
+            f"skip lists {what}. Expected a string or a sequence of strings. Received: "
+            f"skip={skip!r}"
+        )
+    return entries
+
+
+def check_selection(config, *, maps_to: str, valid, value_rule: str) -> None:
+    """Validates, and normalises in place, the selection fields of a frozen stage config.
+
+    `layers` maps keys to values `valid(value)` accepts (or None); `skip` is a
+    string or a sequence of strings (stored as a tuple); and, where the config
+    has them, `keep_first_layer` is a bool, `min_weights` an integer >= 0 and
+    `learning_rate_scale` a number in (0, 10].
+
+    Args:
+        config: the config (its `__post_init__` calls this).
+        maps_to: what `layers` maps keys to, for the message ("a sparsity (or None)").
+        valid: whether a per-layer value (not None) is allowed.
+        value_rule: the message for a value that is not ("A per-layer sparsity
+            must lie in [0, 1) or be None (keep dense)").
+
+    Raises:
+        RecipeError: the field that is wrong, what was expected and what was received.
+    """
+    layers = config.layers
+    if not isinstance(layers, dict):
+        raise RecipeError(
+            f"layers must map a layer name, class or pattern to {maps_to}. Expected a dict. "
+            f"Received: {type(layers).__name__}"
+        )
+    for key, value in layers.items():
+        if value is not None and not valid(value):
+            raise RecipeError(f"{value_rule}. Received: layers[{key!r}]={value!r}")
+    object.__setattr__(
+        config, "skip", check_skip(config.skip, "layer names, class names or patterns")
+    )
+    keep = getattr(config, "keep_first_layer", False)
+    if not isinstance(keep, bool):
+        raise RecipeError(
+            f"keep_first_layer must be True or False. Received: keep_first_layer={keep!r}"
+        )
+    minimum = getattr(config, "min_weights", 0)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+        raise RecipeError(f"min_weights must be an integer >= 0. Received: min_weights={minimum!r}")
+    if hasattr(config, "learning_rate_scale"):
+        object.__setattr__(
+            config, "learning_rate_scale", rate.check_scale(config.learning_rate_scale)
+        )
 
 
 def key_matches(key: str, layer: LayerInfo) -> bool:

@@ -54,3 +54,27 @@ def assert_weights_equal(before, model):
     assert len(before) == len(after)
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def assert_saved_files(out, artifacts, charts=("size",)):
+    """`out` holds exactly `artifacts`, the three reports and the report_*.png charts.
+
+    Every chart in `charts` is there ("size", "accuracy", ...; others may be
+    too, depending on what was measured); each PNG is an image, and report.html
+    embeds every one of them.
+    """
+    import base64
+    import pathlib
+
+    out = pathlib.Path(out)
+    names = sorted(p.name for p in out.iterdir())
+    pngs = [n for n in names if n.startswith("report_") and n.endswith(".png")]
+    others = [n for n in names if n not in pngs]
+    assert others == sorted([*artifacts, "report.html", "report.json", "report.md"]), names
+    assert {f"report_{c}.png" for c in charts} <= set(pngs), pngs
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "keras_squeeze report" in html
+    for name in pngs:
+        png = (out / name).read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n"), name
+        assert base64.b64encode(png).decode() in html, f"{name} is not embedded in report.html"

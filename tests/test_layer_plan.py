@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+import keras_squeeze as ks
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import LayerInfo, plan
 
@@ -68,3 +69,35 @@ def test_technique_specific_size_rule():
         too_small=lambda layer: "fewer weights than clusters" if layer.weights < 300 else None,
     )
     assert d["conv1"].setting is None and d["conv1"].reason == "fewer weights than clusters"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: ks.Prune(layers=[("dense", 0.5)]),
+            r"layers must map .* to a sparsity \(or None\)",
+        ),
+        (lambda: ks.Prune(layers={"d": 1.5}), r"sparsity must lie in \[0, 1\).*layers\['d'\]=1\.5"),
+        (
+            lambda: ks.Prune(layers={"d": True}),
+            r"sparsity must lie in \[0, 1\).*layers\['d'\]=True",
+        ),
+        (lambda: ks.Cluster(layers={"d": 1}), r"integer >= 2, or None.*layers\['d'\]=1"),
+        (lambda: ks.QAT(layers={"d": False}), r"QAT choice is True.*layers\['d'\]=False"),
+        (lambda: ks.Prune(skip=["a", 3]), r"skip lists layer names, class names or patterns"),
+        (lambda: ks.Cluster(keep_first_layer="yes"), r"keep_first_layer must be True or False"),
+        (lambda: ks.Prune(min_weights=-1), r"min_weights must be an integer >= 0.*=-1"),
+        (lambda: ks.Cluster(min_weights=True), r"min_weights must be an integer >= 0.*=True"),
+        (lambda: ks.QAT(learning_rate_scale=0), r"learning_rate_scale multiplies"),
+    ],
+)
+def test_stage_configs_share_one_selection_check(make, message):
+    with pytest.raises(RecipeError, match=message):
+        make()
+
+
+def test_selection_fields_are_normalised():
+    assert ks.Prune(skip="logits").skip == ("logits",)
+    assert ks.QAT(skip=["a", "b"]).skip == ("a", "b")
+    assert ks.Cluster(learning_rate_scale=1).learning_rate_scale == 1.0

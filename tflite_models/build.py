@@ -174,7 +174,7 @@ def write_models(entries: list[Entry], out_dir=HERE) -> dict:
     import tensorflow as tf
 
     import keras_squeeze as ks
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
 
     out = pathlib.Path(out_dir)
     x_test, y_test = test_digits()

@@ -1,102 +1,47 @@
-"""The training stages of a recipe, run in order on a working copy of the model."""
+"""compress()'s second step: the recipe's training stages, in registry order, on copies.
+
+Each stage comes from the stage registry (`keras_squeeze.stages`). A stage
+with the TF_KERAS engine works on a verified tf_keras working copy (a Keras 3
+model is rebuilt by the bridge, a tf_keras model cloned; either is checked to
+give the same outputs); a NATIVE stage works on the model in its own flavour
+and returns a new model. When the user's model is Keras 3 and every engine
+stage can hand its result back, the result is put back into a Keras 3 copy
+of the user's own architecture.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import time
-import warnings
-
-import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
-from keras_squeeze.channel_pruning.settings import ChannelPruning
-from keras_squeeze.clustering import apply as cluster_apply
-from keras_squeeze.clustering.config import Cluster
+from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
-from keras_squeeze.export.runtime import keras_outputs
-from keras_squeeze.layer_plan import Decision, plan
-from keras_squeeze.pruning import apply as prune_apply
-from keras_squeeze.pruning import schedule as prune_schedule
-from keras_squeeze.pruning.config import Prune
-from keras_squeeze.quantization import qat_apply, rewrites
-from keras_squeeze.quantization.qat_config import QAT
-from keras_squeeze.report import metrics
+from keras_squeeze.stages import NATIVE, TF_KERAS, TrainingContext, registry
+from keras_squeeze.stages.base import check_same_outputs, validation_accuracy
+from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import rate, trainer
 
-# A working copy must reproduce the model it was copied from.
-COPY_MAX_REL_DIFF = 1e-5
-
 
 @dataclasses.dataclass
-class StageRecord:
-    """What one training stage did, for the report.
+class Trained:
+    """What the training stages produced.
 
     Attributes:
-        name: "prune", ...
-        settings: the stage's config.
-        epochs / steps / seconds: the fine-tune's length and wall time.
-        accuracy: the stage's Keras model on the validation data, if labelled.
-        decisions: per layer name, the setting applied (None: left as it was)
-            and the reason.
-        notes: schedule and other facts worth saying.
-        tflite_bytes / tflite_gzip_bytes: the stage's model converted with the
-            recipe's quantization (filled by compress()).
+        model: the model to convert (the user's model when nothing trained).
+        records: one StageRecord per stage, in order.
+        info: the fine-tuning settings for the report (None without training).
     """
 
-    name: str
-    settings: dict
-    epochs: int
-    steps: int
-    seconds: float
-    accuracy: float | None
-    decisions: dict[str, Decision]
-    notes: list[str] = dataclasses.field(default_factory=list)
-    tflite_bytes: int | None = None
-    tflite_gzip_bytes: int | None = None
-    details: dict | None = None
-    model: object = dataclasses.field(default=None, repr=False)  # the stage's output model
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "settings": self.settings,
-            "epochs": self.epochs,
-            "steps": self.steps,
-            "seconds": round(self.seconds, 2),
-            "accuracy": self.accuracy,
-            "tflite_bytes": self.tflite_bytes,
-            "tflite_gzip_bytes": self.tflite_gzip_bytes,
-            "layers": {
-                name: {"setting": d.setting, "reason": d.reason}
-                for name, d in self.decisions.items()
-            },
-            "notes": list(self.notes),
-            "details": self.details,
-        }
-
-
-@dataclasses.dataclass
-class TrainingContext:
-    """Everything a stage needs besides the model."""
-
-    train: object  # training.data.TrainData
-    epochs: int
-    validation: object | None  # training.data.TrainData
-    val_samples: data_inputs.Samples | None
-    teacher: object | None
-    distill: Distill | None
-    loss: object
-    optimizer: object
-    compiled_from: object
-    verbose: int
-    samples: data_inputs.Samples | None = None  # inputs to check rewrites on
+    model: object
+    records: list
+    info: dict | None = None
 
     @property
-    def total_steps(self) -> int:
-        return self.epochs * self.train.steps_per_epoch
+    def stages(self) -> list:
+        return [registry.get_stage(r.name) for r in self.records]
 
 
 def sample_data(samples: data_inputs.Samples):
@@ -135,257 +80,56 @@ def verified_copy(model, sample: data_inputs.Samples):
     return copy, None
 
 
-def check_same_outputs(reference, candidate, sample: data_inputs.Samples, what: str) -> None:
-    ref = keras_outputs(reference, sample)
-    got = keras_outputs(candidate, sample)
-    for r, g in zip(ref, got, strict=True):
-        scale = max(float(np.max(np.abs(r))), 1e-6)
-        diff = float(np.max(np.abs(r - g))) / scale
-        if diff > COPY_MAX_REL_DIFF:
-            raise ModelError(
-                f"The {what} does not reproduce the model. Expected a relative difference <= "
-                f"{COPY_MAX_REL_DIFF:g}. Received: {diff:.3g}"
-            )
-
-
-def validation_accuracy(model, ctx: TrainingContext) -> float | None:
-    samples = ctx.val_samples
-    if samples is None or samples.labels is None or not trainer.losses.is_classifier(model):
-        return None
-    outputs = keras_outputs(model, samples)[0]
-    return metrics.accuracy(outputs, data_inputs.class_ids(samples.labels))
-
-
-def _say(ctx: TrainingContext, message: str) -> None:
-    if ctx.verbose:
-        print(f"keras_squeeze: {message}", flush=True)
-
-
-ORDER = "channel_prune -> prune -> cluster -> qat"
-_WRAPPERS = {
-    "QuantizeWrapper": "quantization-aware",
-    "QuantizeWrapperV2": "quantization-aware",
-    "PruneLowMagnitude": "wrapped for pruning",
-    "ClusterWeights": "wrapped for clustering",
-}
-
-
 def check_chainable(model) -> None:
     """Refuses a model still in engine wrappers: stages must start from a plain model.
 
     Raises:
         RecipeError: naming the wrapper and the order stages run in.
     """
+    wrapped = registry.wrappers()
     for layer in models.walk_layers(model):
-        state = _WRAPPERS.get(type(layer).__name__)
+        state = wrapped.get(type(layer).__name__)
         if state is not None:
             raise RecipeError(
                 f"The model is already {state} (layer '{layer.name}'), and the engine cannot "
                 f"chain another training stage after that. Expected a plain float model; "
-                f"stages run in the order {ORDER}, so give the float model one ks.Recipe "
-                "with all the stages (e.g. ks.Recipe(prune=ks.Prune(), cluster=ks.Cluster(), "
-                f"qat=ks.QAT())). Received: a model with {type(layer).__name__} layers"
+                f"stages run in the order {registry.order_text()}, so give the float model one "
+                "ks.Recipe with all the stages (e.g. ks.Recipe(prune=ks.Prune(), "
+                f"cluster=ks.Cluster(), qat=ks.QAT())). Received: a model with "
+                f"{type(layer).__name__} layers"
             )
 
 
-def _chosen(decisions: dict[str, Decision], done: str, able: str) -> list[str]:
-    """The layers a plan selected; an error listing every reason when there are none."""
-    chosen = [n for n, d in decisions.items() if d.setting is not None]
-    if not chosen:
-        reasons = "; ".join(f"{n}: {d.reason}" for n, d in decisions.items()) or "no weights"
-        raise RecipeError(
-            f"No layer can be {done}. Expected at least one {able} layer. Received: {reasons}"
-        )
-    return chosen
+def check_order(stages: list, flavour: str) -> None:
+    """Refuses a native stage after an engine stage that cannot hand back a Keras 3 model.
+
+    Raises:
+        RecipeError: naming both stages.
+    """
+    blocking = None
+    for stage in stages:
+        if stage.engine == TF_KERAS and not stage.hands_back_keras3:
+            blocking = blocking or stage
+        elif stage.engine == NATIVE and blocking is not None and flavour == _compat.KERAS3:
+            raise RecipeError(
+                f"The {stage.name} stage runs on the model in its own Keras flavour, and the "
+                f"{blocking.name} stage before it leaves a tf_keras model with no Keras 3 "
+                f"counterpart. Expected {stage.name} to run before {blocking.name}. Received: "
+                f"{' -> '.join(s.name for s in stages)}"
+            )
 
 
-def check_rates(recipe, ctx: TrainingContext) -> None:
+def check_rates(stages: list, recipe, ctx: TrainingContext) -> None:
     """Fails before any training when a stage's learning-rate scale cannot apply.
 
     Raises:
         RecipeError: the run's optimizer has a schedule without an initial rate.
     """
-    stages = [getattr(recipe, stage) for stage in recipe.training_stages]
-    scales = [getattr(s, "learning_rate_scale", 1.0) for s in stages]
+    scales = [s.scale(recipe.config_of(s.name)) for s in stages]
     scales = [scale for scale in scales if scale != 1.0]
     if scales:  # one optimizer: whether its rate can be scaled does not depend on the factor
         flavour = _compat.TF_KERAS  # the engine stages train tf_keras copies
         rate.scaled(trainer.resolve_optimizer(ctx.optimizer, flavour, ctx.compiled_from), scales[0])
-
-
-def _fine_tune(ctx: TrainingContext, model, scale: float = 1.0, **extra) -> str:
-    """One stage's fine-tuning with the run's data, teacher, loss and optimizer.
-
-    `scale` multiplies the optimizer's learning rate for this stage. Returns a
-    note naming the optimizer and rate the stage trained with.
-    """
-    history = trainer.fine_tune(
-        model,
-        ctx.train,
-        ctx.epochs,
-        teacher=ctx.teacher,
-        distill=ctx.distill,
-        loss=ctx.loss,
-        optimizer=ctx.optimizer,
-        compiled_from=ctx.compiled_from,
-        validation=ctx.validation,
-        verbose=1 if ctx.verbose else 0,
-        learning_rate_scale=scale,
-        **extra,
-    )
-    return "fine-tuned with " + rate.describe(history.model.optimizer)
-
-
-def _record(ctx: TrainingContext, name, settings, seconds, model, decisions, notes, **extra):
-    """The stage's record, with the validation accuracy of the model it hands on."""
-    return StageRecord(
-        name=name,
-        settings=settings,
-        epochs=ctx.epochs,
-        steps=ctx.total_steps,
-        seconds=seconds,
-        accuracy=validation_accuracy(model, ctx),
-        decisions=decisions,
-        notes=notes,
-        **extra,
-    )
-
-
-def prune_stage(model, config: Prune, ctx: TrainingContext, done=()):
-    """Magnitude pruning of every layer the plan selects, fine-tuned, then stripped."""
-    policy = prune_apply.xnnpack_policy(model) if config.xnnpack_sparse else None
-    infos = prune_apply.layer_infos(model, config, policy)
-    decisions = plan(
-        infos,
-        config.effective_sparsity,
-        technique="pruning",
-        per_layer=config.layers,
-        skip=config.skip,
-        keep_first_layer=config.keep_first_layer,
-        min_weights=config.min_weights,
-    )
-    if config.m_by_n:  # per-layer values only switch M:N on or off
-        for d in decisions.values():
-            if d.setting is not None:
-                d.setting = config.effective_sparsity
-    chosen = _chosen(decisions, "pruned", "prunable")
-    schedule = prune_schedule.derive(
-        ctx.total_steps, config.schedule, config.begin_step, config.end_step, config.frequency
-    )
-    final = schedule.final_update_step(ctx.total_steps)
-    notes = [
-        f"{config.schedule} schedule over {ctx.total_steps} steps: masks updated every "
-        f"{schedule.frequency} steps from step {schedule.begin_step}, final sparsity applied at "
-        f"step {final}",
-    ]
-    what = (
-        f"{config.m_by_n[0]}:{config.m_by_n[1]}"
-        if config.m_by_n
-        else f"{config.target_sparsity:.0%}"
-    )
-    _say(ctx, f"pruning {len(chosen)} of {len(decisions)} weighted layers to {what}; {notes[0]}")
-    pruned = prune_apply.wrap(model, decisions, config, schedule)
-    start = time.perf_counter()
-    notes.append(
-        _fine_tune(ctx, pruned, config.learning_rate_scale, callbacks=prune_apply.callbacks())
-    )
-    seconds = time.perf_counter() - start
-    stripped = prune_apply.strip(pruned)
-    record = _record(ctx, "prune", config.get_config(), seconds, stripped, decisions, notes)
-    return stripped, record
-
-
-def cluster_stage(model, config: Cluster, ctx: TrainingContext, done=()):
-    """Weight clustering of every layer the plan selects, fine-tuned, then stripped."""
-    pruned = "prune" in done
-    preserve = pruned if config.preserve_sparsity == "auto" else bool(config.preserve_sparsity)
-    notes = []
-    if preserve and not pruned:
-        notes.append("preserve_sparsity is on but no pruning stage ran before: few zeros to keep")
-        warnings.warn(notes[-1], stacklevel=3)
-    decisions = plan(
-        cluster_apply.layer_infos(model, config),
-        config.num_clusters,
-        technique="clustering",
-        per_layer=config.layers,
-        skip=config.skip,
-        keep_first_layer=config.keep_first_layer,
-        min_weights=config.min_weights,
-        too_small=cluster_apply.too_small_rule(model, config),
-    )
-    chosen = _chosen(decisions, "clustered", "clusterable")
-    how = f"{config.num_clusters} clusters ({config.init}"
-    how += ", per channel for convolutions" if config.per_channel else ""
-    how += ", sparsity preserved)" if preserve else ")"
-    notes.insert(0, how)
-    fallback = cluster_apply.per_tensor_fallbacks(model, decisions, config)
-    if fallback:
-        notes.append(
-            f"clustered per tensor: {', '.join(fallback)} (convolutions without a bias: the "
-            "engine's per-channel clustering leaves them unclustered)"
-        )
-    _say(ctx, f"clustering {len(chosen)} of {len(decisions)} weighted layers to {how}")
-    clustered = cluster_apply.wrap(model, decisions, config, preserve)
-    start = time.perf_counter()
-    notes.append(_fine_tune(ctx, clustered, config.learning_rate_scale))
-    seconds = time.perf_counter() - start
-    stripped = cluster_apply.strip(clustered)
-    settings = {**config.get_config(), "preserve_sparsity": preserve}
-    details = {"per_tensor": fallback}
-    record = _record(ctx, "cluster", settings, seconds, stripped, decisions, notes, details=details)
-    return stripped, record
-
-
-def qat_stage(model, config: QAT, ctx: TrainingContext, done=()):
-    """Quantization-aware training, layer by layer, preserving earlier sparsity/clusters.
-
-    The result is tfmot's quantization-aware tf_keras model (not stripped: the
-    converter reads its learnt ranges).
-    """
-    rewritten, split = rewrites.split_fused_activations(model)
-    notes = []
-    if split:
-        check_same_outputs(model, rewritten, ctx.samples, "model with split activations")
-        model = rewritten
-        notes.append(
-            f"swish moved out of {len(split)} layers into Activation layers, so training "
-            f"quantizes their outputs where the .tflite does: {', '.join(split[:8])}"
-            + (" ..." if len(split) > 8 else "")
-        )
-    decisions = qat_apply.decide(model, config)
-    pruned, clustered = "prune" in done, "cluster" in done
-    quantize_scheme = qat_apply.scheme(pruned, clustered)
-    kept = sum(1 for d in decisions.values() if d.setting is None)
-    preserving = " preserving sparsity" if pruned else ""
-    preserving += (" and" if pruned and clustered else "") + (
-        " preserving clusters" if clustered else ""
-    )
-    _say(
-        ctx,
-        f"quantization-aware training{preserving}: {len(decisions) - kept} layers quantize-aware, "
-        f"{kept} float in training (calibrated at conversion)",
-    )
-    qat_model = qat_apply.apply(model, decisions, quantize_scheme)
-    if ctx.samples is not None:
-        calibrated = qat_apply.calibrate_ranges(qat_model, model, ctx.samples.inputs)
-        notes.append(
-            f"activation ranges of {len(calibrated)} layers started at the float model's "
-            f"ranges on {ctx.samples.describe()} (the engine starts them at [-6, 6])"
-        )
-    frozen = None
-    if clustered:
-        frozen = qat_apply.frozen_kernels
-        notes.append(
-            "kernels frozen during QAT to keep their clusters and zeros exactly (activation "
-            "ranges, biases and batch normalization train)"
-        )
-    start = time.perf_counter()
-    notes.append(_fine_tune(ctx, qat_model, config.learning_rate_scale, frozen=frozen))
-    settings = {**config.get_config(), "scheme": type(quantize_scheme).__name__}
-    notes = [f"scheme {type(quantize_scheme).__name__}", *notes]
-    seconds = time.perf_counter() - start
-    record = _record(ctx, "qat", settings, seconds, qat_model, decisions, notes)
-    return qat_model, record
 
 
 def default_teacher(original, distill: Distill | None, teacher):
@@ -405,50 +149,98 @@ def default_teacher(original, distill: Distill | None, teacher):
     return frozen
 
 
-def channel_prune_stage(model, config: ChannelPruning, ctx: TrainingContext, done=()):
-    """Removes whole channels (in the model's own flavour), then fine-tunes the smaller model."""
-    from keras_squeeze.channel_pruning import prune_channels
-
-    start = time.perf_counter()
-
-    def fine_tune(pruned):
-        _fine_tune(ctx, pruned)
-        return pruned
-
-    result = prune_channels(model, config, fine_tune=fine_tune, verbose=ctx.verbose)
-    report = result.report
-    decisions = {}
-    for row in report.layers:
-        changed = row.channels_before != row.channels_after
-        if changed:
-            decisions[row.name] = Decision((row.channels_before, row.channels_after), None)
-        elif row.reason:
-            decisions[row.name] = Decision(None, row.reason)
-    notes = [report.summary(), *report.notes]
-    record = _record(
-        ctx,
-        "channel_prune",
-        config.get_config(),
-        time.perf_counter() - start,
-        result.model,
-        decisions,
-        notes,
-        details=report.to_dict(),
+def context(job) -> TrainingContext:
+    """The run's data, teacher, loss and optimizer, prepared once for every stage."""
+    fit = job.fit
+    train = train_data_mod.prepare(fit.train_data, job.specs, fit.batch_size, fit.steps_per_epoch)
+    validation = None
+    if job.validation is not None and job.validation.labels is not None:
+        validation = train_data_mod.prepare(
+            fit.validation_data, job.specs, fit.batch_size, argument="validation_data"
+        )
+    distill = job.recipe.distill_config
+    teacher = default_teacher(job.model, distill, fit.teacher)
+    if teacher is not None and distill is None:
+        distill = Distill()
+    return TrainingContext(
+        train=train,
+        epochs=fit.epochs,
+        validation=validation,
+        val_samples=job.validation,
+        teacher=teacher,
+        distill=distill,
+        loss=fit.loss,
+        optimizer=fit.optimizer,
+        compiled_from=job.model,
+        verbose=job.verbose,
+        samples=job.check,
     )
-    return result.model, record
 
 
-STAGE_RUNNERS = {"prune": prune_stage, "cluster": cluster_stage, "qat": qat_stage}
-# Stages run on the model in its own flavour, before the tf_keras working copy.
-NATIVE_STAGES = {"channel_prune": channel_prune_stage}
-
-
-def run(model, recipe, ctx: TrainingContext, stages=None):
-    """Runs training stages in order; returns (model, [StageRecord])."""
-    records = []
-    for stage in stages if stages is not None else recipe.training_stages:
-        done = [r.name for r in records]
-        model, record = STAGE_RUNNERS[stage](model, getattr(recipe, stage), ctx, done)
-        record.model = model
+def train(job) -> Trained:
+    """Runs the recipe's training stages on working copies; the user's model is unchanged."""
+    if not job.training:
+        return Trained(job.model, [])
+    stages, recipe = job.stages, job.recipe
+    models.require_graph(job.model, f"The '{recipe.name}' recipe (a training-time recipe)")
+    check_chainable(job.model)
+    check_order(stages, job.flavour)
+    ctx = context(job)
+    check_rates(stages, recipe, ctx)
+    current, records, bridges = job.model, [], []
+    on_copy = False  # whether `current` is a tf_keras working copy
+    like = None  # the Keras 3 model that copy was rebuilt from
+    for stage in stages:
+        if stage.engine == TF_KERAS and not on_copy:
+            current, like = _working_copy(current, job, bridges)
+            on_copy = True
+        elif stage.engine == NATIVE and on_copy:
+            if like is not None:
+                current, like = _back_to_keras3(current, like, job, bridges), None
+            on_copy = False
+        ctx.done = [r.name for r in records]
+        current, record = stage.run(current, recipe.config_of(stage.name), ctx)
+        record.model = current
         records.append(record)
-    return model, records
+        ctx.produced.update(stage.produces)
+    if on_copy and like is not None and all(s.hands_back_keras3 for s in stages):
+        current = _back_to_keras3(current, like, job, bridges)
+    info = {
+        "epochs": ctx.epochs,
+        "steps_per_epoch": ctx.train.steps_per_epoch,
+        "batch_size": job.fit.batch_size,
+        "labels": (
+            ("one-hot" if ctx.train.one_hot else "class ids") if ctx.train.has_labels else None
+        ),
+        "distill": ctx.distill.get_config() if ctx.distill is not None else None,
+        "teacher": (
+            "given" if job.fit.teacher is not None else ("original model" if ctx.distill else None)
+        ),
+        "accuracy_before": validation_accuracy(job.model, job.validation),
+        "bridge": bridges,
+    }
+    return Trained(current, records, info)
+
+
+def _working_copy(model, job, bridges):
+    """(verified tf_keras copy, the Keras 3 model it was rebuilt from or None)."""
+    say(job.verbose, "making a verified working copy of the model")
+    work, bridged = verified_copy(model, job.check)
+    if bridged is None:
+        return work, None
+    bridges.append(bridged.to_dict())
+    say(
+        job.verbose,
+        f"rebuilt the Keras 3 model as tf_keras for the training stages "
+        f"({bridged.layers} layers, max |diff| {bridged.agreement.max_abs_diff:.2g})",
+    )
+    return work, model
+
+
+def _back_to_keras3(model, like, job, bridges):
+    from keras_squeeze.keras_bridge import to_keras3
+
+    back_model, back = to_keras3(model, like=like, sample_inputs=sample_data(job.check))
+    bridges.append(back.to_dict())
+    say(job.verbose, "put the compressed weights back into a Keras 3 copy of the model")
+    return back_model

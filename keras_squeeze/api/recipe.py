@@ -2,12 +2,15 @@
 
 Named presets are strings (`compress(model, recipe="int8")`); `Recipe(...)`
 builds a custom one. Recipes are small validated objects that round-trip
-through get_config / from_config.
+through get_config / from_config. The built-in stages have their own keyword
+(`prune=ks.Prune()`); every stage, built-in or registered elsewhere, is
+known to the recipe through the stage registry (`keras_squeeze.stages`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.clustering.config import Cluster
@@ -16,19 +19,18 @@ from keras_squeeze.errors import RecipeError
 from keras_squeeze.pruning.config import Prune
 from keras_squeeze.quantization import ptq
 from keras_squeeze.quantization.qat_config import QAT
-
-# Training stages in the fixed order they run; each later stage preserves what
-# the earlier ones produced.
-STAGES = {"channel_prune": ChannelPruning, "prune": Prune, "cluster": Cluster, "qat": QAT}
+from keras_squeeze.stages import registry
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """A combination of compression stages.
 
-    Training stages run in a fixed order (prune, then quantization at
-    conversion), each fine-tuned on `train_data`; post-training quantization
-    happens at conversion.
+    Training stages run in a fixed order, each fine-tuned on `train_data`
+    and each preserving what the earlier ones produced: channel pruning,
+    magnitude pruning, clustering, quantization-aware training (then any
+    registered stage at its own place: `keras_squeeze.stages.order_text()`).
+    Post-training quantization happens at conversion.
 
     Args:
         quantization: post-training quantization applied at conversion:
@@ -45,6 +47,8 @@ class Recipe:
         distill: fine-tune training stages against the original model's
             outputs: True (default settings), a `ks.Distill`, or False.
         name: a label for reports; defaults to the stages' names.
+        stages: configs of registered stages that have no keyword of their
+            own, by stage name (see `keras_squeeze.stages.register_stage`).
 
     Example:
         >>> recipe = ks.Recipe(prune=ks.Prune(target_sparsity=0.5), quantization="int8")
@@ -59,29 +63,27 @@ class Recipe:
     cluster: Cluster | None = None
     qat: QAT | None = None
     distill: Distill | bool = True
+    stages: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         ptq.get_mode(self.quantization)
-        for stage, cls in STAGES.items():
-            value = getattr(self, stage)
-            if value is not None and not isinstance(value, cls):
-                raise RecipeError(
-                    f"The {stage} stage must be a ks.{cls.__name__}. Expected "
-                    f"ks.{cls.__name__}(...) or None. Received: {type(value).__name__}"
+        self._check_stages()
+        for stage in registry.stages():
+            value = self.config_of(stage.name)
+            if value is None:
+                continue
+            cls = stage.config_class
+            if not isinstance(value, cls):
+                public = (
+                    f"ks.{cls.__name__}"
+                    if cls.__module__.startswith("keras_squeeze.")
+                    else (cls.__name__)
                 )
-        if self.qat is not None and self.quantization != "int8":
-            raise RecipeError(
-                "Quantization-aware training produces a full-integer model. Expected "
-                f"quantization='int8' with qat. Received: quantization={self.quantization!r}"
-            )
-        float_only = self.prune is not None and self.quantization != "float32"
-        if float_only and (self.prune.sparse_encoding is True or self.prune.xnnpack_sparse):
-            raise RecipeError(
-                "Sparse weight storage and XNNPACK's sparse inference work for float32 weights "
-                "only (quantized sparse weights gzip worse and XNNPACK cannot run them). Expected "
-                "quantization='float32' with sparse_encoding=True or xnnpack_sparse=True. "
-                f"Received: quantization={self.quantization!r}"
-            )
+                raise RecipeError(
+                    f"The {stage.name} stage must be a {public}. Expected {public}(...) or None. "
+                    f"Received: {type(value).__name__}"
+                )
+            stage.check_recipe(value, self)
         if not isinstance(self.distill, (bool, Distill)):
             raise RecipeError(
                 f"distill must be True, False or a ks.Distill. Received: distill={self.distill!r}"
@@ -92,13 +94,43 @@ class Recipe:
                 f"Received: name={self.name!r}"
             )
         if self.name is None:
-            parts = [stage for stage in STAGES if getattr(self, stage) is not None]
-            object.__setattr__(self, "name", "+".join([*parts, self.quantization]))
+            object.__setattr__(self, "name", "+".join([*self.training_stages, self.quantization]))
+
+    def _check_stages(self) -> None:
+        if not isinstance(self.stages, Mapping):
+            raise RecipeError(
+                "stages maps a registered stage's name to its config. Expected a dict such as "
+                f"{{'my_stage': MyConfig()}}. Received: {type(self.stages).__name__}"
+            )
+        known = {s.name for s in registry.stages()}
+        for name in self.stages:
+            if name in _FIELDS:
+                raise RecipeError(
+                    f"The {name} stage has a keyword of its own. Expected "
+                    f"ks.Recipe({name}=...). Received: stages={{{name!r}: ...}}"
+                )
+            if name not in known:
+                raise RecipeError(
+                    f"stages names a stage that is not registered. Expected one of "
+                    f"{sorted(known - _FIELDS)} (register it with "
+                    f"keras_squeeze.stages.register_stage). Received: {name!r}"
+                )
+        object.__setattr__(self, "stages", {k: v for k, v in self.stages.items() if v is not None})
+
+    def config_of(self, stage: str):
+        """The config of the stage called `stage` in this recipe, or None."""
+        return getattr(self, stage) if stage in _FIELDS else self.stages.get(stage)
+
+    def with_stage(self, stage: str, config) -> Recipe:
+        """This recipe (same name) with the config of the stage called `stage` replaced."""
+        if stage in _FIELDS:
+            return dataclasses.replace(self, **{stage: config})
+        return dataclasses.replace(self, stages={**self.stages, stage: config})
 
     @property
     def training_stages(self) -> list[str]:
         """The training stages this recipe runs, in order."""
-        return [stage for stage in STAGES if getattr(self, stage) is not None]
+        return [s.name for s in registry.stages() if self.config_of(s.name) is not None]
 
     @property
     def distill_config(self) -> Distill | None:
@@ -116,12 +148,14 @@ class Recipe:
 
     def get_config(self) -> dict:
         config = {"name": self.name, "quantization": self.quantization}
-        for stage in STAGES:
+        for stage in _FIELDS:
             value = getattr(self, stage)
             config[stage] = value.get_config() if value is not None else None
         config["distill"] = (
             self.distill.get_config() if isinstance(self.distill, Distill) else self.distill
         )
+        if self.stages:
+            config["stages"] = {name: c.get_config() for name, c in self.stages.items()}
         return config
 
     @classmethod
@@ -138,9 +172,16 @@ class Recipe:
                 f"{[f.name for f in dataclasses.fields(cls)]}. Received: {unknown}"
             )
         config = dict(config)
-        for stage, stage_cls in STAGES.items():
+        for stage in _FIELDS:
             if isinstance(config.get(stage), dict):
-                config[stage] = stage_cls.from_config(config[stage])
+                config[stage] = registry.get_stage(stage).config_class.from_config(config[stage])
+        if isinstance(config.get("stages"), Mapping):
+            config["stages"] = {
+                name: registry.get_stage(name).config_class.from_config(c)
+                if isinstance(c, dict)
+                else c
+                for name, c in config["stages"].items()
+            }
         if isinstance(config.get("distill"), dict):
             config["distill"] = Distill.from_config(config["distill"])
         return cls(**config)
@@ -164,22 +205,26 @@ class Recipe:
         )
 
 
+# The built-in stages with a keyword of their own (public API); the registry
+# knows every stage's config class, order and checks.
+_FIELDS = frozenset({"channel_prune", "prune", "cluster", "qat"})
+
 RECIPES: dict[str, Recipe] = {
     "dynamic": Recipe(quantization="dynamic"),
     "float16": Recipe(quantization="float16"),
     "int8": Recipe(quantization="int8"),
     "int16x8": Recipe(quantization="int16x8"),
     "float32": Recipe(quantization="float32"),
-    # Dense kernels lose whole 4-input blocks: the same 80% zeros, a smaller gzip (measured
-    # 0.077 of float vs 0.092 unstructured on the benchmark CNN, at the same accuracy).
+    # Dense kernels lose whole 4-input blocks: the same 80% zeros, stored contiguously, so
+    # a smaller gzip at the same accuracy (benchmarks/RESULTS.md, pruning).
     "prune": Recipe(prune=Prune(block_size=(4, 1)), quantization="int8", name="prune"),
     "prune-2:4": Recipe(prune=Prune(m_by_n=(2, 4)), quantization="int8", name="prune-2:4"),
     "qat": Recipe(qat=QAT(), quantization="int8", name="qat"),
-    # Linear centroids: measured on the benchmark CNN, gzip 0.10 of float vs 0.15 with
+    # Linear centroids leave most weights in a few central clusters: a smaller gzip than
     # k-means++ at the same accuracy (benchmarks/RESULTS.md, clustering).
     "cluster": Recipe(cluster=Cluster(init="linear"), quantization="int8", name="cluster"),
-    # 60% zeros and linear centroids: gzip <= 0.09 of float on the benchmark CNN, where
-    # tfmot's guide settings (50%, k-means++) give about 0.10.
+    # 60% zeros and linear centroids: smaller than tfmot's guide settings (50%, k-means++)
+    # at the same accuracy (benchmarks/RESULTS.md, clustering).
     "prune-cluster-qat": Recipe(
         prune=Prune(target_sparsity=0.6),
         cluster=Cluster(init="linear"),

@@ -5,20 +5,24 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from keras_squeeze.core import atomic, models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data.inputs import Samples
 from keras_squeeze.errors import RecipeError
-from keras_squeeze.export import atomic
 from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
-from keras_squeeze.export.runtime import keras_outputs
+from keras_squeeze.report import charts
+from keras_squeeze.report.files import HTML, write_report_files
 from keras_squeeze.report.report import Report
 from keras_squeeze.safety.paths import check_slots, contained
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
+# Every chart write_report_files may write; checked before any work like the other names.
+CHART_FILES = (charts.SIZE, charts.ACCURACY, charts.LATENCY, charts.SPARSITY, charts.CLUSTERS)
 
 
 @dataclasses.dataclass(repr=False)
@@ -52,11 +56,14 @@ class CompressionResult:
 
         `directory/model.tflite`, `directory/model.onnx`,
         `directory/saved_model/1/` (TF Serving layout, `serving_default`),
-        `directory/report.json` and `directory/report.md`; after
+        `directory/report.json`, `directory/report.md`, `directory/report.html`
+        and, when matplotlib is installed, the `report_*.png` charts; after
         `compress(..., edgetpu=True)` also `model_for_edgetpu.tflite` (batch 1)
         and, when edgetpu_compiler is installed, `model_edgetpu.tflite`. Everything is
         written into a staging directory first and moved into place only when
         all artifacts passed verification, so a failure leaves no partial file.
+        The reports name the artifacts by their paths inside `directory`, so a
+        copied folder stays right.
 
         Args:
             directory: the output directory (created if needed; files of the
@@ -70,17 +77,17 @@ class CompressionResult:
         formats = check_formats(formats, RecipeError)
         out = atomic.check_writable_dir(directory)
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
-        slots.update({"report.json": False, "report.md": False})
+        slots.update(dict.fromkeys(("report.json", "report.md", HTML, *CHART_FILES), False))
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         check_slots(out, slots)
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.
-        reference = keras_outputs(self.original, self.samples)
+        reference = models.keras_outputs(self.original, self.samples)
         with atomic.staging_dir(out.parent) as stage:
             if "tflite" in formats:
-                self._say("writing model.tflite and checking it loads and runs")
+                say(self.verbose, "writing model.tflite and checking it loads and runs")
                 path = atomic.write_bytes(stage / FILE_NAMES["tflite"], self.tflite)
                 fidelity, _ = tflite_export.verify(
                     None,
@@ -94,11 +101,11 @@ class CompressionResult:
                     "tflite", path, len(self.tflite), fidelity, notes=[self.report.scheme]
                 )
             if "onnx" in formats:
-                self._say("converting to ONNX with tf2onnx and checking it in onnxruntime")
+                say(self.verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
                 records["onnx"] = self._onnx(stage, reference)
             extra = self._edgetpu(stage, reference) if self.edgetpu_tflite is not None else []
             if "saved_model" in formats:
-                self._say("writing the SavedModel (saved_model/1/) and checking it")
+                say(self.verbose, "writing the SavedModel (saved_model/1/) and checking it")
                 path = stage / FILE_NAMES["saved_model"] / "1"
                 saved_model_export.write(self.model, path)
                 fidelity = saved_model_export.verify(
@@ -113,24 +120,25 @@ class CompressionResult:
                 )
             self.report.exports = {}
             for name, record in records.items():
-                final = contained(out, FILE_NAMES[name])
-                record.path = final / "1" if name == "saved_model" else final
+                inside = pathlib.PurePosixPath(FILE_NAMES[name])  # relative to `directory`
+                record.path = inside / "1" if name == "saved_model" else inside
                 self.report.exports[name] = record.to_dict()
             atomic.write_text(stage / "report.json", self.report.to_json())
             atomic.write_text(stage / "report.md", self.report.to_markdown())
+            human = write_report_files(self.report, stage)
             out.mkdir(parents=True, exist_ok=True)
             for name in records:
                 atomic.move_into_place(stage / FILE_NAMES[name], contained(out, FILE_NAMES[name]))
-            for file in (*extra, "report.json", "report.md"):
+            for file in (*extra, "report.json", "report.md", *human):
                 atomic.move_into_place(stage / file, contained(out, file))
-        self._say(f"saved to {out}")
+        say(self.verbose, f"saved to {out}")
         return out
 
     def _edgetpu(self, stage: pathlib.Path, reference) -> list[str]:
         """Writes the batch-1 int8 .tflite, and compiles it when edgetpu_compiler exists."""
         from keras_squeeze.edgetpu import compile_for_edgetpu
 
-        self._say("writing model_for_edgetpu.tflite (batch 1) and checking it runs")
+        say(self.verbose, "writing model_for_edgetpu.tflite (batch 1) and checking it runs")
         path = atomic.write_bytes(stage / EDGETPU_INPUT, self.edgetpu_tflite)
         fidelity, _ = tflite_export.verify(
             None, self.model, self.samples, "int8", path=str(path), reference_outputs=reference
@@ -149,11 +157,11 @@ class CompressionResult:
             return [EDGETPU_INPUT]
         info["compiled"] = True
         info["compiler_log"] = log.to_dict()
-        self._say("compiled model_edgetpu.tflite with edgetpu_compiler")
+        say(self.verbose, "compiled model_edgetpu.tflite with edgetpu_compiler")
         return [EDGETPU_INPUT, EDGETPU_COMPILED]
 
     def _onnx(self, stage: pathlib.Path, reference) -> Artifact:
-        from keras_squeeze.api import models
+        from keras_squeeze.core import models
         from keras_squeeze.export.runtime import TFLiteRunner
 
         path = stage / FILE_NAMES["onnx"]
@@ -184,7 +192,3 @@ class CompressionResult:
             agreement=agreement,
             notes=[f"tf2onnx from {source}, opset {onnx_export.opset_of(content)}"],
         )
-
-    def _say(self, message: str) -> None:
-        if self.verbose:
-            print(f"keras_squeeze: {message}", flush=True)

@@ -42,7 +42,7 @@ def latency_chart(result, path, title: str | None = None) -> pathlib.Path:
 
     from matplotlib.figure import Figure  # no pyplot: the user's backend stays untouched
 
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
 
     names = list(result.models)
     fig = Figure(figsize=(max(4.0, 1.4 * len(names) + 2), 4.0), dpi=100)

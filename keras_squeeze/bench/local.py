@@ -40,6 +40,7 @@ from keras_squeeze.bench.settings import (
 )
 from keras_squeeze.bench.sources import ModelSource, resolve_models
 from keras_squeeze.bench.stats import keep_running, round_order, summarize
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.errors import BenchmarkError, DelegateError, KerasSqueezeError
 
 
@@ -59,17 +60,24 @@ class _Prepared:
 
     def __init__(self, source, spec, settings, given, input_range, seed):
         self.source = source
-        start = time.perf_counter()
+        # LiteRT's first interpreter prints "INFO: Created TensorFlow Lite XNNPACK
+        # delegate for CPU." to descriptor 2; a failure (a delegate's own error
+        # lines) shows it all. The capture is set up outside the timed part.
+        log = NativeOutput()
         try:
-            self.interpreter = delegates.build_interpreter(
-                spec, settings.num_threads, model_content=source.content
-            )
-            self.interpreter.allocate_tensors()
+            with log:
+                start = time.perf_counter()
+                self.interpreter = delegates.build_interpreter(
+                    spec, settings.num_threads, model_content=source.content
+                )
+                self.interpreter.allocate_tensors()
+                self.init_ms = (time.perf_counter() - start) * 1e3
         except DelegateError:
+            log.replay()
             raise
         except Exception as e:
+            log.replay()
             raise BenchmarkError(_load_failure(source, e)) from e
-        self.init_ms = (time.perf_counter() - start) * 1e3
         try:
             self._set_inputs(given, input_range, seed)
         except KerasSqueezeError:

@@ -82,7 +82,7 @@ def _tflite_outputs(content: bytes | None) -> list[list[str]] | None:
 
 
 def _model_names(model) -> tuple[list[str], str]:
-    from keras_squeeze.api.models import walk_layers
+    from keras_squeeze.core.models import walk_layers
 
     return [layer.name for layer in walk_layers(model)], model.name
 

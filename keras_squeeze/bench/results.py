@@ -241,7 +241,7 @@ class BenchmarkResult:
 
     def save_json(self, path, include_samples: bool = True):
         """Writes the JSON atomically; returns the path."""
-        from keras_squeeze.export import atomic
+        from keras_squeeze.core import atomic
 
         return atomic.write_text(path, self.to_json(include_samples) + "\n")
 

@@ -1,24 +1,16 @@
 """A small read-only view of a Keras functional graph, the same for both flavours.
 
-Keras 3 and tf_keras record the functional graph the same way, with different
-attribute names:
-
-- every symbolic tensor carries `_keras_history`, a named tuple
-  `(layer_or_operation, node_index, tensor_index)` in both flavours;
-- `layer._inbound_nodes[node_index]` is the call that made it;
-- a Keras 3 `Node` lists its symbolic inputs in `node.input_tensors` (flat)
-  and its outputs in `node.outputs` (flat); a tf_keras `Node` lists them in
-  `node.keras_inputs` (flat) and `node.outputs` (a nested structure).
-
-The view walks back from `model.outputs`, so it holds the calls of this model
-only (a layer also used in another model keeps its other calls out of it).
+Built on `core.graph.walk` (back from the model's inputs and outputs), so the
+view holds the calls of this model only, each with the keys of the tensors it
+reads and writes and every tensor's static shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from keras_squeeze.api.models import is_graph_model
+from keras_squeeze.core import graph
+from keras_squeeze.core.models import is_graph_model
 from keras_squeeze.errors import ModelError
 
 
@@ -73,20 +65,6 @@ class GraphView:
         self._by_output = {k: n for n in self.nodes for k in n.outputs}
 
 
-def _flatten(structure) -> list:
-    if isinstance(structure, (list, tuple)):
-        return [x for s in structure for x in _flatten(s)]
-    if isinstance(structure, dict):
-        return [x for k in sorted(structure) for x in _flatten(structure[k])]
-    return [structure]
-
-
-def _node_inputs(node) -> list:
-    if hasattr(node, "keras_inputs"):  # tf_keras
-        return list(node.keras_inputs)
-    return list(node.input_tensors)  # Keras 3
-
-
 def _shape(tensor) -> tuple:
     return tuple(None if d is None else int(d) for d in tensor.shape)
 
@@ -123,40 +101,18 @@ def graph_view(model) -> GraphView:
         )
     tensors: dict[int, object] = {}
     order: list[GraphNode] = []
-    seen: dict[tuple[int, int], GraphNode] = {}
-
-    def visit(tensor):
-        # Iterative post-order walk: deep models (ResNet) exceed recursion limits.
-        stack = [(tensor, False)]
-        while stack:
-            t, expanded = stack.pop()
-            layer, node_index = t._keras_history[0], t._keras_history[1]
-            key = (id(layer), node_index)
-            if key in seen:
-                continue
-            node = layer._inbound_nodes[node_index]
-            parents = _node_inputs(node)
-            if expanded:
-                outs = _flatten(node.outputs)
-                for x in (*parents, *outs):
-                    tensors[id(x)] = x
-                gnode = GraphNode(
-                    layer=layer,
-                    inputs=[id(x) for x in parents],
-                    outputs=[id(x) for x in outs],
-                    is_input=not parents,
-                )
-                seen[key] = gnode
-                order.append(gnode)
-                continue
-            stack.append((t, True))
-            for p in reversed(parents):
-                h = p._keras_history
-                if (id(h[0]), h[1]) not in seen:
-                    stack.append((p, False))
-
-    for t in inputs + outputs:
-        visit(t)
+    for node in graph.walk(model, start=inputs + outputs):
+        parents, outs = graph.node_inputs(node), graph.node_outputs(node)
+        for x in (*parents, *outs):
+            tensors[id(x)] = x
+        order.append(
+            GraphNode(
+                layer=graph.node_layer(node),
+                inputs=[id(x) for x in parents],
+                outputs=[id(x) for x in outs],
+                is_input=not parents,
+            )
+        )
     calls: dict[str, int] = {}
     for n in order:
         calls[n.name] = calls.get(n.name, 0) + 1

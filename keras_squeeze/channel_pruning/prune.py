@@ -8,18 +8,19 @@ import warnings
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
 from keras_squeeze.channel_pruning import fine_tune as fine_tuning
 from keras_squeeze.channel_pruning import flops, importance, scoring, selection, surgery
 from keras_squeeze.channel_pruning.dependency import Analysis, Group, analyze
 from keras_squeeze.channel_pruning.graph import GraphView, graph_view
 from keras_squeeze.channel_pruning.report import ChannelPruningReport, channel_rows
 from keras_squeeze.channel_pruning.settings import ChannelPruning
+from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
-from keras_squeeze.export.runtime import keras_outputs
-from keras_squeeze.report import metrics
+from keras_squeeze.training import defaults
+from keras_squeeze.training.evaluation import validation_accuracy
 
 MAX_VALIDATION_SAMPLES = 10_000
 MAX_LISTED_REASONS = 12
@@ -139,15 +140,6 @@ def _validation(validation_data, specs):
     )
 
 
-def _accuracy(model, samples) -> float | None:
-    if samples is None or samples.labels is None:
-        return None
-    out = keras_outputs(model, samples)[0]
-    if not metrics.is_classifier_output(out):
-        return None
-    return metrics.accuracy(out, data_inputs.class_ids(samples.labels))
-
-
 def _fixed(specs, size: int = CHECK_SIZE):
     """Specs with unknown dimensions set to `size` (for a synthetic run of the pruned model)."""
     return [
@@ -156,19 +148,13 @@ def _fixed(specs, size: int = CHECK_SIZE):
     ]
 
 
-def _train_source(train_data, specs):
-    if train_data is None or data_inputs._is_dataset(train_data):
-        return train_data
-    return data_inputs.take_samples(train_data, specs, None, "train_data")
-
-
 def prune_channels(
     model,
     settings: ChannelPruning | dict | None = None,
     *,
     train_data=None,
     validation_data=None,
-    epochs: int = 0,
+    epochs: int | None = None,
     loss=None,
     optimizer=None,
     batch_size: int = 32,
@@ -193,10 +179,14 @@ def prune_channels(
             or a generator) for fine-tuning, and for the "taylor" criterion
             when `importance_data` is not given.
         validation_data: labelled data to report accuracy before and after.
-        epochs: fine-tuning epochs with Model.fit (0: no fine-tuning unless
-            `fine_tune` is given).
-        loss: the training loss; default: the model's compiled loss.
-        optimizer: fine-tuning optimizer; default Adam(3e-4).
+        epochs: fine-tuning epochs (default: `training.defaults.DEFAULT_EPOCHS`
+            when `train_data` is given, else none; 0: no fine-tuning).
+        loss: the training loss; default: the model's compiled loss, else
+            cross-entropy for classifiers and mean squared error otherwise.
+        optimizer: the run's optimizer (default: the model's compiled one, else
+            Adam at 1e-3); the pruned model fine-tunes at
+            `settings.learning_rate_scale` of its learning rate (default 0.3:
+            the kept weights are trained already).
         batch_size: batch size of in-memory training data.
         fine_tune: a callable `fn(pruned_model)` replacing the Model.fit step;
             it trains in place (returns None) or returns the model to use.
@@ -229,20 +219,16 @@ def prune_channels(
     _check_names(settings.skip, view, "skip")
     if settings.per_layer:
         _check_names(list(settings.target), view, "target")
+    if epochs is None:
+        epochs = defaults.DEFAULT_EPOCHS if train_data is not None and fine_tune is None else 0
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise DataError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
     train_loss = scoring.resolve_loss(loss, model)
-    if fine_tune is None and epochs > 0:
-        if train_data is None:
-            raise DataError(
-                f"Fine-tuning for {epochs} epoch(s) needs labelled training data. Expected "
-                "train_data=(x, y) or a tf.data.Dataset. Received: train_data=None"
-            )
-        if train_loss is None:
-            raise DataError(
-                "Fine-tuning needs a loss. Expected loss= or a compiled model. Received: loss=None "
-                "and an uncompiled model"
-            )
+    if fine_tune is None and epochs > 0 and train_data is None:
+        raise DataError(
+            f"Fine-tuning for {epochs} epoch(s) needs labelled training data. Expected "
+            "train_data=(x, y) or a tf.data.Dataset. Received: train_data=None"
+        )
     taylor = None
     if settings.criterion == "taylor":
         source, data = data_inputs.first_available(
@@ -261,14 +247,14 @@ def prune_channels(
                 f"(or a compiled model). Received: labels {labels}, loss={train_loss!r}"
             )
     validation = _validation(validation_data, specs)
-    train = _train_source(train_data, specs) if fine_tune is None and epochs > 0 else None
 
     analysis = analyze(view, settings.skip)
     groups = analysis.prunable
     if not groups:
         raise _nothing_prunable(analysis)
-    say = (lambda m: print(f"keras_squeeze: {m}", flush=True)) if verbose else (lambda m: None)
-    say(f"channel pruning: {len(groups)} of {len(analysis.groups)} channel groups prunable")
+    say(
+        verbose, f"channel pruning: {len(groups)} of {len(analysis.groups)} channel groups prunable"
+    )
     scores, notes = scoring.group_scores(
         analysis, groups, settings.criterion, model, taylor, train_loss
     )
@@ -283,7 +269,7 @@ def prune_channels(
     if validation is not None:
         count = min(validation.count, CHECK_SAMPLES)
         check = data_inputs.Samples(validation.batch(0, count), None, count, None, "validation")
-    check_outputs_finite(keras_outputs(pruned, check), "pruned Keras model")
+    check_outputs_finite(models.keras_outputs(pruned, check), "pruned Keras model")
 
     strict = settings.metric == "flops" and not settings.per_layer
     before = flops.count_flops(model, static=strict)
@@ -302,44 +288,47 @@ def prune_channels(
         notes=[settings.describe(), *notes],
         warnings=warns,
     )
-    say(f"pruned: {report.summary()}")
+    say(verbose, f"pruned: {report.summary()}")
     accuracy = None
-    original_acc = _accuracy(model, validation)
+    original_acc = validation_accuracy(model, validation)
     if original_acc is not None:
         accuracy = {
             "original": original_acc,
-            "pruned": _accuracy(pruned, validation),
+            "pruned": validation_accuracy(pruned, validation),
             "fine_tuned": None,
             "samples": validation.count,
         }
     description = None
-    if fine_tune is not None or epochs > 0:
-        description = fine_tuning.describe(fine_tune, epochs, optimizer)
-        say(f"fine-tuning: {description}")
-        if fine_tune is not None:
-            replaced = fine_tune(pruned)
-            if replaced is not None:
-                pruned = models.ensure_model(replaced, "the model fine_tune returned")
-        else:
-            fine_tuning.fit(
-                pruned,
-                train,
-                epochs=epochs,
-                loss=train_loss,
-                optimizer=optimizer,
-                batch_size=batch_size,
-                validation=validation,
-                verbose=verbose,
-            )
-        if accuracy is not None:
-            accuracy["fine_tuned"] = _accuracy(pruned, validation)
+    if fine_tune is not None:
+        description = fine_tuning.describe_custom(fine_tune)
+        say(verbose, f"fine-tuning: {description}")
+        replaced = fine_tune(pruned)
+        if replaced is not None:
+            pruned = models.ensure_model(replaced, "the model fine_tune returned")
+    elif epochs > 0:
+        say(verbose, f"fine-tuning for {epochs} epoch(s)")
+        description = fine_tuning.fit(
+            pruned,
+            train_data,
+            specs,
+            epochs=epochs,
+            loss=train_loss,
+            optimizer=optimizer,
+            compiled_from=model,
+            learning_rate_scale=settings.learning_rate_scale,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            verbose=verbose,
+        )
+    if description is not None and accuracy is not None:
+        accuracy["fine_tuned"] = validation_accuracy(pruned, validation)
 
     report.layers = channel_rows(analysis, graph_view(pruned))
     report.accuracy = accuracy
     report.fine_tuning = description
     for message in warns:
         warnings.warn(message, stacklevel=2)
-    say(f"done: {report.summary()}")
+    say(verbose, f"done: {report.summary()}")
     sizes = {g.id: int(n) for g, n in zip(groups, keep_counts, strict=True)}
     return ChannelPruningResult(pruned, report, _kept_by_layer(groups, sizes))
 

@@ -8,10 +8,14 @@ from collections.abc import Mapping
 
 from keras_squeeze.channel_pruning.importance import CRITERIA
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.layer_plan import check_skip
+from keras_squeeze.training import rate
 
 METRICS = ("flops", "params")
 ALLOCATIONS = ("uniform", "global")
 DEFAULT_TAYLOR_SAMPLES = 128
+# The kept channels are trained already: fine-tuning adapts them in smaller steps.
+DEFAULT_LEARNING_RATE_SCALE = 0.3
 
 
 def _check_fraction(value, argument: str) -> float:
@@ -73,6 +77,9 @@ class ChannelPruning:
             everything coupled to them). Their input channels still shrink when
             the layer feeding them is pruned; skip that layer too to prevent it.
         taylor_samples: samples used by the "taylor" criterion.
+        learning_rate_scale: the smaller model fine-tunes at this multiple of
+            the run's learning rate (default 0.3: the kept weights are
+            trained; see `keras_squeeze.training.rate`).
 
     Example:
         >>> settings = ChannelPruning(target=0.5, metric="flops", criterion="l1")
@@ -87,6 +94,7 @@ class ChannelPruning:
     round_to: int = 8
     skip: tuple[str, ...] = ()
     taylor_samples: int = DEFAULT_TAYLOR_SAMPLES
+    learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
 
     def __post_init__(self):
         if isinstance(self.target, Mapping):
@@ -111,17 +119,8 @@ class ChannelPruning:
         _check_choice(self.allocation, ALLOCATIONS, "allocation")
         _check_int(self.round_to, "round_to")
         _check_int(self.taylor_samples, "taylor_samples")
-        skip = (self.skip,) if isinstance(self.skip, str) else self.skip
-        try:
-            skip = tuple(skip)
-        except TypeError:
-            skip = (skip,)
-        if not all(isinstance(s, str) for s in skip):
-            raise RecipeError(
-                "skip lists layer names. Expected a string or a sequence of strings. "
-                f"Received: skip={self.skip!r}"
-            )
-        object.__setattr__(self, "skip", skip)
+        object.__setattr__(self, "skip", check_skip(self.skip))
+        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
 
     @property
     def per_layer(self) -> bool:

@@ -238,6 +238,7 @@ def main(argv) -> int:
             chart=_CHART.value,
             verbose=_VERBOSE.value,
         ),
+        tensorflow=False,  # the harness runs on ai_edge_litert alone
     )
 
 

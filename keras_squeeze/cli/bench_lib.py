@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
+from keras_squeeze.core.progress import say
 from keras_squeeze.errors import ConfigError
 
 CPU = "cpu"
@@ -91,7 +92,7 @@ def run(
     """
     from keras_squeeze.bench import benchmark, benchmark_android
     from keras_squeeze.bench.chart import require_matplotlib
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
 
     if chart is not None:
         require_matplotlib()
@@ -110,9 +111,8 @@ def run(
         num_threads=num_threads,
         use_xnnpack=use_xnnpack,
     )
-    if verbose:
-        where = "this CPU" if target == CPU else f"Android device {serial or '(the only one)'}"
-        print(f"keras_squeeze: benchmarking {', '.join(named)} on {where}", flush=True)
+    where = "this CPU" if target == CPU else f"Android device {serial or '(the only one)'}"
+    say(verbose, f"benchmarking {', '.join(named)} on {where}")
     if target == CPU:
         result = benchmark(
             named, delegate=delegate, delegate_options=options, measure_memory=memory, **common

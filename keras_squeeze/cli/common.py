@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -204,20 +205,29 @@ def run_guarded(job, verbose: int, program: str) -> int:
     return EXIT_OK
 
 
-def script_main(argv, program: str, verbose: int, job) -> int:
-    """The body of every script's main(): no positional arguments, quiet logs, guarded job."""
+def script_main(argv, program: str, verbose: int, job, tensorflow: bool = True) -> int:
+    """The body of every script's main(): no positional arguments, quiet logs, guarded job.
+
+    Args:
+        tensorflow: the job loads TensorFlow; below --verbose=2 it is loaded
+            first with its start-up lines hidden (see `import_tensorflow_quietly`).
+    """
     check_no_positional(argv, program)
     quiet_logs(verbose)
-    return run_guarded(job, verbose, program)
+
+    def quiet_job():
+        if tensorflow:
+            import_tensorflow_quietly(verbose)
+        return job()
+
+    with native_log_level(verbose):
+        return run_guarded(quiet_job, verbose, program)
 
 
 def run_script(main, program: str, flag_values: flags.FlagValues) -> None:
     """A console script's entry point: absl.app.run with the script's own flag parser."""
-    import os
-
     from absl import app
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     app.run(main, flags_parser=flags_parser(program, flag_values))
 
 
@@ -227,6 +237,52 @@ def quiet_logs(verbose: int) -> None:
 
     if verbose < 2:
         absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+# TensorFlow's C++ log threshold: 3 keeps fatal lines only, which hides the
+# "failed call to cuInit: ... UNKNOWN ERROR (303)" of a machine without a GPU.
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_TF_LOG_LEVEL = "3"
+
+
+@contextlib.contextmanager
+def native_log_level(verbose: int):
+    """Below --verbose=2, TensorFlow's C++ logging keeps fatal lines only, for the block.
+
+    A TF_CPP_MIN_LOG_LEVEL the user set is kept; the environment is restored
+    afterwards (a script's main() may run inside another program). It has to
+    be set before TensorFlow loads, which the scripts' jobs do.
+    """
+    if verbose >= 2 or TF_LOG_LEVEL_ENV in os.environ:
+        yield
+        return
+    os.environ[TF_LOG_LEVEL_ENV] = QUIET_TF_LOG_LEVEL
+    try:
+        yield
+    finally:
+        os.environ.pop(TF_LOG_LEVEL_ENV, None)
+
+
+def import_tensorflow_quietly(verbose: int) -> None:
+    """Loads TensorFlow; below --verbose=2 without the lines its native libraries print.
+
+    TensorFlow 2.21 prints "oneDNN custom operations are on ..." and "Could not
+    find cuda drivers on your machine ..." through absl while its libraries
+    load, before TF_CPP_MIN_LOG_LEVEL is read, so only redirecting descriptor
+    2 during the import hides them. If the import fails, what it printed is
+    shown.
+    """
+    if verbose >= 2 or "tensorflow" in sys.modules:
+        return
+    from keras_squeeze.core.native_output import NativeOutput
+
+    log = NativeOutput()
+    try:
+        with log:
+            import tensorflow  # noqa: F401
+    except BaseException:
+        log.replay()
+        raise
 
 
 # Flags more than one script defines, each on the script's own FlagValues.
@@ -310,6 +366,30 @@ def define_unsafe_flag(flag_values: flags.FlagValues):
     )
 
 
+def define_custom_objects_flag(flag_values: flags.FlagValues):
+    """--custom_objects=module:name (repeatable), with a validator of the form.
+
+    The modules are imported when the job starts (keras_squeeze.cli.custom_objects),
+    so an import error is a job failure, reported in one line.
+    """
+    holder = flags.DEFINE_multi_string(
+        "custom_objects",
+        None,
+        "A custom layer class or function the model file needs, as module:name: imports the "
+        "module (from the current directory or PYTHONPATH) and gives Keras its attribute "
+        "under that name. Repeat the flag for several.",
+        flag_values=flag_values,
+    )
+
+    @flags.validator("custom_objects", flag_values=flag_values)
+    def _check_custom_objects(value) -> bool:
+        from keras_squeeze.cli import custom_objects
+
+        return validate(lambda: custom_objects.check_specs(value))
+
+    return holder
+
+
 def define_conversion_flags(flag_values: flags.FlagValues):
     """--num_calibration_samples, --inference_input_type, --inference_output_type.
 
@@ -345,7 +425,8 @@ def define_verbose_flag(flag_values: flags.FlagValues):
     return flags.DEFINE_integer(
         "verbose",
         1,
-        "0 quiet, 1 a line per step, 2 also tracebacks and converter output.",
+        "0 quiet, 1 a line per step, 2 also tracebacks, TensorFlow's own log lines and the "
+        "converter's output.",
         lower_bound=0,
         upper_bound=2,
         flag_values=flag_values,

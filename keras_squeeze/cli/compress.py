@@ -9,6 +9,7 @@ compresses it with "int8" and writes ./squeezed/.
         --data=images/ --image_range=0-1 --epochs=4 --benchmark
     keras-squeeze-compress --model=model.keras --recipe=qat --edgetpu \
         --inference_input_type=uint8 --inference_output_type=uint8
+    keras-squeeze-compress --model=old_model.h5 --custom_objects=my_layers:Swish
     keras-squeeze-compress --flagfile=compress.flags
 
 --data is "digits", a .npz with x/y arrays, or an image folder with one
@@ -35,6 +36,7 @@ _MODEL = common.define_model_flag(
     "Path to a .keras / .h5 file or SavedModel directory. Default: the example CNN, trained "
     "on the built-in digits.",
 )
+_CUSTOM_OBJECTS = common.define_custom_objects_flag(FLAGS)
 _RECIPE = flags.DEFINE_enum(
     "recipe", "int8", list(RECIPES), "Compression recipe.", flag_values=FLAGS
 )
@@ -106,6 +108,13 @@ _EDGETPU = flags.DEFINE_boolean(
     "against its op table, compiled when edgetpu_compiler is installed (int8 recipes).",
     flag_values=FLAGS,
 )
+_DYNAMIC_BATCH = flags.DEFINE_boolean(
+    "dynamic_batch",
+    False,
+    "Keep the .tflite's batch dimension free (default: fixed at 1, what phones, "
+    "microcontrollers and the Edge TPU run).",
+    flag_values=FLAGS,
+)
 _BENCHMARK = flags.DEFINE_boolean(
     "benchmark",
     False,
@@ -144,13 +153,22 @@ def _check_io_types(values) -> bool:
 def _check_stage_settings(values) -> bool:
     return common.validate(
         lambda: _lib().resolve_recipe(
-            values["recipe"], values["target_sparsity"], values["clusters"]
+            values["recipe"], target_sparsity=values["target_sparsity"], clusters=values["clusters"]
         )
     )
 
 
 @flags.multi_flags_validator(
-    ["recipe", "model", "epochs", "distill", "distill_temperature", "distill_alpha", "edgetpu"],
+    [
+        "recipe",
+        "model",
+        "custom_objects",
+        "epochs",
+        "distill",
+        "distill_temperature",
+        "distill_alpha",
+        "edgetpu",
+    ],
     flag_values=FLAGS,
 )
 def _check_options(values) -> bool:
@@ -158,6 +176,7 @@ def _check_options(values) -> bool:
         lambda: _lib().check_options(
             RECIPES[values["recipe"]],
             model=values["model"],
+            custom_objects=values["custom_objects"],
             epochs=values["epochs"],
             distill=values["distill"],
             distill_temperature=values["distill_temperature"],
@@ -174,6 +193,7 @@ def main(argv) -> int:
         _VERBOSE.value,
         lambda: _lib().run(
             model=_MODEL.value,
+            custom_objects=_CUSTOM_OBJECTS.value,
             recipe=_RECIPE.value,
             output_dir=_OUTPUT_DIR.value,
             data=_DATA.value,
@@ -188,6 +208,7 @@ def main(argv) -> int:
             distill_temperature=_TEMPERATURE.value,
             distill_alpha=_ALPHA.value,
             edgetpu=_EDGETPU.value,
+            dynamic_batch=_DYNAMIC_BATCH.value,
             benchmark=_BENCHMARK.value,
             batch_size=_BATCH_SIZE.value,
             image_range=_IMAGE_RANGE.value,

@@ -8,10 +8,13 @@ refuses the same contradictions with the same messages.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 from keras_squeeze import _compat
+from keras_squeeze.cli.custom_objects import check_specs as check_custom_objects
+from keras_squeeze.cli.custom_objects import resolve as resolve_custom_objects
+from keras_squeeze.cli.custom_objects import scope as custom_object_scope
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError, RecipeError
 from keras_squeeze.export.formats import FORMATS
@@ -19,11 +22,6 @@ from keras_squeeze.export.formats import FORMATS
 DIGITS = sources.DIGITS
 EXAMPLE_IMAGE_SIZE = 16
 EXAMPLE_EPOCHS = 8
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(f"keras_squeeze: {message}", flush=True)
 
 
 def load_data(source: str, specs):
@@ -38,50 +36,46 @@ def load_data(source: str, specs):
 def _recipes_with(stage: str) -> list[str]:
     from keras_squeeze.api.recipe import RECIPES
 
-    return [name for name, r in RECIPES.items() if getattr(r, stage, None) is not None]
+    return [name for name, r in RECIPES.items() if r.config_of(stage) is not None]
 
 
-def resolve_recipe(recipe, target_sparsity: float | None = None, clusters: int | None = None):
+def resolve_recipe(recipe, **settings):
     """The preset (or Recipe) with the command line's stage settings applied.
 
     Args:
         recipe: a preset name or a `ks.Recipe`.
-        target_sparsity: replaces the pruning stage's target sparsity.
-        clusters: replaces the clustering stage's number of clusters.
+        **settings: stage settings by their command-line name, None where not
+            given: `target_sparsity` (the pruning stage's target sparsity),
+            `clusters` (the clustering stage's number of clusters); every
+            registered stage lists its own in `Stage.settings`.
 
     Raises:
-        RecipeError: an unknown recipe, or a setting for a stage the recipe
-            does not have (e.g. target_sparsity with "int8").
+        RecipeError: an unknown recipe, an unknown setting, or a setting for a
+            stage the recipe does not have (e.g. target_sparsity with "int8").
     """
     from keras_squeeze.api.recipe import Recipe
+    from keras_squeeze.stages import stages
 
     recipe = Recipe.get(recipe)
-    if target_sparsity is not None:
-        if recipe.prune is None:
-            raise RecipeError(
-                "target_sparsity sets the pruning stage, which this recipe does not have. "
-                f"Expected a recipe that prunes ({', '.join(_recipes_with('prune'))}). "
-                f"Received: recipe={recipe.name!r}"
-            )
-        if recipe.prune.m_by_n is not None:
-            m, n = recipe.prune.m_by_n
-            raise RecipeError(
-                f"The '{recipe.name}' recipe prunes {m} of every {n} weights, a fixed "
-                f"{m / n:.0%}: target_sparsity does not apply. Expected the 'prune' recipe for "
-                f"a chosen sparsity. Received: target_sparsity={target_sparsity}"
-            )
-        prune = dataclasses.replace(recipe.prune, target_sparsity=target_sparsity)
-        recipe = dataclasses.replace(recipe, prune=prune)
-    if clusters is not None:
-        stage = recipe.cluster
+    owners = {setting: stage for stage in stages() for setting in stage.settings}
+    for setting, value in settings.items():
+        if value is None:
+            continue
+        stage = owners.get(setting)
         if stage is None:
             raise RecipeError(
-                "clusters sets the clustering stage, which this recipe does not have. "
-                f"Expected a recipe that clusters ({', '.join(_recipes_with('cluster'))}). "
+                f"Unknown stage setting. Expected one of {sorted(owners)}. Received: {setting}"
+            )
+        config = recipe.config_of(stage.name)
+        if config is None:
+            raise RecipeError(
+                f"{setting} sets the {stage.title} stage, which this recipe does not have. "
+                f"Expected a recipe that {stage.verb} ({', '.join(_recipes_with(stage.name))}). "
                 f"Received: recipe={recipe.name!r}"
             )
-        cluster = dataclasses.replace(stage, num_clusters=clusters)
-        recipe = dataclasses.replace(recipe, cluster=cluster)
+        recipe = recipe.with_stage(
+            stage.name, stage.with_setting(config, setting, value, recipe.name)
+        )
     return recipe
 
 
@@ -89,6 +83,7 @@ def check_options(
     recipe,
     *,
     model: str | None = None,
+    custom_objects=None,
     epochs: int | None = None,
     distill: bool | None = None,
     distill_temperature: float | None = None,
@@ -98,13 +93,22 @@ def check_options(
     """Refuses options the recipe cannot use.
 
     Raises:
-        ConfigError: epochs or distillation settings for a recipe without a
-            training stage, distillation settings with distill=False, or
-            edgetpu with a recipe that is not full-integer int8.
+        ConfigError: custom_objects without a model file (or not of the form
+            'module:name'), epochs or distillation settings for a recipe
+            without a training stage, distillation settings with
+            distill=False, or edgetpu with a recipe that is not full-integer
+            int8.
         RecipeError: distillation settings out of range.
     """
     from keras_squeeze.api.recipe import Recipe
 
+    if custom_objects and model is None:
+        raise ConfigError(
+            "custom_objects are for loading a model file, and no model was given (the example "
+            "CNN needs none). Expected a model path with them. Received: "
+            f"custom_objects={custom_objects!r}"
+        )
+    check_custom_objects(custom_objects)
     recipe = Recipe.get(recipe)
     trains = bool(recipe.training_stages)
     training = ", ".join(_recipes_with_training())
@@ -170,6 +174,7 @@ def _output_units(model) -> int | None:
 def run(
     model: str | None = None,
     recipe: str = "int8",
+    custom_objects=None,
     output_dir: str = "squeezed",
     data: str = DIGITS,
     epochs: int | None = None,
@@ -183,6 +188,7 @@ def run(
     distill_temperature: float | None = None,
     distill_alpha: float | None = None,
     edgetpu: bool = False,
+    dynamic_batch: bool = False,
     benchmark: bool = False,
     batch_size: int = 32,
     image_range: str | None = None,
@@ -199,6 +205,9 @@ def run(
         model: path to a .keras / .h5 / SavedModel; None trains the example CNN
             on the built-in digits (16x16) for `epochs` (default 8) epochs.
         recipe: a preset recipe name (see `ks.RECIPES`).
+        custom_objects: the custom layers and functions the model file needs:
+            'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
+            a {name: object} dict.
         output_dir: where the artifacts and reports go.
         data: "digits", a .npz with x/y arrays, or an image folder with one
             sub-folder per class (see `keras_squeeze.data.sources`).
@@ -207,12 +216,13 @@ def run(
         target_sparsity / clusters: the pruning / clustering stage's setting.
         distill, distill_temperature, distill_alpha: distillation during
             fine-tuning (None: the recipe's default, on).
-        edgetpu: compress(edgetpu=True): a batch-1 int8 copy for the Edge TPU.
+        edgetpu: compress(edgetpu=True): the batch-1 int8 file for the Edge TPU.
+        dynamic_batch: compress(dynamic_batch=True): keep the .tflite's batch free.
         benchmark: compress(measure_latency=True).
         batch_size: fine-tuning batch size (and of image-folder datasets).
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
         allow_unsafe_deserialization: load a model file that carries Python code
-            (Lambda layers) and run it (see `keras_squeeze.api.models.load_model`).
+            (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
 
     Returns:
         The CompressionResult.
@@ -220,16 +230,17 @@ def run(
     Example:
         >>> compress_lib.run(model="model.keras", recipe="prune", target_sparsity=0.6,
         ...                  data="images/", image_range="0-1", output_dir="out")
+        >>> compress_lib.run(model="old.h5", custom_objects=["my_layers:Swish"])
     """
-    from keras_squeeze.api import models
     from keras_squeeze.api.compress import compress
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic, models
     from keras_squeeze.report.summary import terminal_summary
 
-    recipe_obj = resolve_recipe(recipe, target_sparsity, clusters)
+    recipe_obj = resolve_recipe(recipe, target_sparsity=target_sparsity, clusters=clusters)
     check_options(
         recipe_obj,
         model=model,
+        custom_objects=custom_objects,
         epochs=epochs,
         distill=distill,
         distill_temperature=distill_temperature,
@@ -239,11 +250,12 @@ def run(
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
     sources.check_source(data)
+    objects = resolve_custom_objects(custom_objects)
     if model is None:
         from keras_squeeze.data import train_example_model
 
         example_epochs = epochs or EXAMPLE_EPOCHS
-        _say(verbose, f"training the example CNN on the built-in digits ({example_epochs} epochs)")
+        say(verbose, f"training the example CNN on the built-in digits ({example_epochs} epochs)")
         keras_model = train_example_model(
             epochs=example_epochs,
             image_size=EXAMPLE_IMAGE_SIZE,
@@ -251,31 +263,35 @@ def run(
             verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
         )
     else:
-        _say(verbose, f"loading {model}")
+        say(verbose, f"loading {model}")
         keras_model = models.load_model(
-            model, allow_unsafe_deserialization=allow_unsafe_deserialization
+            model,
+            custom_objects=objects,
+            allow_unsafe_deserialization=allow_unsafe_deserialization,
         )
     splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
     sources.check_fits_outputs(splits, _output_units(keras_model))
-    _say(verbose, f"data: {splits.description}")
+    say(verbose, f"data: {splits.description}")
     trains = bool(recipe_obj.training_stages)
-    result = compress(
-        keras_model,
-        recipe_obj,
-        train_data=splits.train,
-        representative_data=splits.train,
-        validation_data=splits.validation,
-        distill=distill_setting(distill, distill_temperature, distill_alpha),
-        epochs=epochs if trains else None,
-        batch_size=batch_size,
-        num_calibration_samples=num_calibration_samples,
-        inference_input_type=inference_input_type,
-        inference_output_type=inference_output_type,
-        measure_latency=benchmark,
-        edgetpu=edgetpu,
-        verbose=verbose,
-    )
-    out = result.save(output_dir, formats=formats)
+    with custom_object_scope(objects):
+        result = compress(
+            keras_model,
+            recipe_obj,
+            train_data=splits.train,
+            representative_data=splits.train,
+            validation_data=splits.validation,
+            distill=distill_setting(distill, distill_temperature, distill_alpha),
+            epochs=epochs if trains else None,
+            batch_size=batch_size,
+            num_calibration_samples=num_calibration_samples,
+            inference_input_type=inference_input_type,
+            inference_output_type=inference_output_type,
+            measure_latency=benchmark,
+            edgetpu=edgetpu,
+            dynamic_batch=dynamic_batch,
+            verbose=verbose,
+        )
+        out = result.save(output_dir, formats=formats)
     print(terminal_summary(result.report))
     print(f"artifacts in {out}")
     return result

@@ -7,6 +7,7 @@ all formats land together or none does.
     keras-squeeze-export --model=model.keras --formats=tflite --formats=onnx \
         --quantization=int8 --data=digits --output_dir=exported/
     keras-squeeze-export --model=model.keras --formats=saved_model --saved_model_version=3
+    keras-squeeze-export --model=old_model.h5 --custom_objects=my_layers:scaled_tanh
     keras-squeeze-export --flagfile=export.flags
 
 int8 and int16x8 calibrate on --data ('digits', a .npz with x/y arrays, or an
@@ -29,6 +30,7 @@ PROGRAM = "keras-squeeze-export"
 FLAGS = common.new_flag_values(__doc__)
 
 _MODEL = common.define_model_flag(FLAGS, "Path to a .keras / .h5 file or SavedModel directory.")
+_CUSTOM_OBJECTS = common.define_custom_objects_flag(FLAGS)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", ["tflite"], FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -48,6 +50,13 @@ _DATA, _IMAGE_RANGE = common.define_data_flags(
 _NUM_CALIBRATION_SAMPLES, _INPUT_TYPE, _OUTPUT_TYPE = common.define_conversion_flags(FLAGS)
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "exported", "Where the files go.", flag_values=FLAGS
+)
+_DYNAMIC_BATCH = flags.DEFINE_boolean(
+    "dynamic_batch",
+    False,
+    "Keep the .tflite's batch dimension free (default: fixed at 1, what phones, "
+    "microcontrollers and the Edge TPU run).",
+    flag_values=FLAGS,
 )
 _SAVED_MODEL_VERSION = flags.DEFINE_integer(
     "saved_model_version",
@@ -91,6 +100,7 @@ def main(argv) -> int:
         _VERBOSE.value,
         lambda: _lib().run(
             model=_MODEL.value,
+            custom_objects=_CUSTOM_OBJECTS.value,
             formats=tuple(_FORMATS_FLAG.value),
             output_dir=_OUTPUT_DIR.value,
             quantization=_QUANTIZATION.value,
@@ -99,6 +109,7 @@ def main(argv) -> int:
             inference_input_type=_INPUT_TYPE.value,
             inference_output_type=_OUTPUT_TYPE.value,
             saved_model_version=_SAVED_MODEL_VERSION.value,
+            dynamic_batch=_DYNAMIC_BATCH.value,
             image_range=_IMAGE_RANGE.value,
             allow_unsafe_deserialization=_ALLOW_UNSAFE.value,
             verbose=_VERBOSE.value,

@@ -12,17 +12,14 @@ from __future__ import annotations
 import json
 import pathlib
 
+from keras_squeeze.cli.custom_objects import resolve as resolve_custom_objects
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
 from keras_squeeze.export.formats import FILE_NAMES, check_formats
 from keras_squeeze.safety.paths import check_slots, contained
 
 MANIFEST = "export.json"
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(f"keras_squeeze: {message}", flush=True)
 
 
 def check_options(
@@ -78,6 +75,7 @@ def table(artifacts: dict) -> str:
 def run(
     model: str,
     formats=("tflite",),
+    custom_objects=None,
     output_dir: str = "exported",
     quantization: str = "float32",
     data: str | None = None,
@@ -85,6 +83,7 @@ def run(
     inference_input_type: str | None = None,
     inference_output_type: str | None = None,
     saved_model_version: int = 1,
+    dynamic_batch: bool = False,
     image_range: str | None = None,
     allow_unsafe_deserialization: bool = False,
     verbose: int = 1,
@@ -98,6 +97,9 @@ def run(
     Args:
         model: path to a .keras / .h5 file or SavedModel directory.
         formats: any of "tflite", "onnx", "saved_model".
+        custom_objects: the custom layers and functions the model file needs:
+            'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
+            a {name: object} dict.
         quantization: the .tflite's post-training mode ("float32", "dynamic",
             "float16", "int8", "int16x8"); the ONNX file carries the same
             quantization (converted from the .tflite); the SavedModel stays
@@ -106,9 +108,10 @@ def run(
             int8 / int16x8 (training split) and verification inputs
             (validation split). None: verified on synthetic inputs.
         saved_model_version: the SavedModel's version directory (TF Serving).
+        dynamic_batch: keep the .tflite's batch free (default: fixed at 1).
         image_range: pixel range of image-folder data.
         allow_unsafe_deserialization: load a model file that carries Python code
-            (Lambda layers) and run it (see `keras_squeeze.api.models.load_model`).
+            (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
 
     Returns:
         {format: ks.export.Artifact} with the final paths.
@@ -117,8 +120,8 @@ def run(
         >>> export_lib.run("model.keras", formats=("tflite", "onnx"), quantization="int8",
         ...                data="digits", output_dir="exported")
     """
-    from keras_squeeze.api import models
-    from keras_squeeze.export import atomic, to_onnx, to_saved_model, to_tflite
+    from keras_squeeze.core import atomic, models
+    from keras_squeeze.export import to_onnx, to_saved_model, to_tflite
     from keras_squeeze.export.artifact import Artifact
 
     formats = tuple(dict.fromkeys(formats))
@@ -138,21 +141,24 @@ def run(
     if "saved_model" in formats:
         planned[f"{FILE_NAMES['saved_model']}/{saved_model_version}"] = True
     check_slots(out, planned)  # inside the output directory, and free, before any work
-    _say(verbose, f"loading {model}")
+    objects = resolve_custom_objects(custom_objects)
+    say(verbose, f"loading {model}")
     keras_model = models.load_model(
-        model, allow_unsafe_deserialization=allow_unsafe_deserialization
+        model,
+        custom_objects=objects,
+        allow_unsafe_deserialization=allow_unsafe_deserialization,
     )
     representative = verification = None
     if data is not None:
         splits = sources.load_source(data, models.input_specs(keras_model), image_range)
-        _say(verbose, f"data: {splits.description}")
+        say(verbose, f"data: {splits.description}")
         representative, verification = splits.train, splits.validation
     artifacts: dict[str, Artifact] = {}
     quantized = quantization != "float32"
     with atomic.staging_dir(out.parent) as stage:
         tflite = None
         if "tflite" in formats or ("onnx" in formats and quantized):
-            _say(verbose, f"converting to .tflite ('{quantization}') and checking it")
+            say(verbose, f"converting to .tflite ('{quantization}') and checking it")
             tflite = to_tflite(
                 keras_model,
                 stage / FILE_NAMES["tflite"] if "tflite" in formats else None,
@@ -162,12 +168,13 @@ def run(
                 inference_input_type=inference_input_type,
                 inference_output_type=inference_output_type,
                 verification_data=verification,
+                dynamic_batch=dynamic_batch,
                 verbose=verbose,
             )
             if "tflite" in formats:
                 artifacts["tflite"] = tflite
         if "onnx" in formats:
-            _say(verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
+            say(verbose, "converting to ONNX with tf2onnx and checking it in onnxruntime")
             artifacts["onnx"] = to_onnx(
                 keras_model,
                 stage / FILE_NAMES["onnx"],
@@ -175,7 +182,7 @@ def run(
                 verification_data=verification,
             )
         if "saved_model" in formats:
-            _say(verbose, f"writing the SavedModel (saved_model/{saved_model_version}/)")
+            say(verbose, f"writing the SavedModel (saved_model/{saved_model_version}/)")
             artifacts["saved_model"] = to_saved_model(
                 keras_model,
                 stage / FILE_NAMES["saved_model"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
-from keras_squeeze.training import rate
+from keras_squeeze.layer_plan import check_selection
 
 INITS = {
     "kmeans++": "KMEANS_PLUS_PLUS",
@@ -82,26 +82,14 @@ class Cluster:
                 "preserve_sparsity must be True, False or 'auto'. "
                 f"Received: preserve_sparsity={self.preserve_sparsity!r}"
             )
-        if not isinstance(self.layers, dict):
-            raise RecipeError(
-                "layers must map a layer name, class or pattern to a number of clusters (or "
-                f"None). Expected a dict. Received: {type(self.layers).__name__}"
-            )
-        for key, value in self.layers.items():
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 2
-            ):
-                raise RecipeError(
-                    "A per-layer number of clusters is an integer >= 2, or None (leave as it "
-                    f"is). Received: layers[{key!r}]={value!r}"
-                )
-        skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
-        object.__setattr__(self, "skip", skip)
-        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
-        if not isinstance(self.min_weights, int) or self.min_weights < 0:
-            raise RecipeError(
-                f"min_weights must be an integer >= 0. Received: min_weights={self.min_weights!r}"
-            )
+        check_selection(
+            self,
+            maps_to="a number of clusters (or None)",
+            valid=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
+            value_rule=(
+                "A per-layer number of clusters is an integer >= 2, or None (leave as it is)"
+            ),
+        )
 
     def get_config(self) -> dict:
         config = dataclasses.asdict(self)

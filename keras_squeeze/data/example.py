@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from keras_squeeze import _compat
 
+BN_MOMENTUM = 0.9
+
 
 def example_model(
     input_shape=(16, 16, 1), num_classes: int = 10, flavour: str = _compat.KERAS3, seed: int = 0
@@ -11,7 +13,11 @@ def example_model(
     """Builds the example CNN (about 580K parameters at 16x16), uncompiled.
 
     conv32-bn-relu, conv64-bn-relu, maxpool, conv64-relu, flatten, dense128,
-    dense(num_classes) logits.
+    dense(num_classes) logits. The batch normalizations keep their moving
+    statistics with momentum 0.9 (Keras' default is 0.99): on a small data set
+    (the digits give 44 steps an epoch) the 0.99 averages still lag the
+    weights after 8 epochs, and the model scores about 0.80 on the test digits
+    in inference mode against about 0.95 with 0.9.
 
     Args:
         input_shape: image shape without the batch axis.
@@ -33,10 +39,10 @@ def example_model(
 
     inputs = k.Input(shape=tuple(input_shape), name="image")
     x = layers.Conv2D(32, 3, padding="same", use_bias=False, kernel_initializer=init(0))(inputs)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Conv2D(64, 3, padding="same", use_bias=False, kernel_initializer=init(1))(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init(2))(x)

@@ -392,7 +392,7 @@ def load_source(
 
     Args:
         source: "digits", a .npz path or an image folder path.
-        specs: the model's input specs (`keras_squeeze.api.models.input_specs`).
+        specs: the model's input specs (`keras_squeeze.core.models.input_specs`).
         image_range: pixel range of folder images: "0-255" (Keras' default),
             "0-1" or "-1-1".
         batch_size: batch size of folder datasets.

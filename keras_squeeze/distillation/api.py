@@ -5,17 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError
-from keras_squeeze.report import metrics
 from keras_squeeze.training import data as train_data_mod
+from keras_squeeze.training import defaults
 from keras_squeeze.training import trainer as trainer_mod
+from keras_squeeze.training.evaluation import validation_accuracy
 
-DEFAULT_EPOCHS = 5
-# A student usually starts untrained, so it learns at the usual training rate.
-DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_EPOCHS = defaults.DEFAULT_STUDENT_EPOCHS
 
 
 @dataclasses.dataclass
@@ -80,7 +79,7 @@ def distill(
         teacher_outputs / student_outputs: "logits", "probabilities" or "auto".
         validation_data: (x, y) data; accuracy of both models is reported.
         optimizer: optimizer name or instance (default: the student's compiled
-            optimizer, else Adam at 1e-3).
+            optimizer, else Adam at 1e-3; the student trains at its full rate).
         loss: replaces the default task loss (cross-entropy for classifiers).
 
     Returns:
@@ -125,7 +124,6 @@ def distill(
         loss=loss,
         optimizer=optimizer,
         compiled_from=student,
-        learning_rate=DEFAULT_LEARNING_RATE,
         validation=validation,
         verbose=verbose,
     )
@@ -139,13 +137,11 @@ def distill(
         "student_params": models.count_params(trained),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
-    labels = data_inputs.class_ids(val_samples.labels) if val_samples is not None else None
-    if labels is not None and trainer_mod.losses.is_classifier(trained):
-        from keras_squeeze.export.runtime import keras_outputs
-
+    student_accuracy = validation_accuracy(trained, val_samples)
+    if student_accuracy is not None:
         report["accuracy"] = {
-            "teacher": metrics.accuracy(keras_outputs(teacher, val_samples)[0], labels),
-            "student": metrics.accuracy(keras_outputs(trained, val_samples)[0], labels),
+            "teacher": validation_accuracy(teacher, val_samples),
+            "student": student_accuracy,
             "samples": val_samples.count,
         }
     return DistillResult(trained, report)

@@ -21,9 +21,9 @@ import subprocess
 import tempfile
 
 from keras_squeeze.bench.sources import check_flatbuffer
+from keras_squeeze.core import atomic
 from keras_squeeze.edgetpu.compiler_log import CompilerLog, parse_compiler_log
 from keras_squeeze.errors import ConfigError, DependencyError, ExportError
-from keras_squeeze.export import atomic
 
 COMPILER = "edgetpu_compiler"
 DEFAULT_TIMEOUT_S = 600.0

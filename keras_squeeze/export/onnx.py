@@ -17,7 +17,8 @@ import warnings
 
 import numpy as np
 
-from keras_squeeze.api import models
+from keras_squeeze.core import models
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.errors import ExportError, VerificationError
 from keras_squeeze.export.signature import serving_function
 
@@ -34,14 +35,19 @@ TFLITE_MIN_SQNR_DB = 30.0
 @contextlib.contextmanager
 def _quiet_tf2onnx():
     """tf2onnx logs every step, and reads .tflite shapes with the deprecated
-    tf.lite.Interpreter (its warning is about tf2onnx, not this package)."""
+    tf.lite.Interpreter (its warning is about tf2onnx, not this package), whose
+    XNNPACK delegate announces itself on descriptor 2; a failure shows it all."""
     logger = logging.getLogger("tf2onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    log = NativeOutput()
     try:
-        with warnings.catch_warnings():
+        with log, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
             yield
+    except BaseException:
+        log.replay()
+        raise
     finally:
         logger.setLevel(level)
 
@@ -197,7 +203,7 @@ def verify(path, model, samples, tflite_runner=None, reference_outputs=None):
             or (float ONNX) does not reproduce the Keras model.
     """
     from keras_squeeze.export.artifact import check_float_fidelity, check_outputs_finite
-    from keras_squeeze.export.runtime import keras_outputs, match_names, onnx_outputs
+    from keras_squeeze.export.runtime import match_names, onnx_outputs
     from keras_squeeze.report.metrics import compare
 
     specs = models.input_specs(model)
@@ -226,7 +232,7 @@ def verify(path, model, samples, tflite_runner=None, reference_outputs=None):
             f"model's inputs. Received: {type(e).__name__}: {str(e)[:500]}"
         ) from e
     check_outputs_finite(outputs, "ONNX model")
-    fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
+    fidelity = compare(models.keras_outputs(model, samples), outputs, names, samples.describe())
     own = fidelity
     if reference_outputs is not None:
         fidelity = compare(reference_outputs, outputs, names, samples.describe())
@@ -267,7 +273,7 @@ def to_onnx(model, path=None, *, tflite: bytes | None = None, verification_data=
         >>> art.fidelity.max_abs_diff < 1e-4
         True
     """
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
     from keras_squeeze.export.artifact import Artifact, verification_samples
     from keras_squeeze.export.runtime import TFLiteRunner
 

@@ -7,12 +7,14 @@ dequantizing at the edges of integer-I/O models.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data.inputs import Samples, batched_call
 
 
@@ -41,23 +43,6 @@ def quant_params(detail: dict) -> QuantParams | None:
     if dtype.kind in "iu" and scale:
         return QuantParams(dtype.name, float(scale), int(zero))
     return None
-
-
-def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndarray]:
-    """The model's outputs (inference mode) as float arrays in output order."""
-    from keras_squeeze.api.models import output_names
-
-    names = output_names(model)
-
-    def run(batch):
-        out = model(batch if len(batch) > 1 else batch[0], training=False)
-        if isinstance(out, dict):
-            out = [out[n] for n in names]
-        elif not isinstance(out, (list, tuple)):
-            out = [out]
-        return [np.asarray(o, dtype=np.float32) for o in out]
-
-    return batched_call(run, samples, batch_size)
 
 
 def match_names(wanted: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -103,9 +88,21 @@ class TFLiteRunner:
     ):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(
-            model_content=content, model_path=path, num_threads=num_threads
-        )
+        # LiteRT's first allocation in a process applies the XNNPACK delegate,
+        # which prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        # to descriptor 2: allocate here, inside the capture. A model with free
+        # dimensions may allocate only at real input shapes, which run() sets.
+        log = NativeOutput()
+        try:
+            with log:
+                self.interpreter = Interpreter(
+                    model_content=content, model_path=path, num_threads=num_threads
+                )
+                with contextlib.suppress(RuntimeError, ValueError):
+                    self.interpreter.allocate_tensors()
+        except Exception:
+            log.replay()
+            raise
         signatures = self.interpreter.get_signature_list()
         self.signature = next(iter(signatures)) if signatures else None
         if self.signature is None:
@@ -113,6 +110,13 @@ class TFLiteRunner:
         self.runner = self.interpreter.get_signature_runner(self.signature)
         self.input_details = self.runner.get_input_details()
         self.output_details = self.runner.get_output_details()
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size the file fixes (1 for a deployable .tflite), or None when free."""
+        batches = {int(d["shape_signature"][0]) for d in self.input_details.values()}
+        fixed = [b for b in batches if b > 0]
+        return fixed[0] if fixed and len(batches) == 1 else None
 
     def input_quant(self, model_input_names: Sequence[str]) -> list[QuantParams | None]:
         names = match_names(model_input_names, list(self.input_details))
@@ -145,6 +149,8 @@ class TFLiteRunner:
                 for n, q in zip(out_names, out_q, strict=True)
             ]
 
+        if self.batch_size is not None:
+            return batched_call(run, samples, self.batch_size)
         try:
             return batched_call(run, samples, batch_size)
         except (ValueError, RuntimeError):
@@ -167,6 +173,9 @@ def onnx_outputs(
     options.log_severity_level = 3
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     onnx_inputs = session.get_inputs()
+    fixed = {i.shape[0] for i in onnx_inputs if i.shape and isinstance(i.shape[0], int)}
+    if len(fixed) == 1:  # e.g. converted from a batch-1 .tflite
+        batch_size = fixed.pop()
     names = match_names(input_names, [i.name for i in onnx_inputs])
     types = {i.name: i.type for i in onnx_inputs}
     in_q = list(input_quant) if input_quant else [None] * len(names)

@@ -10,7 +10,7 @@ import contextlib
 import io
 import pathlib
 
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.errors import ExportError, VerificationError
 from keras_squeeze.export.signature import serving_function
 
@@ -40,7 +40,7 @@ def verify(path, model, samples, reference_outputs=None):
     `reference_outputs` when given, else `model`.
     """
     from keras_squeeze.export.artifact import check_float_fidelity, check_outputs_finite
-    from keras_squeeze.export.runtime import keras_outputs, saved_model_outputs
+    from keras_squeeze.export.runtime import saved_model_outputs
     from keras_squeeze.report.metrics import compare
 
     specs = models.input_specs(model)
@@ -53,7 +53,7 @@ def verify(path, model, samples, reference_outputs=None):
             f"'serving_default'. Received: {type(e).__name__}: {str(e)[:500]}"
         ) from e
     check_outputs_finite(outputs, "SavedModel")
-    fidelity = compare(keras_outputs(model, samples), outputs, names, samples.describe())
+    fidelity = compare(models.keras_outputs(model, samples), outputs, names, samples.describe())
     check_float_fidelity(fidelity, "SavedModel")
     if reference_outputs is not None:
         fidelity = compare(reference_outputs, outputs, names, samples.describe())
@@ -79,7 +79,7 @@ def to_saved_model(model, path, *, version: int | None = 1, verification_data=No
     Example:
         >>> ks.export.to_saved_model(model, "serving/digits")  # serving/digits/1/
     """
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
     from keras_squeeze.export.artifact import Artifact, dir_size, verification_samples
 
     model = models.resolve_model(model)

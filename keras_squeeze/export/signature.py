@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 
 
 def serving_function(model):

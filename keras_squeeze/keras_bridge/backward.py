@@ -19,7 +19,8 @@ from __future__ import annotations
 import time
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import graph as core_graph
+from keras_squeeze.core import models
 from keras_squeeze.errors import BridgeError
 from keras_squeeze.keras_bridge import graph, ops, verify
 from keras_squeeze.keras_bridge.agreement import DEFAULT_RTOL
@@ -67,7 +68,7 @@ def _clone(like):
             return keras.models.clone_model(like)
         inputs = []
         for t in like.inputs:
-            layer = t._keras_history[0]
+            layer = core_graph.producer(t)
             config = layer.get_config()
             inputs.append(
                 keras.Input(

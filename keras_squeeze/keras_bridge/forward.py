@@ -12,7 +12,7 @@ Nested models are inlined (flattened): their layers become layers of the
 rebuilt model, under their own names. tfmot's prune_low_magnitude,
 cluster_weights and quantize_apply walk one level of layers and do not reach
 into a nested model, and keras_squeeze's per-layer settings and reports
-already name the leaf layers (`api.models.walk_layers`).
+already name the leaf layers (`core.models.walk_layers`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import graph as core_graph
+from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import BridgeError
 from keras_squeeze.keras_bridge import graph, layers, ops, verify
@@ -121,7 +122,7 @@ class _Rebuild:
 
         tensors = []
         for t in model.inputs:
-            layer = t._keras_history[0]
+            layer = core_graph.producer(t)
             config = layer.get_config()
             if config.get("optional"):
                 raise BridgeError(

@@ -1,14 +1,12 @@
 """Walking the layer graph of a Keras 3 Sequential or functional model.
 
-The walk follows what Keras 3 itself records when a layer or op is called on
-symbolic tensors (keras/src/ops/node.py): every output `KerasTensor` carries
-`_keras_history = (operation, node_index, tensor_index)`, and
-`operation._inbound_nodes[node_index]` is that call, with the symbolic
-`arguments` it was given and its flat `outputs`. Walking back from
-`model.outputs` gives every call in dependency order, shared layers once per
-call. Nested models (a keras.applications backbone used as a layer, a
-Sequential inside a functional model) are walked through: their calls are
-inlined, so the rebuilt model is flat (see `keras_bridge.forward`).
+The walk is `core.graph.walk`: back from `model.outputs` over what Keras 3
+records when a layer or op is called on symbolic tensors (keras/src/ops/node.py),
+every call once in dependency order; each call keeps the symbolic `arguments`
+it was given, which `evaluate` fills with values. Nested models (a
+keras.applications backbone used as a layer, a Sequential inside a functional
+model) are walked through: their calls are inlined, so the rebuilt model is
+flat (see `keras_bridge.forward`).
 
 This is Keras 3 glue only: `evaluate` runs a callback per call and leaves the
 meaning of a call to it (build a tf_keras layer, run a layer eagerly, ...).
@@ -20,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 
 from keras_squeeze import _compat
+from keras_squeeze.core import graph as core_graph
 from keras_squeeze.errors import BridgeError
 
 
@@ -51,11 +50,9 @@ def has_graph(model) -> bool:
         inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     except (AttributeError, ValueError):
         return False
-    return bool(inputs) and bool(outputs) and all(_history(t) is not None for t in outputs)
-
-
-def _history(tensor):
-    return getattr(tensor, "_keras_history", None)
+    return (
+        bool(inputs) and bool(outputs) and all(core_graph.history(t) is not None for t in outputs)
+    )
 
 
 def io_structure(model, which: str):
@@ -76,11 +73,6 @@ def io_structure(model, which: str):
     return flat[0] if len(flat) == 1 else flat
 
 
-def _node_of(tensor):
-    operation, node_index, _ = _history(tensor)
-    return operation._inbound_nodes[node_index]
-
-
 def ordered_nodes(model) -> list:
     """The calls (Keras 3 `Node`s) of `model`'s graph in dependency order.
 
@@ -88,31 +80,7 @@ def ordered_nodes(model) -> list:
     arguments that use them, so the order is deterministic. The walk stops at
     the model's inputs (which may be tensors of a larger graph).
     """
-    import keras
-
-    inputs = {id(t) for t in model.inputs}
-    order, done = [], set()
-    stack = [(_node_of(t), False) for t in reversed(list(model.outputs)) if id(t) not in inputs]
-    while stack:
-        node, expanded = stack.pop()
-        if id(node) in done:
-            continue
-        if expanded:
-            done.add(id(node))
-            order.append(node)
-            continue
-        stack.append((node, True))
-        parents = [
-            t
-            for t in keras.tree.flatten((node.arguments.args, node.arguments.kwargs))
-            if isinstance(t, keras.KerasTensor)
-        ]
-        for t in reversed(parents):
-            if id(t) not in inputs and _history(t) is not None and _history(t)[0] is not None:
-                parent = _node_of(t)
-                if id(parent) not in done:
-                    stack.append((parent, False))
-    return order
+    return core_graph.walk(model, stop=model.inputs)
 
 
 def is_nested_model(operation) -> bool:

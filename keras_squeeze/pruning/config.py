@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.layer_plan import check_selection
 from keras_squeeze.pruning.schedule import POLYNOMIAL, SCHEDULES
-from keras_squeeze.training import rate
 
 DEFAULT_TARGET_SPARSITY = 0.8
 # Layers whose kernel has fewer weights stay dense: little to gain, much to lose.
@@ -42,10 +42,10 @@ class Prune:
             and encode the .tflite's weights as sparse.
         sparse_encoding: store pruned float32 weights in the .tflite's sparse
             format: True, False, or "auto" (with float32 quantization only:
-            the file shrinks ~3x at 80% sparsity and XNNPACK can run sparse
-            1x1 convolutions from it). Quantized weights are always stored
-            dense: measured here, sparse int8 weights gzip worse (0.12 vs 0.09
-            of float) and XNNPACK fails to prepare FULLY_CONNECTED / CONV_2D
+            the file shrinks and XNNPACK can run sparse 1x1 convolutions from
+            it). Quantized weights are always stored dense: sparse int8
+            weights gzip worse than dense ones (benchmarks/RESULTS.md,
+            pruning) and XNNPACK fails to prepare FULLY_CONNECTED / CONV_2D
             nodes that read them.
         learning_rate_scale: the stage fine-tunes at this multiple of the
             run's learning rate (default 1.0: the network must recover from
@@ -106,28 +106,16 @@ class Prune:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise RecipeError(f"{name} must be an integer step. Received: {name}={value!r}")
-        if not isinstance(self.layers, dict):
-            raise RecipeError(
-                "layers must map a layer name, class or pattern to a sparsity (or None). "
-                f"Expected a dict. Received: {type(self.layers).__name__}"
-            )
-        for key, value in self.layers.items():
-            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise RecipeError(
-                    f"A per-layer sparsity must lie in [0, 1) or be None (keep dense). "
-                    f"Received: layers[{key!r}]={value!r}"
-                )
-        skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
-        object.__setattr__(self, "skip", skip)
-        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
+        check_selection(
+            self,
+            maps_to="a sparsity (or None)",
+            valid=lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+            value_rule="A per-layer sparsity must lie in [0, 1) or be None (keep dense)",
+        )
         if self.sparse_encoding not in (True, False, "auto"):
             raise RecipeError(
                 "sparse_encoding must be True, False or 'auto'. "
                 f"Received: sparse_encoding={self.sparse_encoding!r}"
-            )
-        if not isinstance(self.min_weights, int) or self.min_weights < 0:
-            raise RecipeError(
-                f"min_weights must be an integer >= 0. Received: min_weights={self.min_weights!r}"
             )
 
     @property

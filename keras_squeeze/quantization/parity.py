@@ -14,9 +14,9 @@ import re
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.data.inputs import Samples
-from keras_squeeze.export.runtime import TFLiteRunner, keras_outputs, match_names, quant_params
+from keras_squeeze.export.runtime import TFLiteRunner, match_names, quant_params
 from keras_squeeze.report import metrics
 from keras_squeeze.report.tflite_reader import read_tflite
 
@@ -95,7 +95,7 @@ def check(qat_model, content: bytes, samples: Samples, min_top1: float, min_sqnr
     """
     names = models.output_names(qat_model)
     specs = models.input_specs(qat_model)
-    keras_out = keras_outputs(qat_model, samples)
+    keras_out = models.keras_outputs(qat_model, samples)
     tflite_out = TFLiteRunner(content=content).run(samples, [s.name for s in specs], names)
     fidelity = metrics.compare(keras_out, tflite_out, names, samples.describe())
     ok = fidelity.sqnr_db >= min_sqnr_db and (

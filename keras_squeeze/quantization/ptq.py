@@ -17,15 +17,25 @@ class PTQMode:
 
     Attributes:
         name: the mode's name ("int8", ...).
-        scheme: the exact numeric scheme, for docs and reports.
+        kind: what the mode is ("full integer", ...).
+        weights: how the converter stores weights under it (TF 2.21: Conv and
+            Dense kernels alike; the report reads what each .tflite holds).
+        activations: activations, biases and model I/O.
         needs_calibration: whether representative data is required.
         io_types: allowed model input/output types; the first is the default.
     """
 
     name: str
-    scheme: str
+    kind: str
+    weights: str
+    activations: str
     needs_calibration: bool
     io_types: tuple[str, ...]
+
+    @property
+    def scheme(self) -> str:
+        """The exact numeric scheme, for docs and reports."""
+        return f"{self.kind}: weights {self.weights}; {self.activations}"
 
 
 PTQ_MODES: dict[str, PTQMode] = {
@@ -33,28 +43,33 @@ PTQ_MODES: dict[str, PTQMode] = {
     for m in (
         PTQMode(
             "float32",
-            "no quantization: float32 weights and activations",
+            "no quantization",
+            "float32",
+            "activations float32",
             False,
             ("float32",),
         ),
         PTQMode(
             "dynamic",
-            "dynamic-range: weights int8 (per-channel symmetric for convolutions, per-tensor "
-            "for fully-connected), activations float32 and quantized per batch at run time "
-            "by kernels that support it; constants under 1,024 elements stay float32",
+            "dynamic-range",
+            "int8 per-channel symmetric (constants under 1,024 elements stay float32)",
+            "activations float32, quantized per batch at run time by kernels that support it",
             False,
             ("float32",),
         ),
         PTQMode(
             "float16",
-            "float16 weights, dequantized to float32 at load on CPU (the GPU delegate runs "
-            "them in float16); activations float32",
+            "float16 weights",
+            "float16, dequantized to float32 at load on CPU (the GPU delegate runs them in "
+            "float16)",
+            "activations float32",
             False,
             ("float32",),
         ),
         PTQMode(
             "int8",
-            "full integer: weights int8 per-channel symmetric (per-tensor for fully-connected), "
+            "full integer",
+            "int8 per-channel symmetric",
             "activations int8 per-tensor asymmetric calibrated on representative data, bias "
             "int32; model inputs/outputs int8 or uint8 (or float32 with quantize/dequantize "
             "at the edges)",
@@ -63,9 +78,10 @@ PTQ_MODES: dict[str, PTQMode] = {
         ),
         PTQMode(
             "int16x8",
-            "16x8: activations int16 per-tensor symmetric calibrated on representative data, "
-            "weights int8 per-channel symmetric, bias int64; model inputs/outputs float32 "
-            "or int16",
+            "16x8",
+            "int8 per-channel symmetric",
+            "activations int16 per-tensor symmetric calibrated on representative data, bias "
+            "int64; model inputs/outputs float32 or int16",
             True,
             ("float32", "int16"),
         ),

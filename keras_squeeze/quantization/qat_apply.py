@@ -22,6 +22,7 @@ import functools
 import numpy as np
 
 from keras_squeeze import _compat
+from keras_squeeze.core import graph
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo, plan
 from keras_squeeze.quantization.qat_config import QAT
@@ -82,14 +83,6 @@ def output_quantize_config_class():
     return OutputQuantizeConfig
 
 
-def _inbound(layer):
-    found = []
-    for node in layer._inbound_nodes:
-        inbound = node.inbound_layers
-        found += inbound if isinstance(inbound, list) else [inbound]
-    return found
-
-
 def _activation_name(layer) -> str | None:
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None) if activation is not None else None
@@ -99,7 +92,7 @@ def treatment(layer) -> tuple[str | None, str]:
     """(kind, reason) for one layer; the reason says why when kind is not DEFAULT."""
     cls = type(layer).__name__
     if cls == "BatchNormalization":
-        previous = _inbound(layer)
+        previous = graph.inbound_layers(layer)
         if (
             len(previous) == 1
             and type(previous[0]).__name__ in _CONVS
@@ -231,7 +224,7 @@ def calibrate_ranges(qat_model, float_model, inputs: list) -> list[str]:
         inner = getattr(layer, "layer", None)
         names = _RANGE_VARIABLES
         if type(layer).__name__ == "QuantizeLayer":  # quantizes what its input layer gives
-            inbound = _inbound(layer)
+            inbound = graph.inbound_layers(layer)
             inner = inbound[0] if len(inbound) == 1 else None
             names = (f"{layer.name}_min", f"{layer.name}_max")
         variables = {

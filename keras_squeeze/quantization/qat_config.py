@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze.errors import RecipeError
-from keras_squeeze.training import rate
+from keras_squeeze.layer_plan import check_selection
 
 # The QAT Keras model and its .tflite should agree this well on top-1 class.
 DEFAULT_MIN_TOP1_AGREEMENT = 0.99
@@ -52,20 +52,12 @@ class QAT:
     learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
 
     def __post_init__(self):
-        if not isinstance(self.layers, dict):
-            raise RecipeError(
-                "layers must map a layer name, class or pattern to True or None. Expected a "
-                f"dict. Received: {type(self.layers).__name__}"
-            )
-        for key, value in self.layers.items():
-            if value not in (True, None):
-                raise RecipeError(
-                    "A per-layer QAT choice is True (quantize-aware) or None (keep float). "
-                    f"Received: layers[{key!r}]={value!r}"
-                )
-        skip = (self.skip,) if isinstance(self.skip, str) else tuple(self.skip)
-        object.__setattr__(self, "skip", skip)
-        object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))
+        check_selection(
+            self,
+            maps_to="True or None",
+            valid=lambda v: v is True,
+            value_rule="A per-layer QAT choice is True (quantize-aware) or None (keep float)",
+        )
         if not 0.0 <= self.min_top1_agreement <= 1.0:
             raise RecipeError(
                 "min_top1_agreement is a fraction. Expected a value in [0, 1]. "

@@ -28,7 +28,7 @@ def write_report_files(report, directory) -> list[str]:
     Returns:
         The file names written, charts first.
     """
-    from keras_squeeze.export import atomic
+    from keras_squeeze.core import atomic
 
     directory = pathlib.Path(directory)
     charts = render_charts(report)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 
+from keras_squeeze.report.layers import format_target, target_keys
 from keras_squeeze.report.summary import (
     HEADER,
     as_dict,
@@ -118,29 +119,25 @@ def _stages(r: dict) -> str:
 
 
 def _layers(r: dict) -> str:
+    layers = r.get("layers") or []
+    keys = target_keys(layers)
+    clustered = any(row.get("clusters") is not None for row in layers)
     rows = []
-    for row in r.get("layers") or []:
+    for row in layers:
         sparsity = row.get("sparsity")
         bar = (
             ""
             if sparsity is None
             else f'<span class="bar" style="width:{sparsity * 80:.0f}px"></span> {sparsity:.1%}'
         )
-        target = (row.get("targets") or {}).get("sparsity")
-        rows.append(
-            [
-                _e(row["name"]),
-                _e(row["type"]),
-                f"{row['params']:,}",
-                _e(row.get("quantized")),
-                bar,
-                "" if target is None else f"{target:.0%}",
-                _e(row.get("clusters")),
-                _e(row.get("reason")),
-            ]
-        )
-    header = ["layer", "type", "params", ".tflite kernel", "sparsity", "target", "clusters", "note"]
-    return _table(header, rows, numeric=(2, 5, 6))
+        targets = row.get("targets") or {}
+        cells = [_e(row["name"]), _e(row["type"]), f"{row['params']:,}", _e(row.get("quantized"))]
+        cells += [bar, *[_e(format_target(targets.get(key))) for key in keys]]
+        cells += [_e(row.get("clusters"))] if clustered else []
+        rows.append([*cells, _e(row.get("reason"))])
+    header = ["layer", "type", "params", ".tflite kernel", "sparsity"]
+    header += [f"{key} target" for key in keys] + (["clusters"] if clustered else [])
+    return _table([*header, "note"], rows, numeric=range(2, len(header)))
 
 
 def _exports(r: dict) -> str:

@@ -54,6 +54,25 @@ class LayerRow:
         return dataclasses.asdict(self)
 
 
+def target_keys(rows) -> list[str]:
+    """The stage targets the layer rows carry (LayerRow or report.json dicts), in first-seen
+    order: one column each in the per-layer tables (every stage sets its own keys)."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        targets = row.targets if isinstance(row, LayerRow) else (row.get("targets") or {})
+        keys.update(dict.fromkeys(targets))
+    return list(keys)
+
+
+def format_target(value) -> str:
+    """A target for a table cell: fractions as percentages ("80%"), the rest as written."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and 0.0 <= value <= 1.0:
+        return f"{value:.0%}"
+    return str(value)
+
+
 def weight_short_name(variable) -> str:
     """'kernel' for 'conv2d/kernel:0' (tf_keras) or a Keras 3 variable named 'kernel'."""
     name = getattr(variable, "path", None) or variable.name
@@ -62,7 +81,7 @@ def weight_short_name(variable) -> str:
 
 def kernels(layer) -> list[np.ndarray]:
     """The layer's kernel-like weights as numpy arrays, in Keras layout."""
-    from keras_squeeze.api.models import layer_weights
+    from keras_squeeze.core.models import layer_weights
 
     return [
         np.asarray(w.numpy() if hasattr(w, "numpy") else w)
@@ -152,7 +171,7 @@ def storage(t: Tensor) -> str:
 
 def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
     """Each Keras layer's kernels, found among the .tflite's constants by value."""
-    from keras_squeeze.api.models import layer_name
+    from keras_squeeze.core.models import layer_name
 
     layer_kernels = {layer_name(layer): kernels(layer) for layer in keras_layers}
     return match_kernels({n: k for n, k in layer_kernels.items() if k}, model)
@@ -160,7 +179,7 @@ def match_layers(keras_layers, model: TFLiteModel) -> dict[str, list[Tensor]]:
 
 def layer_rows(keras_layers, model: TFLiteModel, matches=None) -> list[LayerRow]:
     """One row per Keras layer (input layers excluded) with measured .tflite figures."""
-    from keras_squeeze.api.models import layer_name, layer_type, layer_weights
+    from keras_squeeze.core.models import layer_name, layer_type, layer_weights
 
     layers = [layer for layer in keras_layers if type(layer).__name__ != "InputLayer"]
     layer_kernels = {layer_name(layer): kernels(layer) for layer in layers}

@@ -47,6 +47,16 @@ def accuracy(outputs: np.ndarray, class_ids: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=-1) == np.asarray(class_ids).reshape(-1)))
 
 
+def classifier_accuracy(outputs: list[np.ndarray], labels) -> float | None:
+    """Top-1 accuracy of a model's outputs when it has one classifier output
+    (batch, classes >= 2) and labels (class ids or one-hot rows) are given; else None."""
+    from keras_squeeze.data.inputs import class_ids
+
+    if labels is None or len(outputs) != 1 or not is_classifier_output(outputs[0]):
+        return None
+    return accuracy(outputs[0], class_ids(labels))
+
+
 def gzip_size(content: bytes) -> int:
     """Size after gzip at level 9, the usual measure of download size."""
     return len(gzip.compress(bytes(content), compresslevel=9, mtime=0))

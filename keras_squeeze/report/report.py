@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from keras_squeeze.report.layers import LayerRow
+from keras_squeeze.report.layers import LayerRow, format_target, target_keys
 from keras_squeeze.report.metrics import Fidelity, format_db
 
 
@@ -232,22 +232,19 @@ class Report:
                     f"| {name} | {r.get('path')} | {r.get('bytes', 0):,} | {fid_text} | "
                     f"{'; '.join(r.get('notes', []))} |"
                 )
-        lines += [
-            "",
-            "## Layers",
-            "",
-            "| layer | type | params | .tflite kernel | sparsity | target | clusters | note |",
-            "|---|---|---:|---|---:|---:|---:|---|",
-        ]
+        keys = target_keys(self.layers)
+        clustered = any(row.clusters is not None for row in self.layers)
+        header = ["layer", "type", "params", ".tflite kernel", "sparsity"]
+        header += [f"{key} target" for key in keys] + (["clusters"] if clustered else [])
+        lines += ["", "## Layers", "", "| " + " | ".join([*header, "note"]) + " |"]
+        lines.append("|---|---|---:|---|---:|" + "---:|" * (len(header) - 5) + "---|")
         for row in self.layers:
-            sparsity = "" if row.sparsity is None else f"{row.sparsity:.1%}"
-            target = row.targets.get("sparsity")
-            target = "" if target is None else f"{target:.0%}"
-            clusters = "" if row.clusters is None else str(row.clusters)
-            lines.append(
-                f"| {row.name} | {row.type} | {row.params:,} | {row.quantized or ''} | "
-                f"{sparsity} | {target} | {clusters} | {row.reason or ''} |"
-            )
+            cells = [row.name, row.type, f"{row.params:,}", row.quantized or ""]
+            cells.append("" if row.sparsity is None else f"{row.sparsity:.1%}")
+            cells += [format_target(row.targets.get(key)) for key in keys]
+            if clustered:
+                cells.append("" if row.clusters is None else str(row.clusters))
+            lines.append("| " + " | ".join([*cells, row.reason or ""]) + " |")
         if self.notes or self.warnings:
             lines += ["", "## Notes", ""]
             lines += [f"- {n}" for n in self.notes]

@@ -92,6 +92,22 @@ def _keras_builtin(name: str) -> bool:
     return any(hasattr(getattr(keras, m, None), name) for m in BUILTIN_MODULES)
 
 
+def _python_builtin(name, registered_name) -> bool:
+    """Whether a "builtins" reference names something in Python's builtins module.
+
+    tf_keras' serialization_lib looks such a reference up there by its name, its
+    registered name and, for "Outer.inner", Outer; a name found in none of them
+    (a custom function saved without its module, "builtins.scaled_tanh") runs
+    nothing: the loader fails asking for custom_objects.
+    """
+    import builtins
+
+    names = [n for n in (name, registered_name) if isinstance(n, str)]
+    if isinstance(name, str) and name.count(".") == 1:
+        names.append(name.split(".")[0])
+    return any(n in vars(builtins) for n in names)
+
+
 def _registered(name, custom_objects) -> bool:
     if not isinstance(name, str):
         return False
@@ -145,7 +161,9 @@ def find_payloads(config, custom_objects: dict | None = None) -> list[Payload]:
             name = inner if class_name == "function" and isinstance(inner, str) else class_name
             registered = node.get("registered_name") or name
             keras_code = module.split(".", 1)[0] in KERAS_PACKAGES or (
-                module == "builtins" and isinstance(name, str) and _keras_builtin(name)
+                module == "builtins"
+                and isinstance(name, str)
+                and (_keras_builtin(name) or not _python_builtin(name, node.get("registered_name")))
             )
             supplied = _registered(registered, custom_objects) or _registered(name, custom_objects)
             if not (keras_code or supplied):

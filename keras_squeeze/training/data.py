@@ -14,8 +14,9 @@ import numpy as np
 
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError
+from keras_squeeze.training import defaults
 
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = defaults.DEFAULT_BATCH_SIZE
 
 
 @dataclasses.dataclass

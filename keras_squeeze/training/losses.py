@@ -20,7 +20,7 @@ def output_kind(model) -> str:
     Read from the layer producing the output: a softmax or sigmoid activation
     (as `activation=` or a Softmax / Activation layer) means probabilities.
     """
-    from keras_squeeze.api.models import output_layer
+    from keras_squeeze.core.models import output_layer
 
     name = _activation_name(output_layer(model))
     return PROBABILITIES if name in ("softmax", "sigmoid") else LOGITS

@@ -1,8 +1,12 @@
-"""Fine-tuning with Keras `fit`, for either Keras flavour, with or without a teacher.
+"""The one fine-tuning loop: Keras `fit`, for either Keras flavour, with or without a teacher.
 
-One `train_step` body serves both flavours: a small `Model` subclass is made
-for the student's flavour (so `fit`, progress bars and callbacks such as
-tfmot's pruning-step update work as usual), and its losses are plain TF ops.
+Every training stage of compress(), channel pruning's fine-tuning and
+ks.distill train through `fine_tune`. One `train_step` body serves both
+flavours: a small `Model` subclass is made for the student's flavour (so
+`fit`, progress bars and callbacks such as tfmot's pruning-step update work
+as usual), and its losses are plain TF ops.
+
+Its defaults, the same for every caller, are in `training.defaults`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.training import losses, rate
-
-DEFAULT_LEARNING_RATE = 1e-4
+from keras_squeeze.training.defaults import DEFAULT_LEARNING_RATE
 
 
 @dataclasses.dataclass

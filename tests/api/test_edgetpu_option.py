@@ -18,6 +18,7 @@ import pytest
 import keras_squeeze as ks
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.report.tflite_reader import read_tflite
+from tests.conftest import assert_saved_files
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +37,37 @@ def int8_edgetpu(trained_models, digits8):
 
 def test_batch_one_model_and_readiness_in_the_report(int8_edgetpu):
     result = int8_edgetpu
+    assert result.edgetpu_tflite == result.tflite  # model.tflite is batch 1 already
     tfl = read_tflite(result.edgetpu_tflite)
     assert tfl.tensors[tfl.inputs[0]].shape_signature[0] == 1  # static batch
     e = result.report.edgetpu
-    assert e["model"] == "batch-1 copy" and e["ops_on_cpu"] == 0 and e["first_cpu_op"] is None
+    assert e["model"] == "model.tflite" and e["ops_on_cpu"] == 0 and e["first_cpu_op"] is None
     assert e["compilable"] is True
+
+
+def test_a_free_batch_gets_a_batch_one_copy_for_the_edgetpu(trained_models, digits8):
+    (x, _), _ = digits8
+    result = ks.compress(
+        trained_models["keras3"],  # Keras 3's Flatten becomes a run-time reshape
+        "int8",
+        representative_data=x,
+        edgetpu=True,
+        dynamic_batch=True,
+        verbose=0,
+    )
+    free, fixed = read_tflite(result.tflite), read_tflite(result.edgetpu_tflite)
+    assert free.tensors[free.inputs[0]].shape_signature[0] == -1
+    assert {"SHAPE", "PACK"} <= {op.opcode for op in free.operators}  # run-time reshape
+    assert fixed.tensors[fixed.inputs[0]].shape_signature[0] == 1
+    assert "SHAPE" not in {op.opcode for op in fixed.operators}
+    assert result.report.edgetpu["model"] == "batch-1 copy"
+    assert result.report.edgetpu["compilable"] is True
 
 
 def test_save_without_the_compiler(int8_edgetpu, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     out = int8_edgetpu.save(tmp_path / "e", formats=["tflite"])
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["model.tflite", "model_for_edgetpu.tflite", "report.json", "report.md"]
+    assert_saved_files(out, ["model.tflite", "model_for_edgetpu.tflite"])
     report = json.loads((out / "report.json").read_text())
     assert report["edgetpu"]["compiled"] is False
     assert "edgetpu_compiler is not on PATH" in report["edgetpu"]["compiler_note"]
@@ -91,5 +111,6 @@ def test_every_int8_result_gets_readiness(trained_models, digits8):
     (x, _), _ = digits8
     result = ks.compress(trained_models["tf_keras"], "int8", representative_data=x, verbose=0)
     assert result.report.edgetpu["model"] == "model.tflite"
-    assert "ops_on_edgetpu" in result.report.edgetpu
+    # batch 1 by default: the reshape folds into a constant, every op maps
+    assert result.report.edgetpu["compilable"] is True and result.report.edgetpu["ops_on_cpu"] == 0
     assert ks.compress(trained_models["tf_keras"], "dynamic", verbose=0).report.edgetpu is None

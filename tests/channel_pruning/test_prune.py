@@ -104,7 +104,10 @@ def test_fine_tuning_with_fit_reports_accuracy(trained, digits8, flavour):
     acc = result.report.accuracy
     assert set(acc) == {"original", "pruned", "fine_tuned", "samples"} and acc["samples"] == 397
     assert acc["fine_tuned"] > acc["pruned"]
-    assert result.report.fine_tuning == "Model.fit for 2 epoch(s) with Adam (learning rate 0.0003)"
+    # the example CNN is compiled with Adam at 1e-3; the kept channels train at 0.3 of it
+    assert (
+        result.report.fine_tuning == "fine-tuned for 2 epoch(s) with Adam at learning rate 0.0003"
+    )
     assert 0.45 <= result.report.flops_ratio <= 0.5
 
 
@@ -200,7 +203,7 @@ def test_bad_data_arguments(zoo_results, digits8):
     model = zoo_results["keras3"][0]
     with pytest.raises(DataError, match=r"needs labelled training data.*Received: train_data=None"):
         prune_channels(model, epochs=2, loss="mse", verbose=0)
-    with pytest.raises(DataError, match=r"Fine-tuning needs a loss.*an uncompiled model"):
+    with pytest.raises(DataError, match=r"train_data has no labels and no teacher was given"):
         prune_channels(model, epochs=2, train_data=np.zeros((4, 16, 16, 3)), verbose=0)
     with pytest.raises(DataError, match=r"'taylor' criterion needs labelled data"):
         prune_channels(model, ChannelPruning(criterion="taylor"), loss="mse", verbose=0)
@@ -218,3 +221,16 @@ def test_bad_data_arguments(zoo_results, digits8):
         prune_channels(model, 0.5, verbose=0)
     with pytest.raises(DataError, match="epochs must be a non-negative integer"):
         prune_channels(model, epochs=-1, verbose=0)
+
+
+def test_an_uncompiled_model_fine_tunes_with_the_default_loss_and_rate(zoo_results):
+    model = zoo_results["keras3"][0]  # never compiled: no loss, no optimizer
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 16, 16, 3), dtype=np.float32)
+    y = rng.integers(0, model.outputs[0].shape[-1], 32)
+    result = prune_channels(model, train_data=(x, y), validation_data=(x, y), verbose=0)
+    # epochs default to 2 when train_data is given; Adam at 1e-3, times the stage's 0.3
+    assert (
+        result.report.fine_tuning == "fine-tuned for 2 epoch(s) with Adam at learning rate 0.0003"
+    )
+    assert result.report.accuracy["fine_tuned"] is not None

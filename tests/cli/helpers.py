@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 
@@ -36,15 +37,49 @@ def error_lines(stderr: str, program: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith(f"{program}: error:")]
 
 
+def script_env(env=None) -> dict:
+    """A script's environment: this one without TF_CPP_MIN_LOG_LEVEL, plus `env`.
+
+    The scripts set TensorFlow's log level themselves; the tests see what a
+    user's terminal shows.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != common.TF_LOG_LEVEL_ENV}
+    environment.update(env or {})
+    return environment
+
+
 def script(module: str, *args, cwd, timeout=600, env=None):
     """Runs `python -m keras_squeeze.cli.<module> args` in a fresh process."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", f"keras_squeeze.cli.{module}", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=environment,
+        env=script_env(env),
         timeout=timeout,
         check=False,
     )
+
+
+# Lines native code prints that a user should not see at the default verbosity:
+# absl / TensorFlow C++ log lines ("I0000 00:00:1796165918.664864    8456 port.cc:153] ..."),
+# the converter's calibration summary and LiteRT's delegate notice.
+_NATIVE_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\]")
+NATIVE_MARKERS = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations",
+    "Could not find cuda drivers",
+    "cuInit",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "fully_quantize",
+    "XNNPACK delegate",
+)
+
+
+def native_noise(stderr: str) -> list[str]:
+    """The lines of `stderr` that native libraries printed."""
+    return [
+        ln
+        for ln in stderr.splitlines()
+        if _NATIVE_LOG_LINE.match(ln) or any(m in ln for m in NATIVE_MARKERS)
+    ]

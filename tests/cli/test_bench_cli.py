@@ -20,12 +20,13 @@ from tests.bench.conftest import (  # noqa: F401  (shared session fixtures)
     int8_tflite,
     tiny_model,
 )
+from tests.cli.helpers import native_noise, script_env
 
 PROGRAM = "keras-squeeze-bench"
 
 
 def _script(*args, cwd, timeout=300, env=None, prelude=None):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    environment = script_env(env)
     if prelude is None:
         cmd = [sys.executable, "-m", "keras_squeeze.cli.bench", *args]
     else:
@@ -94,6 +95,7 @@ def test_script_end_to_end_with_chart(model_files, tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert native_noise(proc.stderr) == []  # LiteRT's "Created ... XNNPACK delegate" line
     assert "keras_squeeze: benchmarking float, int8 on this CPU" in proc.stdout
     data = json.loads((tmp_path / "out" / "latency.json").read_text())
     assert data["settings"]["num_threads"] == 2

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from keras_squeeze.cli import compress_lib
 from keras_squeeze.errors import DataError
+from tests.cli.helpers import native_noise, script
+from tests.conftest import assert_saved_files
 
 
 def _script(*args, cwd, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "keras_squeeze.cli.compress", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return script("compress", *args, cwd=cwd, timeout=timeout)
 
 
 def test_run_with_a_model_file_and_npz(trained_models, digits8, tmp_path):
@@ -47,7 +37,7 @@ def test_run_with_a_model_file_and_npz(trained_models, digits8, tmp_path):
 
 
 def test_digits_follow_the_model_input(trained_models):
-    from keras_squeeze.api.models import input_specs
+    from keras_squeeze.core.models import input_specs
 
     (x, _), _ = compress_lib.load_data("digits", input_specs(trained_models["keras3"]))
     assert x.shape[1:] == (8, 8, 1)
@@ -58,13 +48,9 @@ def test_digits_follow_the_model_input(trained_models):
 def test_script_default_job_end_to_end(tmp_path):
     proc = _script("--epochs=1", "--formats=tflite", "--formats=onnx", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert native_noise(proc.stderr) == []  # training, calibration, LiteRT and tf2onnx: quiet
     out = tmp_path / "squeezed"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "model.onnx",
-        "model.tflite",
-        "report.json",
-        "report.md",
-    ]
+    assert_saved_files(out, ["model.onnx", "model.tflite"], ("size", "accuracy"))
     assert (
         "top-1 agreement" in proc.stdout
         and "keras_squeeze: training the example CNN" in proc.stdout

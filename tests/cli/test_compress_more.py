@@ -10,6 +10,7 @@ import pytest
 
 from keras_squeeze.cli import compress, compress_lib
 from tests.cli.helpers import error_lines, run_main
+from tests.conftest import assert_saved_files
 from tests.data.image_folders import digits_folder, write_png
 
 PROGRAM = compress.PROGRAM
@@ -60,17 +61,11 @@ def test_edgetpu_and_io_types_reach_compress(model_path, tmp_path, capsys):
         "--verbose=0",
     )
     assert code == 0
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [
-        "model.tflite",
-        "model_for_edgetpu.tflite",
-        "report.json",
-        "report.md",
-    ]
+    assert_saved_files(tmp_path / "out", ["model.tflite", "model_for_edgetpu.tflite"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["edgetpu"]["model"] == "batch-1 copy"
+    assert report["edgetpu"]["model"] == "model.tflite"  # batch 1 already
     assert report["edgetpu"]["input_types"] == ["uint8"]
-    assert "Edge TPU (batch-1 copy):" in capsys.readouterr().out
+    assert "Edge TPU (model.tflite):" in capsys.readouterr().out
 
 
 def _one_error_line(capsys, expected: str, traceback=False) -> str:
@@ -150,3 +145,20 @@ def test_more_classes_than_outputs_is_refused(tmp_path, capsys, trained_models):
     assert run_main(compress, f"--model={path}", f"--output_dir={tmp_path / 'out'}") == 1
     _one_error_line(capsys, "more classes than the model has outputs. Expected at most 3")
     assert not (tmp_path / "out").exists()
+
+
+def test_dynamic_batch_flag_keeps_the_batch_free(model_path, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_squeeze.cli import export
+
+    def batch_of(path):
+        return Interpreter(model_path=str(path)).get_input_details()[0]["shape_signature"][0]
+
+    base = (f"--model={model_path}", "--formats=tflite", "--verbose=0")
+    assert run_main(compress, *base, "--dynamic_batch", f"--output_dir={tmp_path / 'c'}") == 0
+    assert run_main(export, *base, "--dynamic_batch", f"--output_dir={tmp_path / 'e'}") == 0
+    assert run_main(export, *base, f"--output_dir={tmp_path / 'fixed'}") == 0
+    assert batch_of(tmp_path / "c" / "model.tflite") == -1
+    assert batch_of(tmp_path / "e" / "model.tflite") == -1
+    assert batch_of(tmp_path / "fixed" / "model.tflite") == 1  # the default

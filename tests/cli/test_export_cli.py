@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_squeeze.cli import export, export_lib
 from keras_squeeze.errors import ExportError
-from tests.cli.helpers import error_lines, run_main, script
+from tests.cli.helpers import error_lines, native_noise, run_main, script
 
 PROGRAM = export.PROGRAM
 
@@ -48,14 +48,17 @@ def test_int8_to_every_format(model_path, trained_models, tmp_path, capsys, digi
     interpreter = Interpreter(model_path=str(out / "model.tflite"))
     runner = interpreter.get_signature_runner()
     ((name, detail),) = runner.get_input_details().items()
-    assert detail["dtype"] == np.uint8
+    assert detail["dtype"] == np.uint8 and detail["shape_signature"][0] == 1  # batch 1
     scale, zero = detail["quantization"]
     q = np.clip(np.round(x / scale + zero), 0, 255).astype(np.uint8)
-    tflite_top1 = next(iter(runner(**{name: q}).values())).argmax(-1)
+    one = range(len(x))
+    tflite_top1 = np.concatenate([next(iter(runner(**{name: q[i : i + 1]}).values())) for i in one])
+    tflite_top1 = tflite_top1.argmax(-1)
     session = ort.InferenceSession(str(out / "model.onnx"))
     onnx_in = session.get_inputs()[0]
     feed = q if onnx_in.type == "tensor(uint8)" else x
-    onnx_top1 = session.run(None, {onnx_in.name: feed})[0].argmax(-1)
+    onnx_top1 = np.concatenate([session.run(None, {onnx_in.name: feed[i : i + 1]})[0] for i in one])
+    onnx_top1 = onnx_top1.argmax(-1)
     served = tf.saved_model.load(str(out / "saved_model" / "1")).signatures["serving_default"]
     sm_top1 = next(iter(served(**{"image": tf.constant(x)}).values())).numpy().argmax(-1)
     for top1 in (tflite_top1, onnx_top1):
@@ -120,6 +123,7 @@ def test_script_end_to_end_with_a_flagfile(model_path, tmp_path):
     )
     proc = script("export", f"--flagfile={flagfile}", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert native_noise(proc.stderr) == []
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "export.json",
         "model.onnx",

@@ -43,7 +43,9 @@ def test_distill_any_flavour_pair(trained_models, digits8, teacher_flavour, stud
 
 def _batch_loss(teacher, student, x, y, distill_cfg):
     """The loss the real trainer computes on one batch."""
-    specs = [s for s in __import__("keras_squeeze.api.models", fromlist=["x"]).input_specs(student)]
+    specs = [
+        s for s in __import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(student)
+    ]
     train = train_data.prepare((x, y), specs, batch_size=len(x))
     task = trainer.make_task(student, train, distill_cfg)
     cls = trainer._trainer_class("keras3")

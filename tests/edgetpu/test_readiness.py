@@ -57,7 +57,12 @@ def tflites(example):
     ]:
         kw = {"representative_data": x} if quantization == "int8" else {}
         art = to_tflite(
-            m, quantization=quantization, inference_input_type=io, inference_output_type=io, **kw
+            m,
+            quantization=quantization,
+            inference_input_type=io,
+            inference_output_type=io,
+            dynamic_batch=m is model,  # the free batch the user's model has
+            **kw,
         )
         out[name] = art.content
     assert_weights_equal(before, model)  # the user's model is untouched
@@ -191,7 +196,7 @@ def mobilenet_v2():
         input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10
     )
     x = np.random.default_rng(0).uniform(-1, 1, (8, 96, 96, 3)).astype(np.float32)
-    return to_tflite(model, quantization="int8", representative_data=x).content
+    return to_tflite(model, quantization="int8", representative_data=x, dynamic_batch=True).content
 
 
 def test_mobilenet_v2_int8_maps_entirely(mobilenet_v2):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from keras_squeeze.core import atomic
 from keras_squeeze.errors import OutputError
-from keras_squeeze.export import atomic
 
 
 def test_write_bytes_replaces_and_leaves_no_temp(tmp_path):

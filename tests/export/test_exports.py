@@ -9,10 +9,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_squeeze as ks
-from keras_squeeze.api.models import input_specs
+from keras_squeeze.core.models import input_specs, keras_outputs
 from keras_squeeze.data.inputs import take_samples
 from keras_squeeze.errors import DataError, ExportError, RecipeError
-from keras_squeeze.export.runtime import keras_outputs
 from tests.conftest import keras
 
 
@@ -195,3 +194,33 @@ def test_multi_input_multi_output_through_every_format(flavour, tmp_path):
     sig = tf.saved_model.load(str(sm.path)).signatures["serving_default"]
     res = sig(zeta=tf.constant(data[0]), alpha=tf.constant(data[1]))
     np.testing.assert_allclose(res["aa_out"].numpy(), ref[1], atol=1e-5)
+
+
+def test_to_tflite_fixes_the_batch_at_one_unless_asked(trained_models):
+    from keras_squeeze.report.tflite_reader import read_tflite
+
+    model = trained_models["keras3"]
+    assert model.inputs[0].shape[0] is None
+    fixed = read_tflite(ks.export.to_tflite(model).content)
+    free = read_tflite(ks.export.to_tflite(model, dynamic_batch=True).content)
+    assert fixed.tensors[fixed.inputs[0]].shape_signature[0] == 1
+    assert free.tensors[free.inputs[0]].shape_signature[0] == -1
+    assert model.inputs[0].shape[0] is None  # the user's model keeps its free batch
+
+
+def test_a_model_that_cannot_be_copied_keeps_a_free_batch_and_says_why():
+    k = keras("keras3")
+
+    class Net(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = k.layers.Dense(3)
+
+        def call(self, x):
+            return self.d(x)
+
+    net = Net()
+    net(np.zeros((2, 5), np.float32))
+    art = ks.export.to_tflite(net)
+    assert any("keeps a free batch: no fixed-batch copy" in n for n in art.notes)
+    assert Interpreter(model_content=art.content).get_input_details()[0]["shape_signature"][0] == -1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from keras_squeeze.export import atomic
+from keras_squeeze.core import atomic
 
 
 def test_written_files_follow_the_umask(tmp_path):

@@ -326,6 +326,14 @@ def _snapshot(model) -> list[np.ndarray]:
     return [np.array(w, copy=True) for w in model.get_weights()]
 
 
+# What save(formats=("tflite",)) writes, besides the report_*.png charts.
+SAVED = ("model.tflite", "report.html", "report.json", "report.md")
+
+
+def _saved_file(name: str) -> bool:
+    return name in SAVED or (name.startswith("report_") and name.endswith(".png"))
+
+
 def _files(folder) -> list[str]:
     root = pathlib.Path(folder)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
@@ -362,11 +370,12 @@ def run_recipe(spec: Spec, recipe: str, workdir, distill: bool | None = None, se
         return cases.Outcome(
             cases.MUTATED, f"{recipe}: the model's weights changed", outcome.seconds
         )
+    saved = _files(out)
     left = [f for f in _files(workdir) if not f.startswith(out.name)] + [
-        f for f in _files(out) if f not in ("model.tflite", "report.json", "report.md")
+        f for f in saved if not _saved_file(f)
     ]
-    if outcome.kind == cases.READ and _files(out) != ["model.tflite", "report.json", "report.md"]:
-        return cases.Outcome(cases.PARTIAL, f"{recipe}: saved {_files(out)}", outcome.seconds)
+    if outcome.kind == cases.READ and not set(SAVED) <= set(saved):
+        return cases.Outcome(cases.PARTIAL, f"{recipe}: saved {saved}", outcome.seconds)
     if outcome.kind != cases.READ and _files(out):
         return cases.Outcome(
             cases.PARTIAL, f"{recipe}: a failed call left {_files(out)}", outcome.seconds

@@ -114,6 +114,6 @@ def damaged_text(draw, text: str):
             chars[pos] = draw(st.sampled_from(LOG_ALPHABET))
         elif op == "delete":
             del chars[pos]
-        else:
-            chars[pos] = chars[pos] * draw(st.integers(2, 5000))
+        else:  # one character, so repeats at one place add up instead of multiplying
+            chars[pos] = chars[pos][0] * draw(st.integers(2, 5000))
     return "".join(chars)

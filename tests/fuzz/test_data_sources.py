@@ -117,7 +117,7 @@ def write_folder(root: pathlib.Path, folder) -> None:
             path.write_bytes(data)
 
 
-@budget(20)
+@budget(12)
 @given(folder=image_folders(), channels=st.sampled_from([1, 3, 4]))
 def test_image_folders(folder, channels):
     with tempfile.TemporaryDirectory() as tmp:

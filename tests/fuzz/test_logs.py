@@ -42,14 +42,14 @@ def logs(draw, folder):
     )
 
 
-@budget(300, deadline_s=10)
+@budget(150, deadline_s=10)
 @given(text=logs(cases.EDGETPU_LOGS))
 def test_compiler_log(text):
     log = cases.run_case(parse_compiler_log, text, bound=10)
     assert log.kind == cases.READ, log
 
 
-@budget(300, deadline_s=10)
+@budget(150, deadline_s=10)
 @given(text=logs(cases.BENCHMARK_LOGS))
 def test_benchmark_model_output(text):
     out = cases.run_case(parse_output, text, bound=10)

@@ -115,7 +115,7 @@ def damaged_model_file(draw, reference: dict):
     return name, write
 
 
-@budget(40)
+@budget(25)
 @given(data=st.data())
 def test_load_model_on_damaged_files(reference, data):
     _, write = data.draw(damaged_model_file(reference))

@@ -2,7 +2,7 @@
 
 The model passed in is unchanged (weights compared before and after), and
 nothing is left behind: a failed call writes no file, a saved result holds
-exactly model.tflite, report.json and report.md. Shrunk failures are kept as
+exactly model.tflite, report.json, report.md, report.html and its charts. Shrunk failures are kept as
 explicit models in test_graph_regressions.py.
 """
 
@@ -23,11 +23,10 @@ def _check(spec, recipe, **kwargs):
     assert not cases.problems(outcome), f"{recipe}: {outcome}\n{graphs.spec_source(spec)}"
 
 
-@budget(6)
-@given(spec=graphs.graph_specs())
-def test_post_training_recipes(spec):
-    for recipe in graphs.PTQ_RECIPES:
-        _check(spec, recipe)
+@budget(8)
+@given(spec=graphs.graph_specs(), recipe=st.sampled_from(graphs.PTQ_RECIPES))
+def test_post_training_recipes(spec, recipe):
+    _check(spec, recipe)
 
 
 @budget(3)

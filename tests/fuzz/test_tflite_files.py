@@ -58,7 +58,7 @@ def _benchmark(path, measure_memory):
     )
 
 
-@budget(12)
+@budget(8)
 @given(content=damaged_tflite(SMALL_TFLITE), measure_memory=st.booleans())
 def test_benchmark_loads_damaged_files_in_a_child_first(content, measure_memory):
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +68,7 @@ def test_benchmark_loads_damaged_files_in_a_child_first(content, measure_memory)
         cases.assert_clean(outcome, [path, "'damaged'"])
 
 
-@budget(12)
+@budget(8)
 @given(content=damaged_tflite(SMALL_TFLITE))
 def test_probe(content):
     outcome = cases.run_case(probe_tflite, content, "'probe.tflite'", bound=300)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_squeeze import _compat
-from keras_squeeze.api.models import walk_layers
+from keras_squeeze.core.models import walk_layers
 from tests.conftest import assert_weights_equal
 from tests.keras_bridge.conftest import bridge_both_ways, build_application, images
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_squeeze import _compat
-from keras_squeeze.api.models import walk_layers
+from keras_squeeze.core.models import walk_layers
 from keras_squeeze.keras_bridge import to_keras3, to_tf_keras
 from tests.conftest import assert_weights_equal
 from tests.keras_bridge.conftest import bridge_both_ways

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_squeeze as ks
-from keras_squeeze.api import models
+from keras_squeeze.core import models
 from keras_squeeze.errors import BridgeError, ModelError
 from keras_squeeze.keras_bridge import to_tf_keras
 from tests.conftest import assert_weights_equal, keras, weights_snapshot

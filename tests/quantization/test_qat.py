@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ from keras_squeeze.errors import RecipeError
 from keras_squeeze.quantization import parity, qat_apply
 from keras_squeeze.quantization.qat_config import QAT
 from keras_squeeze.report.tflite_reader import read_tflite
+from keras_squeeze.stages import get_stage
 from tests.conftest import assert_weights_equal, weights_snapshot
 
 L = tf_keras.layers
@@ -174,7 +176,7 @@ def test_parity_names_the_first_layer_that_parts(qat_result, data):
     (x, _), _ = data
     samples = take_samples(
         x[:32],
-        [__import__("keras_squeeze.api.models", fromlist=["x"]).input_specs(qat_model)[0]],
+        [__import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(qat_model)[0]],
         None,
         "x",
     )
@@ -187,8 +189,14 @@ def test_parity_names_the_first_layer_that_parts(qat_result, data):
         weights[kernel_index] = -weights[kernel_index]
         wrapper.set_weights(weights)
         report = parity.check(qat_model, result.tflite, samples, 0.99, 15.0)
+        # the stage's check puts it in the report, loudly
+        full = dataclasses.replace(result.report, warnings=[])
+        get_stage("qat").verify(full, qat_model, result.tflite, samples, QAT(), verbose=0)
     finally:
         wrapper.set_weights(saved)
+    (warning,) = full.warnings
+    assert warning.startswith("THE QUANTIZATION-AWARE KERAS MODEL AND ITS .tflite DISAGREE")
+    assert "they first part at layer 'quant_conv2d_2'" in warning
     assert not report["ok"]
     assert report["first_divergent_layer"] == "quant_conv2d_2"
     layers = {r["layer"]: r for r in report["layers"]}

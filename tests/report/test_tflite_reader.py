@@ -39,7 +39,7 @@ def test_float_constants_read_back_exactly(flavour):
 def test_int8_constants_dequantize_per_channel(flavour):
     model, kernel = _dense_model(flavour)
     x = np.random.default_rng(1).normal(size=(64, 32)).astype(np.float32)
-    from keras_squeeze.api.models import input_specs
+    from keras_squeeze.core.models import input_specs
 
     calib = take_samples(x, input_specs(model), None, "representative_data")
     m = read_tflite(tflite_export.convert(model, "int8", calib))
@@ -84,7 +84,7 @@ def test_similarity_sees_through_layouts_and_per_channel_scaling():
 def test_layer_rows_match_by_value_in_both_flavours(trained_models, flavour, digits8):
     model = trained_models[flavour]
     (x, _), _ = digits8
-    from keras_squeeze.api.models import input_specs, walk_layers
+    from keras_squeeze.core.models import input_specs, walk_layers
 
     calib = take_samples(x[:64], input_specs(model), None, "representative_data")
     m = read_tflite(tflite_export.convert(model, "int8", calib))

@@ -211,6 +211,14 @@ def test_find_payloads_on_plain_configs():
     ]
     keras_fn = {"module": "builtins", "class_name": "function", "config": "relu"}
     assert model_files.find_payloads({"config": {"activation": keras_fn}}) == []
+    # How tf_keras saves a custom function in .h5: no module, nothing of Python's
+    # builtins to import (the loader asks for custom_objects); builtins.exec is code.
+    custom_fn = {"module": "builtins", "class_name": "function", "config": "scaled_tanh"}
+    assert model_files.find_payloads({"config": {"activation": custom_fn}}) == []
+    for name, registered in [("exec", "function"), ("scaled_tanh", "eval"), ("print.x", None)]:
+        fn = {**custom_fn, "config": name, "registered_name": registered}
+        (found,) = model_files.find_payloads({"config": {"activation": fn}})
+        assert f"a reference to 'builtins.{name}'" in str(found)
     deep = {"config": None}
     for _ in range(5000):  # deeper than Python's recursion limit
         deep = {"config": {"inner": deep}}

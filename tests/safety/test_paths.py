@@ -8,8 +8,8 @@ import pytest
 
 import keras_squeeze as ks
 from keras_squeeze.cli import export_lib
+from keras_squeeze.core import atomic
 from keras_squeeze.errors import OutputError
-from keras_squeeze.export import atomic
 from keras_squeeze.safety.paths import contained
 
 
@@ -67,24 +67,46 @@ def test_export_refuses_before_any_work(tmp_path, outside, model_file):
     assert sorted(p.name for p in out.iterdir()) == ["saved_model"]
 
 
-def test_save_replaces_links_and_not_what_they_point_at(tmp_path, outside, trained_models):
+@pytest.fixture(scope="module")
+def dynamic_result(trained_models):
+    return ks.compress(trained_models["keras3"], "dynamic", verbose=0)
+
+
+def test_save_replaces_links_and_not_what_they_point_at(tmp_path, outside, dynamic_result):
     other, precious = outside
     out = tmp_path / "out"
     out.mkdir()
     os.symlink(other, out / "saved_model")
     os.symlink(precious, out / "model.tflite")
-    result = ks.compress(trained_models["keras3"], "dynamic", verbose=0)
-    result.save(out, formats=("tflite", "saved_model"))
+    os.symlink(precious, out / "report.html")
+    dynamic_result.save(out, formats=("tflite", "saved_model"))
     _untouched(other, precious)
-    assert not (out / "model.tflite").is_symlink() and (out / "model.tflite").stat().st_size > 0
+    for name in ("model.tflite", "report.html"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0
     assert not (out / "saved_model").is_symlink()
     assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
-    assert sorted(p.name for p in out.iterdir()) == [
+    names = sorted(p.name for p in out.iterdir())
+    charts = [n for n in names if n.startswith("report_") and n.endswith(".png")]
+    assert charts and all((out / n).is_file() and not (out / n).is_symlink() for n in charts)
+    assert [n for n in names if n not in charts] == [
         "model.tflite",
+        "report.html",
         "report.json",
         "report.md",
         "saved_model",
     ]
+
+
+def test_save_checks_the_chart_names_before_any_work(tmp_path, dynamic_result):
+    """report.html and the report_*.png charts are checked like the artifacts, up front."""
+    out = tmp_path / "out"
+    (out / "report_latency.png").mkdir(parents=True)
+    with pytest.raises(
+        OutputError, match=r"holds 'report_latency.png' as a directory\. Expected a file"
+    ):
+        dynamic_result.save(out, formats=("tflite",))
+    assert sorted(p.name for p in out.iterdir()) == ["report_latency.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_move_into_place_over_a_dangling_link(tmp_path):

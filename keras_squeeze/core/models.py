@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 
 from keras_squeeze import _compat
-from keras_squeeze.data.inputs import InputSpec
+from keras_squeeze.data.inputs import InputSpec, Samples, batched_call
 from keras_squeeze.errors import ModelError, NonFiniteError
 
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -47,7 +47,9 @@ def load_model(
     Args:
         path: file or directory path.
         custom_objects: custom layer classes and functions, by name.
-        compile: restore the compiled loss/optimizer when the file has them.
+        compile: restore the compiled loss/optimizer when the file has them;
+            a file whose model loads but whose compiled state does not is
+            loaded uncompiled.
         allow_unsafe_deserialization: load a file that carries Python code
             (Lambda layers) and run that code; only for files you trust.
 
@@ -88,17 +90,22 @@ def load_model(
         )
     loaders = model_files.check_model_file(p, custom_objects, allow_unsafe_deserialization)
     errors = []
-    for flavour in loaders:
+    # Then without the compiled loss and optimizer: tf_keras >= 2.13 writes a
+    # custom activation function into .h5 in a form its own .h5 reader refuses,
+    # which Keras 3 reads, but not the tf_keras loss config saved beside it.
+    attempts = [(f, compile) for f in loaders] + ([(f, False) for f in loaders] if compile else [])
+    for flavour, with_compile in attempts:
         k = _compat.keras_module(flavour)
         try:
             model = k.models.load_model(
                 p,
                 custom_objects=custom_objects,
-                compile=compile,
+                compile=with_compile,
                 safe_mode=not allow_unsafe_deserialization,
             )
         except Exception as e:  # try the other flavour before giving up
-            errors.append(f"{flavour}: {type(e).__name__}: {' '.join(str(e).split())[:500]}")
+            if with_compile == compile:
+                errors.append(f"{flavour}: {type(e).__name__}: {' '.join(str(e).split())[:500]}")
             continue
         return ensure_model(model, "the loaded file")
     raise ModelError(
@@ -317,6 +324,21 @@ def output_names(model) -> list[str]:
     return _traced_output_names(model)
 
 
+def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndarray]:
+    """The model's outputs (inference mode) as float arrays in output order."""
+    names = output_names(model)
+
+    def run(batch):
+        out = model(batch if len(batch) > 1 else batch[0], training=False)
+        if isinstance(out, dict):
+            out = [out[n] for n in names]
+        elif not isinstance(out, (list, tuple)):
+            out = [out]
+        return [np.asarray(o, dtype=np.float32) for o in out]
+
+    return batched_call(run, samples, batch_size)
+
+
 def _traced_output_names(model) -> list[str]:
     specs = input_specs(model)
     zeros = [np.zeros((1, *[1 if d is None else d for d in s.shape]), dtype=s.dtype) for s in specs]
@@ -397,10 +419,9 @@ def layer_weights(layer) -> list:
 
 def output_layer(model):
     """The layer that produces the model's first output (inside nested models too)."""
-    tensor = model.outputs[0]
-    history = getattr(tensor, "_keras_history", None)
-    layer = history[0] if history is not None else model.layers[-1]
+    from keras_squeeze.core import graph
+
+    layer = graph.producer(model.outputs[0]) or model.layers[-1]
     while _compat.is_keras_model(layer) and getattr(layer, "outputs", None):
-        history = getattr(layer.outputs[0], "_keras_history", None)
-        layer = history[0] if history is not None else layer.layers[-1]
+        layer = graph.producer(layer.outputs[0]) or layer.layers[-1]
     return layer

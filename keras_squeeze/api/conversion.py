@@ -1,0 +1,106 @@
+"""compress()'s third step: the .tflite files, with the converter options the stages ask for.
+
+The original model is converted once to float32 (the baseline every ratio is
+against); the compressed model with the recipe's post-training mode and the
+options every stage that ran contributes (`Stage.converter_options`, merged
+in pipeline order, a later stage's value winning). With several stages, each
+earlier stage's model is converted the same way, so the report can say what
+stopping after it would ship. Every file fixes the batch at 1 (what phones,
+microcontrollers and the Edge TPU run; see `core.batch`) unless the job keeps
+the free batch (`dynamic_batch=True`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from keras_squeeze.core.batch import batch_one
+from keras_squeeze.core.progress import say
+from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.report import metrics
+
+FREE_BATCH = "the .tflite keeps a free batch"
+
+
+@dataclasses.dataclass
+class Converted:
+    """The .tflite files of one compress() call.
+
+    Attributes:
+        baseline: the original model as float32 .tflite bytes.
+        content: the compressed .tflite bytes.
+        seconds: wall time of the compressed conversion.
+        options: the converter options it used.
+        edgetpu: the batch-1 full-integer copy for the Edge TPU, when asked.
+    """
+
+    baseline: bytes
+    content: bytes
+    seconds: float
+    options: dict
+    edgetpu: bytes | None = None
+
+
+def merged_options(recipe, stages) -> dict:
+    """The converter options of `stages` (in order), a later stage's value winning."""
+    options: dict = {}
+    for stage in stages:
+        options.update(stage.converter_options(recipe.config_of(stage.name), recipe.quantization))
+    return options
+
+
+def deployable(job, model, stages, dynamic_batch: bool | None = None):
+    """`model` as it converts: at batch 1 (a verified copy, cloned within the scopes of
+    the stages whose layers it holds), or as it is with the free batch."""
+    if job.dynamic_batch if dynamic_batch is None else dynamic_batch:
+        return model
+    fixed, reason = batch_one(model, [stage.load_scope() for stage in stages])
+    if reason is not None and not any(n.startswith(FREE_BATCH) for n in job.notes):
+        job.notes.append(f"{FREE_BATCH}: no fixed-batch copy could be made ({reason})")
+    return fixed
+
+
+def _convert(job, model, stages, options: dict, dynamic_batch: bool | None = None) -> bytes:
+    return tflite_export.convert(
+        deployable(job, model, stages, dynamic_batch),
+        job.mode,
+        job.calibration,
+        job.in_type,
+        job.out_type,
+        job.verbose,
+        **options,
+    )
+
+
+def convert(job, trained) -> Converted:
+    """Converts the original (float32) and the compressed model; sizes every stage's model."""
+    if job.calibration is not None:
+        say(job.verbose, f"calibrating on {job.calibration.describe()}")
+    say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
+    baseline = tflite_export.convert(deployable(job, job.model, []), "float32", verbose=job.verbose)
+    stages = trained.stages
+    options = merged_options(job.recipe, stages)
+    sparse = " and sparse encoding" if options.get("sparse") else ""
+    batch = "free batch" if job.dynamic_batch else "batch 1"
+    say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
+    start = time.perf_counter()
+    content = _convert(job, trained.model, stages, options)
+    seconds = time.perf_counter() - start
+    for i, record in enumerate(trained.records):
+        done = stages[: i + 1]
+        stage_content = (
+            content
+            if i == len(trained.records) - 1
+            else _convert(job, record.model, done, merged_options(job.recipe, done))
+        )
+        record.tflite_bytes = len(stage_content)
+        record.tflite_gzip_bytes = metrics.gzip_size(stage_content)
+    edgetpu = None
+    if job.edgetpu:
+        if job.dynamic_batch:
+            say(job.verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
+            edgetpu = _convert(job, trained.model, stages, options, dynamic_batch=False)
+        else:
+            edgetpu = content  # batch 1 already
+    return Converted(baseline, content, seconds, options, edgetpu)

@@ -1,0 +1,171 @@
+"""compress()'s last steps: verify the .tflite, then write down what was done and measured.
+
+`verify` runs the compressed .tflite in ai_edge_litert against the original
+float model (fidelity) and, with labelled validation data, measures accuracy
+before and after on the .tflite itself. `build_report` matches every Keras
+layer to its .tflite kernel, lets each stage that ran annotate the rows of
+the layers it changed (its settings checked against what the .tflite holds)
+and check the whole file (`Stage.verify`), and adds the Edge TPU readiness,
+latency and warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_squeeze import _compat
+from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
+from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.quantization import ptq
+from keras_squeeze.report import metrics, scheme
+from keras_squeeze.report.layers import layer_rows, match_layers
+from keras_squeeze.report.report import ModelStats, Report
+from keras_squeeze.report.tflite_reader import read_tflite
+
+# Below these the quantized model disagrees with the float one enough to warn.
+MIN_TOP1_AGREEMENT = 0.95
+MIN_SQNR_DB = 10.0
+# The converter leaves weight tensors below this size in float32 under
+# dynamic-range quantization (the quantize/dequantize cost outweighs the gain).
+DYNAMIC_RANGE_MIN_ELEMENTS = 1024
+
+
+@dataclasses.dataclass
+class Verified:
+    """The compressed .tflite run against the original float model."""
+
+    fidelity: metrics.Fidelity
+    accuracy: dict | None
+
+
+def verify(job, trained, converted) -> Verified:
+    """Fidelity of the .tflite against the original model; accuracy on labelled validation data.
+
+    Raises:
+        VerificationError: the .tflite does not load or run, gives non-finite
+            outputs, or (float32) does not reproduce its Keras model.
+    """
+    say(job.verbose, f"verifying the .tflite in ai_edge_litert on {job.check.describe()}")
+    model = trained.model
+    reference = models.keras_outputs(job.model, job.check) if model is not job.model else None
+    fidelity, runner = tflite_export.verify(
+        converted.content, model, job.check, job.mode.name, reference_outputs=reference
+    )
+    accuracy = None
+    validation = job.validation
+    if validation is not None and validation.labels is not None:
+        original = metrics.classifier_accuracy(
+            models.keras_outputs(job.model, validation), validation.labels
+        )
+        if original is not None:
+            names = [s.name for s in job.specs]
+            outputs = runner.run(validation, names, models.output_names(job.model))
+            accuracy = {
+                "original": original,
+                "compressed": metrics.classifier_accuracy(outputs, validation.labels),
+                "samples": validation.count,
+                "data": "validation_data",
+            }
+    return Verified(fidelity, accuracy)
+
+
+def build_report(job, trained, converted, verified) -> Report:
+    """The Report of one compress() call (see `keras_squeeze.report.report.Report`)."""
+    tflite_model = read_tflite(converted.content)
+    keras_layers = list(models.walk_layers(trained.model))
+    matches = match_layers(keras_layers, tflite_model)
+    rows = layer_rows(keras_layers, tflite_model, matches)
+    report = Report(
+        recipe=job.recipe.name,
+        quantization=job.mode.name,
+        scheme=scheme.describe(job.mode, rows),
+        keras_flavour=job.flavour,
+        original=ModelStats(
+            models.count_params(job.model),
+            len(converted.baseline),
+            metrics.gzip_size(converted.baseline),
+        ),
+        compressed=ModelStats(
+            models.count_params(trained.model),
+            len(converted.content),
+            metrics.gzip_size(converted.content),
+        ),
+        fidelity=verified.fidelity,
+        accuracy=verified.accuracy,
+        conversion_seconds=converted.seconds,
+        calibration=job.calibration.describe() if job.calibration is not None else None,
+        layers=rows,
+        stages=[r.to_dict() for r in trained.records],
+        training=trained.info,
+        notes=list(job.notes),
+    )
+    annotate(report, trained.records, trained.stages, matches)
+    for stage in trained.stages:
+        config = job.recipe.config_of(stage.name)
+        stage.verify(report, trained.model, converted.content, job.check, config, job.verbose)
+    kept = [s for s in trained.stages if not s.hands_back_keras3]
+    if kept and job.flavour == _compat.KERAS3:
+        report.notes.append(kept[-1].tf_keras_note)
+    if job.mode.name == "int8":
+        from keras_squeeze.edgetpu import edgetpu_readiness
+
+        if converted.edgetpu is not None and converted.edgetpu is not converted.content:
+            report.edgetpu = {"model": "batch-1 copy", **edgetpu_readiness(converted.edgetpu)}
+        else:
+            report.edgetpu = {"model": "model.tflite", **edgetpu_readiness(converted.content)}
+    if job.measure_latency:
+        from keras_squeeze.bench import compare_latency
+
+        say(job.verbose, "measuring latency: original float32 vs compressed .tflite, interleaved")
+        report.latency = compare_latency(converted.baseline, converted.content, num_threads=1)
+    explain_float_kernels(report, job.mode)
+    warn_on_low_fidelity(report, job.mode)
+    return report
+
+
+def annotate(report: Report, records, stages, matches) -> None:
+    """Each stage's per-layer settings and reasons in the rows, checked against the .tflite."""
+    rows = {row.name: row for row in report.layers}
+    for stage, record in zip(stages, records, strict=True):
+        for name, decision in record.decisions.items():
+            row = rows.get(name)
+            if row is None:
+                continue
+            if decision.setting is None:
+                row.add_reason(f"{record.name}: {decision.reason}")
+            else:
+                stage.annotate(report, row, decision, matches.get(name, []), record)
+
+
+def explain_float_kernels(report: Report, mode: ptq.PTQMode) -> None:
+    """Says why a kernel stayed float32 under a quantizing mode."""
+    if mode.name == "float32":
+        return
+    for row in report.layers:
+        if row.quantized == "float32" and row.reason is None:
+            if mode.name == "dynamic" and row.params < DYNAMIC_RANGE_MIN_ELEMENTS:
+                row.reason = (
+                    f"kept float32: dynamic-range quantization skips weights under "
+                    f"{DYNAMIC_RANGE_MIN_ELEMENTS:,} elements"
+                )
+            else:
+                row.reason = "kept float32 by the converter"
+
+
+def warn_on_low_fidelity(report: Report, mode: ptq.PTQMode) -> None:
+    """A warning when a post-training result departs from the float model."""
+    f = report.fidelity
+    if report.stages:
+        return  # a retrained model is expected to differ; accuracy tells more
+    if f.top1_agreement is not None and f.top1_agreement < MIN_TOP1_AGREEMENT:
+        report.warnings.append(
+            f"the '{mode.name}' .tflite agrees with the float model on only "
+            f"{f.top1_agreement:.1%} of top-1 predictions ({f.inputs}); check the calibration "
+            "data covers real inputs, or use quantization-aware training"
+        )
+    elif f.top1_agreement is None and f.sqnr_db < MIN_SQNR_DB:
+        report.warnings.append(
+            f"the '{mode.name}' .tflite's outputs are far from the float model's "
+            f"(SQNR {f.sqnr_db:.1f} dB on {f.inputs})"
+        )

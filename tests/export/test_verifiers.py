@@ -1,0 +1,101 @@
+"""Each export's verifier, fed an artifact that must fail it: the checks are not only absent.
+
+Every case is a real file made by the real exporter, checked against a model
+it was not made from (or damaged), so the verifier has to catch it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from keras_squeeze.core import models
+from keras_squeeze.data.inputs import synthetic_samples
+from keras_squeeze.errors import VerificationError
+from keras_squeeze.export import onnx as onnx_export
+from keras_squeeze.export import saved_model as saved_model_export
+from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.export.runtime import TFLiteRunner
+from tests.conftest import keras
+
+
+def _dense_model(seed: int, log: bool = False):
+    k = keras("keras3")
+    k.utils.set_random_seed(seed)
+    inputs = k.Input((6,), name="x")
+    x = k.layers.Dense(4, name="d")(inputs)
+    if log:  # log of a negative number: NaN outputs from finite weights
+        x = k.layers.Lambda(lambda t: k.ops.log(t - 100.0), name="log")(x)
+    return k.Model(inputs, x)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two models of one architecture with different weights, and check samples."""
+    a, b = _dense_model(0), _dense_model(1)
+    return a, b, synthetic_samples(models.input_specs(a), 16)
+
+
+def test_tflite_that_does_not_run(pair):
+    a, _, samples = pair
+    with pytest.raises(VerificationError, match=r"could not be run by ai_edge_litert"):
+        tflite_export.verify(b"TFL3 not a model", a, samples)
+
+
+def test_float_tflite_of_another_model(pair):
+    a, b, samples = pair
+    content = tflite_export.convert(a)
+    tflite_export.verify(content, a, samples)  # its own model passes
+    with pytest.raises(VerificationError, match=r"float32 \.tflite does not reproduce the Keras"):
+        tflite_export.verify(content, b, samples)
+
+
+def test_tflite_with_non_finite_outputs():
+    model = _dense_model(0, log=True)
+    samples = synthetic_samples(models.input_specs(model), 8)
+    content = tflite_export.convert(model)
+    with pytest.raises(VerificationError, match=r"\.tflite model produced NaN or Inf \(output 0\)"):
+        tflite_export.verify(content, model, samples)
+
+
+def test_onnx_that_does_not_run(pair, tmp_path):
+    a, _, samples = pair
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\x07not onnx")
+    with pytest.raises(VerificationError, match=r"could not be run by onnxruntime"):
+        onnx_export.verify(path, a, samples)
+
+
+def test_float_onnx_of_another_model(pair, tmp_path):
+    a, b, samples = pair
+    path = tmp_path / "a.onnx"
+    path.write_bytes(onnx_export.from_keras(a))
+    onnx_export.verify(path, a, samples)
+    with pytest.raises(VerificationError, match=r"float ONNX model does not reproduce the Keras"):
+        onnx_export.verify(path, b, samples)
+
+
+def test_onnx_that_departs_from_its_tflite(pair, tmp_path):
+    a, b, samples = pair
+    tflite_a = tflite_export.convert(a, "int8", samples, "float32", "float32")
+    tflite_b = tflite_export.convert(b, "int8", samples, "float32", "float32")
+    path = tmp_path / "a_int8.onnx"
+    path.write_bytes(onnx_export.from_tflite(tflite_a, ["x"], models.output_names(a)))
+    onnx_export.verify(path, a, samples, TFLiteRunner(content=tflite_a))
+    with pytest.raises(VerificationError, match=r"ONNX model does not reproduce the \.tflite"):
+        onnx_export.verify(path, a, samples, TFLiteRunner(content=tflite_b))
+
+
+def test_saved_model_that_does_not_load(pair, tmp_path):
+    a, _, samples = pair
+    (tmp_path / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(VerificationError, match=r"SavedModel could not be loaded and run"):
+        saved_model_export.verify(tmp_path, a, samples)
+
+
+def test_saved_model_of_another_model(pair, tmp_path):
+    a, b, samples = pair
+    path = tmp_path / "1"
+    saved_model_export.write(a, path)
+    saved_model_export.verify(path, a, samples)
+    with pytest.raises(VerificationError, match=r"The SavedModel does not reproduce the Keras"):
+        saved_model_export.verify(path, b, samples)
