@@ -67,7 +67,13 @@ def with_batch_size(model, batch_size: int = 1):
             "functional or Sequential model (build subclassed models on keras.Input(batch_size=1) "
             f"instead). Received: {type(e).__name__}: {e}"
         ) from e
-    clone.set_weights(model.get_weights())
+    try:
+        clone.set_weights(model.get_weights())
+    except ValueError as e:  # a clone whose layers made other weights (a tfmot scheme's quantizers)
+        raise ModelError(
+            f"The model '{model.name}' cannot be copied with a fixed batch size: its clone holds "
+            f"other weights. Expected the same weights in a clone. Received: {e}"[:600]
+        ) from e
     _check_same(model, clone, specs, batch_size)
     return clone
 
