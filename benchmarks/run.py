@@ -28,6 +28,7 @@ from benchmarks import (
     pruning,
     ptq,
     qat,
+    robustness,
     subclassed,
 )
 
@@ -44,6 +45,7 @@ SECTIONS = {
     "edgetpu": edgetpu.run,
     "cli": cli.run,
     "subclassed": subclassed.run,
+    "robustness": robustness.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -13,8 +13,11 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "keras_squeeze"
 # The ground floor: used by everything, imports (besides itself) only these.
-GROUND = {"core": {"errors", "_compat", "data"}}
+# safety (untrusted files and paths) is below core: core's loaders and atomic
+# writes use it, and it uses nothing of the package but errors and _compat.
+GROUND = {"core": {"errors", "_compat", "data", "safety"}, "safety": {"errors", "_compat"}}
 LOW = (
+    "safety",
     "core",
     "stages",
     "data",
@@ -74,6 +77,7 @@ def test_low_level_packages_never_import_high_level_ones():
         ("pruning", "def f():\n    import keras_squeeze.cli.common\n", "keras_squeeze.cli"),
         ("core", "from keras_squeeze.report import metrics\n", "keras_squeeze.report"),
         ("stages", "from keras_squeeze.keras_bridge import to_tf_keras\n", "keras_bridge"),
+        ("safety", "from keras_squeeze.core import models\n", "keras_squeeze.core"),
     ],
 )
 def test_the_check_finds_an_import_up_a_floor(tmp_path, folder, source, expected):

@@ -8,17 +8,21 @@ import pathlib
 from keras_squeeze.core import atomic, models
 from keras_squeeze.core.progress import say
 from keras_squeeze.data.inputs import Samples
-from keras_squeeze.errors import OutputError, RecipeError
+from keras_squeeze.errors import RecipeError
 from keras_squeeze.export import onnx as onnx_export
 from keras_squeeze.export import saved_model as saved_model_export
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.artifact import Artifact, dir_size
 from keras_squeeze.export.formats import FILE_NAMES, FORMATS, check_formats
+from keras_squeeze.report import charts
 from keras_squeeze.report.files import HTML, write_report_files
 from keras_squeeze.report.report import Report
+from keras_squeeze.safety.paths import check_slots, contained
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
+# Every chart write_report_files may write; checked before any work like the other names.
+CHART_FILES = (charts.SIZE, charts.ACCURACY, charts.LATENCY, charts.SPARSITY, charts.CLUSTERS)
 
 
 @dataclasses.dataclass(repr=False)
@@ -63,7 +67,8 @@ class CompressionResult:
 
         Args:
             directory: the output directory (created if needed; files of the
-                same names are replaced).
+                same names are replaced, nothing outside it is touched: a
+                sub-directory that is a link to elsewhere is refused).
             formats: which of "tflite", "onnx", "saved_model" to write.
 
         Returns:
@@ -72,18 +77,10 @@ class CompressionResult:
         formats = check_formats(formats, RecipeError)
         out = atomic.check_writable_dir(directory)
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
-        slots.update({"report.json": False, "report.md": False, HTML: False})
+        slots.update(dict.fromkeys(("report.json", "report.md", HTML, *CHART_FILES), False))
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
-        for name, is_dir in slots.items():
-            existing = out / name
-            if existing.exists() and existing.is_dir() != is_dir:
-                raise OutputError(
-                    f"The output directory holds '{name}' as a "
-                    f"{'file' if is_dir else 'directory'}. Expected a "
-                    f"{'directory' if is_dir else 'file'} (or nothing) there. "
-                    f"Received: '{existing}'"
-                )
+        check_slots(out, slots)
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.
@@ -131,9 +128,9 @@ class CompressionResult:
             human = write_report_files(self.report, stage)
             out.mkdir(parents=True, exist_ok=True)
             for name in records:
-                atomic.move_into_place(stage / FILE_NAMES[name], out / FILE_NAMES[name])
+                atomic.move_into_place(stage / FILE_NAMES[name], contained(out, FILE_NAMES[name]))
             for file in (*extra, "report.json", "report.md", *human):
-                atomic.move_into_place(stage / file, out / file)
+                atomic.move_into_place(stage / file, contained(out, file))
         say(self.verbose, f"saved to {out}")
         return out
 

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         for _ in range(job["invocations"]):
             interpreter.invoke()
     except Exception as e:  # reported to the parent, which raises a BenchmarkError
-        print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+        print(json.dumps({"error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"}))
         return 0
     peak = memory.read_status()["VmHWM"]
     print(json.dumps({"baseline": baseline, "peak": peak, "reset": reset}))

@@ -26,12 +26,13 @@ import re
 
 from keras_squeeze.bench.results import OpTiming
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+# Unambiguous (one way to match a digit run): damaged lines cannot make the patterns backtrack.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
 _PREFIX = re.compile(
-    r"^\s*(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+[VDIWEF]\s+[^:]*?\s*:\s)?"
+    r"^\s*(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+[VDIWEF]\s[^:]*:\s)?"
     r"(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG):\s*)?"
 )
-_STAT = re.compile(rf"^count=(\d+)((?:\s+\w+=(?:{_NUMBER}))*)(\(all same\))?\s*$")
+_STAT = re.compile(rf"^count=(\d{{1,18}})((?:\s+\w+=(?:{_NUMBER}))*)(\(all same\))?\s*$")
 _KV = re.compile(rf"(\w+)=({_NUMBER})")
 _RUN_HEADER = re.compile(r"^Running benchmark for at least")
 _SUMMARY = re.compile(r"^(?:Average )?[Ii]nference timings in us:\s*(.*)$")
@@ -43,8 +44,8 @@ _MEM_PEAK = re.compile(
     rf"^Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})"
 )
 _MODEL_SIZE = re.compile(rf"^The input model file size \(MB\): ({_NUMBER})")
-_NAME = re.compile(r"^\[(?P<tensors>.*)\](?::(?P<index>\d+))?$")
-_INDEXED = re.compile(r"^(?P<label>.*?)[:/](?P<index>\d+)$")
+_NAME = re.compile(r"^\[(?P<tensors>.*)\](?::(?P<index>\d{1,18}))?$")
+_INDEXED = re.compile(r"^(?P<label>.*?)[:/](?P<index>\d{1,18})$")
 
 
 def strip_prefix(line: str) -> str:
@@ -220,8 +221,10 @@ def _row_pattern(header: str) -> tuple[re.Pattern, list[str]]:
     leading = columns[1 : columns.index("%")] if "%" in columns else ["first", "avg ms"]
     numbers = r"\s+".join(rf"(?P<c{i}>{_NUMBER})" for i in range(len(leading)))
     return re.compile(
-        rf"^(?P<type>.+?)\s+{numbers}\s+(?P<pct>{_NUMBER})%\s+(?P<cdf>{_NUMBER})%"
-        rf"\s+(?P<mem>{_NUMBER})\s+(?P<called>\d+)\s+(?P<name>.*?)\s*$"
+        # The type ends in a non-blank and the name is greedy up to its last non-blank:
+        # runs of blanks have one way to match, so a damaged line is read in linear time.
+        rf"^(?P<type>.*?\S)\s+{numbers}\s+(?P<pct>{_NUMBER})%\s+(?P<cdf>{_NUMBER})%"
+        rf"\s+(?P<mem>{_NUMBER})\s+(?P<called>\d{{1,18}})\s+(?P<name>(?:.*\S)?)\s*$"
     ), leading
 
 

@@ -41,7 +41,7 @@ from keras_squeeze.bench.settings import (
 from keras_squeeze.bench.sources import ModelSource, resolve_models
 from keras_squeeze.bench.stats import keep_running, round_order, summarize
 from keras_squeeze.core.native_output import NativeOutput
-from keras_squeeze.errors import BenchmarkError, DelegateError
+from keras_squeeze.errors import BenchmarkError, DelegateError, KerasSqueezeError
 
 
 def machine() -> str:
@@ -78,9 +78,19 @@ class _Prepared:
         except Exception as e:
             log.replay()
             raise BenchmarkError(_load_failure(source, e)) from e
+        try:
+            self._set_inputs(given, input_range, seed)
+        except KerasSqueezeError:
+            raise
+        except Exception as e:  # e.g. a tensor name that is not UTF-8 in a damaged file
+            raise BenchmarkError(_load_failure(source, e)) from e
+        self.invoke = self.interpreter.invoke
+        self.delegated_nodes = _delegated_nodes(self.interpreter)
+
+    def _set_inputs(self, given, input_range, seed) -> None:
         details = self.interpreter.get_input_details()
         if given is not None:
-            arrays = bench_inputs.arrange(given, details, source.name, _signature_names(self))
+            arrays = bench_inputs.arrange(given, details, self.source.name, _signature_names(self))
             self.input_notes = [f"{d['name']}: given" for d in details]
         else:
             rng = np.random.default_rng(seed)
@@ -90,8 +100,27 @@ class _Prepared:
             ]
         for detail, array in zip(details, arrays, strict=True):
             self.interpreter.set_tensor(detail["index"], array)
-        self.invoke = self.interpreter.invoke
-        self.delegated_nodes = _delegated_nodes(self.interpreter)
+
+
+def _probe(source: ModelSource, spec) -> None:
+    """Loads and runs the model once in a child process: a crash there is a ModelError here.
+
+    The interpreter is native code, and a damaged .tflite can crash the
+    process that loads it; the measuring process loads only models that
+    survived a child. Refusals (unknown ops, missing delegate) are left to the
+    in-process load, whose errors say more.
+    """
+    from keras_squeeze.safety.probe import probe_tflite
+
+    what = f"'{source.path}'" if source.path else f"Model '{source.name}'"
+    probe_tflite(
+        source.path if source.path else source.content,
+        what,
+        use_xnnpack=spec.use_xnnpack,
+        delegate=spec.library,
+        delegate_options=dict(spec.options),
+        return_errors=True,
+    )
 
 
 def _signature_names(prepared: _Prepared) -> dict[int, str]:
@@ -257,9 +286,12 @@ def benchmark(
     check_baseline(baseline, [s.name for s in sources])
     spec = delegates.resolve(delegate, use_xnnpack, sources, delegate_options)
     memory = {}
-    if measure_memory:
-        for s in sources:
+    for s in sources:
+        # Either child process loads and runs the model before this process does.
+        if measure_memory:
             memory[s.name] = peak_memory(s, spec, num_threads, input_range=input_range, seed=seed)
+        else:
+            _probe(s, spec)
     warm = _Prepared(sources[0], spec, settings, None, input_range, seed)
     _invoke(warm)
     del warm

@@ -34,6 +34,7 @@ from keras_squeeze.bench.delegates import DelegateSpec
 from keras_squeeze.bench.results import MemoryFootprint
 from keras_squeeze.bench.sources import ModelSource
 from keras_squeeze.errors import BenchmarkError
+from keras_squeeze.safety.probe import signal_name
 
 DEFAULT_TIMEOUT_S = 300.0
 METHOD = (
@@ -118,6 +119,12 @@ def peak_memory(
                 f"within {timeout:.0f} s. Received: no answer (pass measure_memory=False to skip)"
             ) from e
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode < 0:
+        raise BenchmarkError(
+            f"Model '{source.name}' crashed the TFLite runtime ({signal_name(-proc.returncode)}) "
+            "in the child process measuring its memory: the file is damaged or hostile. "
+            f"Expected an intact .tflite. Received: exit code {proc.returncode}"
+        )
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise BenchmarkError(

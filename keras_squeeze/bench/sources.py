@@ -8,6 +8,7 @@ import pathlib
 from collections.abc import Mapping
 
 from keras_squeeze.errors import ConfigError, ModelError
+from keras_squeeze.safety.paths import fs_path
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _TFLITE_IDENTIFIER = b"TFL3"
@@ -69,15 +70,26 @@ def read_tflite_file(path, purpose: str = "to benchmark") -> tuple[bytes, pathli
     """The bytes of a .tflite file named by a path, and the expanded path.
 
     Raises:
-        ModelError: the path is not an existing file.
+        ModelError: the path is not an existing, readable file.
     """
-    path = pathlib.Path(path).expanduser()
+    path = fs_path(path, f".tflite file {purpose}", ModelError).expanduser()
+    if path.is_dir():
+        raise ModelError(
+            f"The .tflite file {purpose} is a directory. Expected a path to a .tflite file. "
+            f"Received: '{path}'"
+        )
     if not path.is_file():
         raise ModelError(
             f"The .tflite file {purpose} does not exist. Expected a path to a .tflite file. "
             f"Received: '{path}'"
         )
-    return path.read_bytes(), path
+    try:
+        return path.read_bytes(), path
+    except OSError as e:
+        raise ModelError(
+            f"The .tflite file {purpose} cannot be read. Expected a readable .tflite file. "
+            f"Received: '{path}' ({e.strerror or e})"
+        ) from e
 
 
 def _describe(obj) -> str:

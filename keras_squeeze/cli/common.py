@@ -13,6 +13,7 @@ traceback), 2 a usage error (bad or contradictory flags; one line on stderr).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import traceback
@@ -69,12 +70,65 @@ def _flag_error_text(error: flags.Error) -> str:
     return "; ".join(ln.split(_MESSAGE_MARK, 1)[-1] for ln in lines if ln.strip())
 
 
+MAX_FLAG_NAME_CHARS = 200
+
+
+def _flag_name_length(arg: str) -> int:
+    return len(arg.split("=", 1)[0]) if arg.startswith("-") else 0
+
+
+def _flagfiles(argv) -> str:
+    names = [a.split("=", 1)[1] for a in argv if a.lstrip("-").startswith("flagfile=")]
+    return ", ".join(f"'{n}'" for n in names) or "a --flagfile"
+
+
 def parse_flags(program: str, flag_values: flags.FlagValues, argv) -> list[str]:
-    """Parses argv into `flag_values`; a bad flag or a positional argument exits 2."""
+    """Parses argv into `flag_values`; a bad flag or a positional argument exits 2.
+
+    A --flagfile that is not UTF-8 text, or that includes itself, is a usage
+    error too (absl would raise UnicodeDecodeError, or warn and go on).
+    """
+    given = list(argv)
+    warnings = io.StringIO()
     try:
-        rest = flag_values(list(argv))
+        with contextlib.redirect_stderr(warnings):
+            argv = given[:1] + flag_values.read_flags_from_files(given[1:], force_gnu=False)
+            long_names = [a for a in argv[1:] if _flag_name_length(a) > MAX_FLAG_NAME_CHARS]
+            if not long_names:
+                rest = flag_values(argv)
     except flags.Error as e:
         usage_error(program, _flag_error_text(e))
+    except UnicodeDecodeError as e:
+        usage_error(
+            program,
+            f"The flag file {_flagfiles(given)} is not text. Expected one --flag=value per line, "
+            f"UTF-8 encoded. Received: {e.reason} at byte {e.start}",
+        )
+    except ValueError as e:  # open() of a --flagfile name with a NUL byte; a bad value
+        usage_error(
+            program,
+            f"A flag file cannot be opened. Expected --flagfile=<path>. Received: {e} "
+            f"(from {_flagfiles(given)})",
+        )
+    finally:
+        text = warnings.getvalue()
+        if "circular flagfile" not in text:
+            sys.stderr.write(text)
+    if long_names:
+        # absl's "did you mean" would compare it with every flag name, recursively
+        # (RecursionError past about 1,000 characters, minutes before that).
+        usage_error(
+            program,
+            f"Unknown flag. Expected a flag of {program} (--helpshort lists them). Received: a "
+            f"flag name of {_flag_name_length(long_names[0]):,} characters, "
+            f"{long_names[0][:40]!r}...",
+        )
+    if "circular flagfile" in text:
+        usage_error(
+            program,
+            f"The flag file {_flagfiles(given)} includes itself. Expected --flagfile lines that "
+            "name other files. Received: a circular --flagfile",
+        )
     if len(rest) > 1:
         usage_error(program, f"unexpected arguments: {' '.join(rest[1:])}")
     return rest
@@ -281,12 +335,16 @@ def define_model_flag(flag_values: flags.FlagValues, help_text: str):
 
     @flags.validator("model", flag_values=flag_values)
     def _check_model(value) -> bool:
-        import pathlib
 
         from keras_squeeze.errors import ModelError
 
         def check():
-            if value is not None and not pathlib.Path(value).expanduser().exists():
+            from keras_squeeze.safety.paths import fs_path
+
+            if (
+                value is not None
+                and not fs_path(value, "--model", ModelError).expanduser().exists()
+            ):
                 raise ModelError(
                     "The model path does not exist. Expected a .keras or .h5 file or a "
                     f"SavedModel directory. Received: --model='{value}'"
@@ -295,6 +353,17 @@ def define_model_flag(flag_values: flags.FlagValues, help_text: str):
         return validate(check)
 
     return holder
+
+
+def define_unsafe_flag(flag_values: flags.FlagValues):
+    """--allow_unsafe_deserialization: load a --model file that carries Python code."""
+    return flags.DEFINE_boolean(
+        "allow_unsafe_deserialization",
+        False,
+        "Load a --model file that carries Python code (Lambda layers) and run that code. "
+        "Model files are untrusted by default: such files are refused. Only for files you trust.",
+        flag_values=flag_values,
+    )
 
 
 def define_custom_objects_flag(flag_values: flags.FlagValues):

@@ -124,6 +124,7 @@ _BENCHMARK = flags.DEFINE_boolean(
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
+_ALLOW_UNSAFE = common.define_unsafe_flag(FLAGS)
 _VERBOSE = common.define_verbose_flag(FLAGS)
 
 
@@ -211,6 +212,7 @@ def main(argv) -> int:
             benchmark=_BENCHMARK.value,
             batch_size=_BATCH_SIZE.value,
             image_range=_IMAGE_RANGE.value,
+            allow_unsafe_deserialization=_ALLOW_UNSAFE.value,
             verbose=_VERBOSE.value,
         ),
     )

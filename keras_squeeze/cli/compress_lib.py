@@ -192,6 +192,7 @@ def run(
     benchmark: bool = False,
     batch_size: int = 32,
     image_range: str | None = None,
+    allow_unsafe_deserialization: bool = False,
     verbose: int = 1,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
@@ -220,6 +221,8 @@ def run(
         benchmark: compress(measure_latency=True).
         batch_size: fine-tuning batch size (and of image-folder datasets).
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
+        allow_unsafe_deserialization: load a model file that carries Python code
+            (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
 
     Returns:
         The CompressionResult.
@@ -261,7 +264,11 @@ def run(
         )
     else:
         say(verbose, f"loading {model}")
-        keras_model = models.load_model(model, custom_objects=objects)
+        keras_model = models.load_model(
+            model,
+            custom_objects=objects,
+            allow_unsafe_deserialization=allow_unsafe_deserialization,
+        )
     splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
     sources.check_fits_outputs(splits, _output_units(keras_model))
     say(verbose, f"data: {splits.description}")

@@ -65,6 +65,7 @@ _SAVED_MODEL_VERSION = flags.DEFINE_integer(
     lower_bound=0,
     flag_values=FLAGS,
 )
+_ALLOW_UNSAFE = common.define_unsafe_flag(FLAGS)
 _VERBOSE = common.define_verbose_flag(FLAGS)
 
 flags.mark_flag_as_required("model", flag_values=FLAGS)
@@ -110,6 +111,7 @@ def main(argv) -> int:
             saved_model_version=_SAVED_MODEL_VERSION.value,
             dynamic_batch=_DYNAMIC_BATCH.value,
             image_range=_IMAGE_RANGE.value,
+            allow_unsafe_deserialization=_ALLOW_UNSAFE.value,
             verbose=_VERBOSE.value,
         ),
     )

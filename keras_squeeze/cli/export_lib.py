@@ -17,6 +17,7 @@ from keras_squeeze.core.progress import say
 from keras_squeeze.data import sources
 from keras_squeeze.errors import ConfigError
 from keras_squeeze.export.formats import FILE_NAMES, check_formats
+from keras_squeeze.safety.paths import check_slots, contained
 
 MANIFEST = "export.json"
 
@@ -84,6 +85,7 @@ def run(
     saved_model_version: int = 1,
     dynamic_batch: bool = False,
     image_range: str | None = None,
+    allow_unsafe_deserialization: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Exports a Keras model file to the given formats, each verified, all or none written.
@@ -108,6 +110,8 @@ def run(
         saved_model_version: the SavedModel's version directory (TF Serving).
         dynamic_batch: keep the .tflite's batch free (default: fixed at 1).
         image_range: pixel range of image-folder data.
+        allow_unsafe_deserialization: load a model file that carries Python code
+            (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
 
     Returns:
         {format: ks.export.Artifact} with the final paths.
@@ -133,9 +137,17 @@ def run(
     elif image_range is not None:
         sources.check_image_range("", image_range)
     out = atomic.check_writable_dir(output_dir)
+    planned = {FILE_NAMES[f]: False for f in formats if f != "saved_model"} | {MANIFEST: False}
+    if "saved_model" in formats:
+        planned[f"{FILE_NAMES['saved_model']}/{saved_model_version}"] = True
+    check_slots(out, planned)  # inside the output directory, and free, before any work
     objects = resolve_custom_objects(custom_objects)
     say(verbose, f"loading {model}")
-    keras_model = models.load_model(model, custom_objects=objects)
+    keras_model = models.load_model(
+        model,
+        custom_objects=objects,
+        allow_unsafe_deserialization=allow_unsafe_deserialization,
+    )
     representative = verification = None
     if data is not None:
         splits = sources.load_source(data, models.input_specs(keras_model), image_range)
@@ -184,7 +196,7 @@ def run(
                 )
         staged = {name: art.path for name, art in artifacts.items()}
         for art in artifacts.values():
-            art.path = out / pathlib.Path(art.path).relative_to(stage)
+            art.path = contained(out, pathlib.Path(art.path).relative_to(stage))
         record = {
             "model": str(pathlib.Path(model).expanduser().absolute()),
             "quantization": quantization,
@@ -195,7 +207,7 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         for name, path in staged.items():
             atomic.move_into_place(path, artifacts[name].path)
-        atomic.move_into_place(stage / MANIFEST, out / MANIFEST)
+        atomic.move_into_place(stage / MANIFEST, contained(out, MANIFEST))
     print(table(artifacts))
     print(f"artifacts in {out}")
     return artifacts

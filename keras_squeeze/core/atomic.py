@@ -25,7 +25,9 @@ def check_writable_dir(path, argument: str = "output directory") -> pathlib.Path
     Raises:
         OutputError: it is a file, or the nearest existing ancestor is not writable.
     """
-    p = pathlib.Path(path).expanduser().absolute()
+    from keras_squeeze.safety.paths import fs_path
+
+    p = fs_path(path, argument, OutputError).expanduser().absolute()
     if p.exists() and not p.is_dir():
         raise OutputError(f"The {argument} is a file. Expected a directory path. Received: '{p}'")
     probe = p
@@ -77,7 +79,7 @@ def move_into_place(source: pathlib.Path, target: pathlib.Path) -> None:
     _ensure_parent(target)
     if source.is_dir():
         old = None
-        if target.exists():
+        if target.exists() or target.is_symlink():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(target, old)
         try:
@@ -86,7 +88,9 @@ def move_into_place(source: pathlib.Path, target: pathlib.Path) -> None:
             if old is not None:
                 os.replace(old, target)
             raise
-        if old is not None:
+        if old is not None and old.is_symlink():
+            old.unlink()  # a link that stood there: removed, what it pointed at untouched
+        elif old is not None:
             shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(source, target)

@@ -28,7 +28,13 @@ def _describe(obj) -> str:
     return f"an object of type {type(obj).__module__}.{type(obj).__qualname__}"
 
 
-def load_model(path, custom_objects: dict | None = None, compile: bool = True):
+def load_model(
+    path,
+    custom_objects: dict | None = None,
+    compile: bool = True,
+    *,
+    allow_unsafe_deserialization: bool = False,
+):
     """Loads a Keras model from a .keras file, an .h5 file or a SavedModel directory.
 
     .keras files load with Keras 3 (falling back to tf_keras for files tf_keras
@@ -38,38 +44,58 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     Keras 3 model around its `serving_default` signature, which serves the
     post-training recipes.
 
+    Model files are untrusted: Keras' `safe_mode` stays on, and before
+    anything is deserialized the file is checked (HDF5 data in a child
+    process, see `keras_squeeze.safety`) and refused if its configuration
+    carries Python code: a Lambda layer's bytecode, or a reference to a
+    function or class outside Keras that is neither in `custom_objects` nor
+    registered (tf_keras runs such code for .h5 files whatever its safe mode).
+
     Args:
         path: file or directory path.
         custom_objects: custom layer classes and functions, by name.
         compile: restore the compiled loss/optimizer when the file has them;
             a file whose model loads but whose compiled state does not is
             loaded uncompiled.
+        allow_unsafe_deserialization: load a file that carries Python code
+            (Lambda layers) and run that code; only for files you trust.
 
     Returns:
         A Keras 3 or tf_keras `Model`.
 
     Raises:
-        ModelError: the path does not exist or does not hold a Keras model.
+        ModelError: the path does not exist, does not hold a Keras model, is
+            damaged, or carries Python code without allow_unsafe_deserialization.
+
+    Example:
+        >>> model = ks.load_model("model.keras")
+        >>> trusted = ks.load_model("lambda_model.h5", allow_unsafe_deserialization=True)
     """
-    p = pathlib.Path(path)
+    from keras_squeeze.safety import model_files
+    from keras_squeeze.safety.paths import fs_path
+
+    p = fs_path(path, "model path", ModelError)
     if not p.exists():
         raise ModelError(
             f"The model path does not exist. Expected a .keras or .h5 file or a "
             f"SavedModel directory. Received: '{p}'"
         )
     if p.is_dir():
-        return _load_saved_model(p, custom_objects, compile)
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head == _H5_MAGIC:
-        loaders = [_compat.TF_KERAS, _compat.KERAS3]
-    elif zipfile.is_zipfile(p):
-        loaders = [_compat.KERAS3, _compat.TF_KERAS]
-    else:
+        return _load_saved_model(p, custom_objects, compile, allow_unsafe_deserialization)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise ModelError(
+            f"The model file cannot be read. Expected a readable .keras or .h5 file. "
+            f"Received: '{p}' ({e.strerror or e})"
+        ) from e
+    if head != _H5_MAGIC and not zipfile.is_zipfile(p):
         raise ModelError(
             "The file is not a Keras model. Expected a .keras archive, an .h5 file or a "
             f"SavedModel directory. Received: '{p}' ({p.stat().st_size} bytes, starting {head!r})"
         )
+    loaders = model_files.check_model_file(p, custom_objects, allow_unsafe_deserialization)
     errors = []
     # Then without the compiled loss and optimizer: tf_keras >= 2.13 writes a
     # custom activation function into .h5 in a form its own .h5 reader refuses,
@@ -78,10 +104,15 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     for flavour, with_compile in attempts:
         k = _compat.keras_module(flavour)
         try:
-            model = k.models.load_model(p, custom_objects=custom_objects, compile=with_compile)
+            model = k.models.load_model(
+                p,
+                custom_objects=custom_objects,
+                compile=with_compile,
+                safe_mode=not allow_unsafe_deserialization,
+            )
         except Exception as e:  # try the other flavour before giving up
             if with_compile == compile:
-                errors.append(f"{flavour}: {type(e).__name__}: {e}")
+                errors.append(f"{flavour}: {type(e).__name__}: {' '.join(str(e).split())[:500]}")
             continue
         return ensure_model(model, "the loaded file")
     raise ModelError(
@@ -90,44 +121,64 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     )
 
 
-def _load_saved_model(p: pathlib.Path, custom_objects, compile):
-    if not (p / "saved_model.pb").exists():
+def _load_saved_model(p: pathlib.Path, custom_objects, compile, allow_unsafe: bool = False):
+    from keras_squeeze.safety import model_files
+
+    if not (p / "saved_model.pb").is_file():
         raise ModelError(
             "The directory is not a SavedModel. Expected a directory with saved_model.pb. "
             f"Received: '{p}'"
         )
-    if (p / "keras_metadata.pb").exists():
+    model_files.check_saved_model_graph(p, allow_unsafe)
+    if (p / "keras_metadata.pb").is_file():
         import tf_keras
 
+        model_files.check_saved_model(p, custom_objects, allow_unsafe)
         try:
             return tf_keras.models.load_model(p, custom_objects=custom_objects, compile=compile)
         except Exception as e:
             raise ModelError(
                 f"The SavedModel could not be loaded as a tf_keras model. Expected a model saved "
-                f"by tf_keras. Received: '{p}' ({type(e).__name__}: {e})"
+                f"by tf_keras. Received: '{p}' "
+                f"({type(e).__name__}: {' '.join(str(e).split())[:500]})"
             ) from e
     import keras
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(p))
-    signature = loaded.signatures.get("serving_default")
+    try:
+        loaded = tf.saved_model.load(str(p))
+        signatures = dict(loaded.signatures)
+    except Exception as e:  # OSError, DataLossError, KeyError, ... of a damaged SavedModel
+        raise ModelError(
+            "The SavedModel could not be loaded: it is damaged or incomplete. Expected a "
+            "directory written by tf.saved_model.save or Keras' model.export(). Received: "
+            f"'{p}' ({type(e).__name__}: {' '.join(str(e).split())[:500]})"
+        ) from e
+    signature = signatures.get("serving_default")
     if signature is None:
         raise ModelError(
             "The SavedModel has no 'serving_default' signature. Expected a SavedModel exported "
-            f"for serving. Received: signatures {sorted(loaded.signatures)} in '{p}'"
+            f"for serving. Received: signatures {sorted(signatures)} in '{p}'"
         )
-    spec = signature.structured_input_signature[1]
-    names = sorted(spec)
-    inputs = [
-        keras.Input(
-            shape=tuple(spec[n].shape[1:]), batch_size=None, dtype=spec[n].dtype.name, name=n
+    try:
+        spec = signature.structured_input_signature[1]
+        names = sorted(spec)
+        inputs = [
+            keras.Input(
+                shape=tuple(spec[n].shape[1:]), batch_size=None, dtype=spec[n].dtype.name, name=n
+            )
+            for n in names
+        ]
+        layer = keras.layers.TFSMLayer(str(p), call_endpoint="serving_default")
+        outputs = layer(
+            {n: t for n, t in zip(names, inputs, strict=True)} if len(names) > 1 else inputs[0]
         )
-        for n in names
-    ]
-    layer = keras.layers.TFSMLayer(str(p), call_endpoint="serving_default")
-    outputs = layer(
-        {n: t for n, t in zip(names, inputs, strict=True)} if len(names) > 1 else inputs[0]
-    )
+    except Exception as e:
+        raise ModelError(
+            "The SavedModel's serving_default signature cannot be wrapped as a Keras model. "
+            "Expected a signature of named tensor inputs with a batch axis. Received: "
+            f"'{p}' ({type(e).__name__}: {' '.join(str(e).split())[:500]})"
+        ) from e
     if isinstance(outputs, dict):
         outputs = [outputs[k] for k in sorted(outputs)]
         outputs = outputs[0] if len(outputs) == 1 else outputs
@@ -170,10 +221,16 @@ def ensure_model(model, argument: str = "model"):
     return model
 
 
-def resolve_model(model, custom_objects: dict | None = None):
-    """A model object from a model or a path."""
+def resolve_model(
+    model, custom_objects: dict | None = None, *, allow_unsafe_deserialization: bool = False
+):
+    """A model object from a model or a path (loaded with `load_model`)."""
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model, custom_objects=custom_objects)
+        return load_model(
+            model,
+            custom_objects=custom_objects,
+            allow_unsafe_deserialization=allow_unsafe_deserialization,
+        )
     return ensure_model(model)
 
 

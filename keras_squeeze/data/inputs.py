@@ -177,6 +177,41 @@ def _element_iterator(data, argument: str) -> tuple[Iterator, int | None, bool |
     )
 
 
+def _first_output_labels(y, n: int, argument: str) -> np.ndarray:
+    """Labels as one array; of a multi-output model (a list, tuple or dict of arrays), the
+    first output's (the one accuracy is reported on).
+
+    Raises:
+        DataError: the labels of the outputs differ in length, or cannot form an array.
+    """
+    if isinstance(y, Mapping):
+        parts = [_to_numpy(v) for v in y.values()]
+    elif (
+        isinstance(y, (list, tuple))
+        and y
+        and all(isinstance(_to_numpy(p), np.ndarray) and np.ndim(_to_numpy(p)) >= 1 for p in y)
+    ):
+        parts = [_to_numpy(p) for p in y]
+    else:
+        parts = None
+    if parts is not None and len(parts) > 1:
+        lengths = [len(p) for p in parts]
+        if len(set(lengths)) != 1:
+            raise DataError(
+                f"{argument} has labels of different lengths for the model's outputs. Expected "
+                f"{n} labels per output. Received: {lengths}"
+            )
+        y = parts[0]
+    try:
+        return np.asarray(_to_numpy(y))
+    except (ValueError, TypeError) as e:
+        raise DataError(
+            f"{argument}'s labels cannot be read as an array. Expected one label array (or one "
+            f"per model output, as a list or dict). Received: {type(y).__name__} "
+            f"({' '.join(str(e).split())[:200]})"
+        ) from e
+
+
 def take_samples(
     data,
     specs: Sequence[InputSpec],
@@ -217,7 +252,7 @@ def take_samples(
         if batched is True:  # in-memory arrays: one element holds all the data
             available = n
         if y is not None:
-            y = np.asarray(_to_numpy(y))
+            y = _first_output_labels(y, n, argument)
             if batched is not True and y.ndim == 0:
                 y = y[None]
             if len(y) != n:

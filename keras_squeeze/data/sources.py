@@ -22,10 +22,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
+import struct
 
 import numpy as np
 
 from keras_squeeze.errors import DataError
+from keras_squeeze.safety.paths import fs_path
 
 DIGITS = "digits"
 NPZ = "npz"
@@ -38,6 +41,8 @@ DEFAULT_IMAGE_RANGE = "0-255"
 VALIDATION_SPLIT = 0.2
 SPLIT_SEED = 1337
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+# Larger images are refused from their header (a decompression bomb).
+MAX_IMAGE_PIXELS = 1 << 28
 
 
 @dataclasses.dataclass
@@ -78,11 +83,16 @@ def source_kind(source: str) -> str:
     return NPZ if str(source).lower().endswith(".npz") else FOLDER
 
 
+def _image_files(directory: pathlib.Path) -> list[pathlib.Path]:
+    """The images Keras' image_dataset_from_directory reads below `directory`, sorted."""
+    found = []
+    for where, _, files in os.walk(directory, followlinks=False):
+        found += [pathlib.Path(where) / f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
 def _count_images(directory: pathlib.Path) -> int:
-    count = 0
-    for _, _, files in os.walk(directory, followlinks=False):
-        count += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
-    return count
+    return len(_image_files(directory))
 
 
 def scan_image_folder(path) -> FolderScan:
@@ -92,7 +102,7 @@ def scan_image_folder(path) -> FolderScan:
         DataError: not a directory, no class sub-folders, no images, only one
             class with images, or too few images to hold out 20% for validation.
     """
-    root = pathlib.Path(path)
+    root = fs_path(path, "image folder", DataError)
     if not root.is_dir():
         raise DataError(
             f"The image folder does not exist. Expected a directory with one sub-folder per "
@@ -126,6 +136,58 @@ def scan_image_folder(path) -> FolderScan:
     return FolderScan(root, names, counts)
 
 
+def _declared_pixels(data: bytes) -> int | None:
+    """Width x height from a PNG, GIF or BMP header (None for other formats)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+    elif data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
+    elif data[:2] == b"BM" and len(data) >= 26:
+        width, height = (abs(v) for v in struct.unpack("<ii", data[18:26]))
+    else:
+        return None
+    return width * height
+
+
+def check_images(scan: FolderScan, channels: int) -> None:
+    """Decodes every image of the folder as Keras will, so a broken one is named before any work.
+
+    Keras reads an image folder lazily: an empty, truncated or unreadable
+    file, or one that cannot be read in the model's color mode (a JPEG as
+    RGBA, a BMP as grayscale), would otherwise stop training midway with a
+    TensorFlow error. Images larger than MAX_IMAGE_PIXELS are refused from
+    their header, before decoding.
+
+    Raises:
+        DataError: naming the first file that cannot be read, and how many cannot.
+    """
+    import tensorflow as tf
+
+    mode = COLOR_MODES[channels]
+    bad: list[tuple[pathlib.Path, str]] = []
+    for path in _image_files(scan.path):
+        try:
+            data = path.read_bytes()
+            pixels = _declared_pixels(data)
+            if pixels is not None and pixels > MAX_IMAGE_PIXELS:
+                bad.append((path, f"{pixels:,} pixels, more than {MAX_IMAGE_PIXELS:,}"))
+                continue
+            tf.io.decode_image(data, channels=channels, expand_animations=False)
+        except OSError as e:
+            bad.append((path, e.strerror or str(e)))
+        except tf.errors.OpError as e:
+            text = re.sub(r"\{\{function_node[^}]*\}\}\s*", "", e.message or type(e).__name__)
+            bad.append((path, " ".join(text.split())[:200]))
+    if bad:
+        (first, reason), more = bad[0], len(bad) - 1
+        raise DataError(
+            f"The image folder holds {len(bad)} image(s) that cannot be read as {mode}. Expected "
+            f"{', '.join(IMAGE_EXTENSIONS)} files TensorFlow decodes (in {mode} for a model "
+            f"input with {channels} channel(s)). Received: '{first}' ({reason})"
+            + (f" and {more} more" if more else "")
+        )
+
+
 def check_exists(source: str) -> str:
     """Checks a source names the digits, an existing .npz file or a directory; returns its kind.
 
@@ -133,7 +195,7 @@ def check_exists(source: str) -> str:
         DataError: a path that does not exist (or a .npz that is not a file).
     """
     kind = source_kind(source)
-    path = pathlib.Path(source).expanduser()
+    path = fs_path(source, "data source", DataError).expanduser()
     if (kind == NPZ and not path.is_file()) or (kind == FOLDER and not path.is_dir()):
         raise DataError(
             "Unknown data source. Expected 'digits', an existing .npz file with x/y arrays "
@@ -197,26 +259,41 @@ def _num_classes(*labels: np.ndarray) -> int | None:
     return int(max(y.max(initial=-1) for y in labels)) + 1
 
 
+def _check_arrays(arrays: dict, keys, path: pathlib.Path) -> None:
+    """Raises DataError unless each array is numeric with a sample axis."""
+    for key in keys:
+        a = arrays[key]
+        if a.ndim == 0 or a.dtype.kind not in "biuf":
+            raise DataError(
+                f"The .npz's array '{key}' is not a numeric array with a sample axis. Expected "
+                "bool, integer or float arrays of shape (samples, ...). Received: dtype "
+                f"{a.dtype}, shape {a.shape} in '{path}'"
+            )
+
+
 def load_npz(path) -> DataSplits:
     """x/y (split 80/20 in order) or x_train/y_train/x_test/y_test from a .npz."""
-    path = pathlib.Path(path)
+    path = fs_path(path, ".npz file", DataError)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = dict(npz)
     except Exception as e:
         raise DataError(
-            f"The .npz could not be read. Expected a numpy .npz. Received: '{path}' ({e})"
+            "The .npz could not be read. Expected a numpy .npz. Received: "
+            f"'{path}' ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
         ) from e
     if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        _check_arrays(arrays, ("x_train", "y_train", "x_test", "y_test"), path)
         pairs = [(arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])]
     elif {"x", "y"} <= set(arrays):
+        _check_arrays(arrays, ("x", "y"), path)
         split = int(len(arrays["x"]) * (1 - VALIDATION_SPLIT))
         x, y = arrays["x"], arrays["y"]
         pairs = [(x[:split], y[:split]), (x[split:], y[split:])]
     else:
         raise DataError(
             "The .npz does not hold the expected arrays. Expected x and y, or x_train, y_train, "
-            f"x_test and y_test. Received: {sorted(arrays)}"
+            f"x_test and y_test. Received: {sorted(arrays)} in '{path}'"
         )
     for x, y in pairs:
         if len(x) != len(y) or len(x) == 0:
@@ -240,8 +317,9 @@ def load_image_folder(
     """An image folder as tf.data train / validation datasets of (images, class ids).
 
     Raises:
-        DataError: an unusable folder, a model input that is not a fixed-size
-            image with 1, 3 or 4 channels, or an unknown image_range.
+        DataError: an unusable folder, an image that cannot be read in the
+            model's color mode (see `check_images`), a model input that is not
+            a fixed-size image with 1, 3 or 4 channels, or an unknown image_range.
     """
     scan = scan_image_folder(path)
     shape = _image_shape(specs, "Image folders")
@@ -252,6 +330,7 @@ def load_image_folder(
             f"channels. Received: {shape}"
         )
     check_image_range(str(scan.path), image_range)
+    check_images(scan, channels)
     image_range = image_range or DEFAULT_IMAGE_RANGE
     import keras
     import tensorflow as tf

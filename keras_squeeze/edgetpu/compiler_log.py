@@ -42,12 +42,15 @@ import re
 MAPPED = "Mapped to Edge TPU"
 
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
-_SIZE = r"([\d.]+)\s*(B|KiB|MiB|GiB)"
+# Numbers as printed, bounded: a damaged log cannot make int() or float() fail. Text
+# fields end at their last non-blank (greedy): a damaged line is read in linear time.
+_INT = r"(\d{1,18})(?!\d)"
+_SIZE = r"(\d{1,18}(?:\.\d{1,18})?)(?![\d.])\s*(B|KiB|MiB|GiB)"
 _FIELDS = {
     "compiler_version": (r"Edge TPU Compiler version\s+(\S+)", str),
-    "compile_time_ms": (r"Models? compiled successfully in (\d+) ms", int),
-    "input_model": (r"^Input model:\s*(.+?)\s*$", str),
-    "output_model": (r"^Output model:\s*(.+?)\s*$", str),
+    "compile_time_ms": (r"Models? compiled successfully in " + _INT + r" ms", int),
+    "input_model": (r"^Input model:[ \t]*(.*\S)[ \t]*$", str),
+    "output_model": (r"^Output model:[ \t]*(.*\S)[ \t]*$", str),
     "input_size_bytes": (r"^Input size:\s*" + _SIZE, "size"),
     "output_size_bytes": (r"^Output size:\s*" + _SIZE, "size"),
     "on_chip_used_bytes": (r"On-chip memory used for caching model parameters:\s*" + _SIZE, "size"),
@@ -59,14 +62,14 @@ _FIELDS = {
         r"Off-chip memory used for streaming uncached model parameters:\s*" + _SIZE,
         "size",
     ),
-    "edgetpu_subgraphs": (r"Number of Edge TPU subgraphs:\s*(\d+)", int),
-    "total_ops": (r"Total number of operations:\s*(\d+)", int),
-    "operation_log": (r"^Operation log:\s*(.+?)\s*$", str),
-    "ops_on_edgetpu": (r"Number of operations that will run on Edge TPU:\s*(\d+)", int),
-    "ops_on_cpu": (r"Number of operations that will run on CPU:\s*(\d+)", int),
-    "timeout_seconds": (r"Started a compilation timeout timer of (\d+) seconds", int),
+    "edgetpu_subgraphs": (r"Number of Edge TPU subgraphs:\s*" + _INT, int),
+    "total_ops": (r"Total number of operations:\s*" + _INT, int),
+    "operation_log": (r"^Operation log:[ \t]*(.*\S)[ \t]*$", str),
+    "ops_on_edgetpu": (r"Number of operations that will run on Edge TPU:\s*" + _INT, int),
+    "ops_on_cpu": (r"Number of operations that will run on CPU:\s*" + _INT, int),
+    "timeout_seconds": (r"Started a compilation timeout timer of " + _INT + r" seconds", int),
 }
-_ROW = re.compile(r"^([A-Z][A-Z0-9_]*|[A-Za-z][\w.\-]*)\s{2,}(\d+)\s{2,}(\S.*?)\s*$")
+_ROW = re.compile(r"^([A-Z][A-Z0-9_]*|[A-Za-z][\w.\-]*)\s{2,}(\d{1,18})\s{2,}(\S(?:.*\S)?)\s*$")
 _ERROR_LINES = re.compile(
     r"^(ERROR:.*|Invalid model:.*|Model not quantized.*|Model could not be parsed.*|"
     r"Compilation failed.*|Internal compiler error.*)$"

@@ -160,13 +160,15 @@ class EdgeTPUReport:
         }
 
 
-def _load(tflite) -> TFLiteModel:
+def _load(tflite) -> tuple[TFLiteModel, str | None]:
+    """The parsed model, and the file it came from as messages name it (None for bytes)."""
     if isinstance(tflite, TFLiteModel):
-        return tflite
+        return tflite, None
     if isinstance(tflite, (str, os.PathLike)):
-        return read_tflite(read_tflite_file(tflite, "to check")[0])
+        content, path = read_tflite_file(tflite, "to check")
+        return read_tflite(content, f"'{path}'"), f"'{path}'"
     if isinstance(tflite, (bytes, bytearray, memoryview)):
-        return read_tflite(bytes(tflite))
+        return read_tflite(bytes(tflite), "The .tflite to check"), None
     raise ModelError(
         "The Edge TPU check takes a .tflite. Expected bytes or a path to a .tflite file. "
         f"Received: {type(tflite).__name__}"
@@ -198,8 +200,12 @@ def quantization_kind(model: TFLiteModel) -> str:
     return "float32"
 
 
-def require_quantized(model: TFLiteModel) -> None:
+def require_quantized(model: TFLiteModel, what: str | None = None) -> None:
     """Raises ModelError unless the model computes in 8-bit integers.
+
+    Args:
+        model: the parsed .tflite.
+        what: the file, as the error names it (default "The model" / "The .tflite").
 
     Raises:
         ModelError: a float, float16, dynamic-range or int16x8 model, or a
@@ -207,7 +213,7 @@ def require_quantized(model: TFLiteModel) -> None:
     """
     if any(op.opcode == EDGETPU_CUSTOM_OP for op in model.operators):
         raise ModelError(
-            "The .tflite is already compiled for the Edge TPU (it holds the "
+            f"{what or 'The .tflite'} is already compiled for the Edge TPU (it holds the "
             f"'{EDGETPU_CUSTOM_OP}' op). Expected the .tflite before edgetpu_compiler. "
             "Received: a *_edgetpu.tflite"
         )
@@ -221,10 +227,10 @@ def require_quantized(model: TFLiteModel) -> None:
         "int16x8": "int16 activations",
     }[kind]
     raise ModelError(
-        f"The model is not quantized for the Edge TPU: it is a {kind} model ({detail}), and the "
-        "Edge TPU runs only full-integer 8-bit models (edgetpu_compiler says 'Model not "
-        f"quantized'). Expected a full-integer int8 .tflite: {QUANTIZE_FIRST}; int8 or uint8 "
-        "model inputs and outputs put the whole model on the Edge TPU. Received: a "
+        f"{what or 'The model'} is not quantized for the Edge TPU: it is a {kind} model "
+        f"({detail}), and the Edge TPU runs only full-integer 8-bit models (edgetpu_compiler "
+        f"says 'Model not quantized'). Expected a full-integer int8 .tflite: {QUANTIZE_FIRST}; "
+        "int8 or uint8 model inputs and outputs put the whole model on the Edge TPU. Received: a "
         f"{kind} .tflite with {len(model.operators)} ops, activation types "
         f"{sorted(activation_types(model))}"
     )
@@ -325,16 +331,18 @@ def check_edgetpu(tflite, *, runtime_version: int = table.DEFAULT_RUNTIME_VERSIO
         An EdgeTPUReport.
 
     Raises:
-        ModelError: not a .tflite; not a full-integer 8-bit model (quantize
-            first); or already compiled for the Edge TPU.
+        ModelError: not a .tflite, or a damaged one (a missing, unreadable or
+            truncated file; indices or sizes that do not fit the file); not a
+            full-integer 8-bit model (quantize first); or already compiled for
+            the Edge TPU.
 
     Example:
         >>> report = ks.edgetpu.check_edgetpu("model_int8.tflite")
         >>> report.summary()
         '7 of 7 ops on the Edge TPU, 0 on the CPU'
     """
-    model = _load(tflite)
-    require_quantized(model)
+    model, what = _load(tflite)
+    require_quantized(model, what)
     ops: list[OpCheck] = []
     blockers: list[str] = []
     cut = None
@@ -377,7 +385,7 @@ def edgetpu_readiness(tflite_bytes: bytes) -> dict:
         >>> ks.edgetpu.edgetpu_readiness(result.tflite)["ops_on_cpu"]
         0
     """
-    model = _load(tflite_bytes)
+    model, _ = _load(tflite_bytes)
     try:
         return check_edgetpu(model).to_dict()
     except ModelError as e:

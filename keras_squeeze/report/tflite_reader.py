@@ -171,12 +171,15 @@ def _densify(sparsity, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
     block_map = [int(a) for a in (sparsity.blockMap if sparsity.blockMap is not None else [])]
     dims = sparsity.dimMetadata
     rank = len(shape)
+    total = int(np.prod(shape, dtype=object))
     pos = np.zeros(1, dtype=np.int64)
     coords = np.zeros((1, len(traversal)), dtype=np.int64)
     for level, dim in enumerate(dims):
         axis = traversal[level]
         if dim.format == 0:  # DENSE
             size = int(dim.denseSize)
+            if size < 0 or len(pos) * size > total:
+                raise ValueError(f"dense level of size {size} exceeds the shape {shape}")
             counts = np.full(len(pos), size, dtype=np.int64)
             index = np.tile(np.arange(size, dtype=np.int64), len(pos))
             new_pos = np.repeat(pos, size) * size + index
@@ -184,6 +187,8 @@ def _densify(sparsity, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
             segments = _vector(dim.arraySegments)
             indices = _vector(dim.arrayIndices)
             counts = segments[pos + 1] - segments[pos]
+            if np.any(counts < 0) or int(counts.sum()) > total:
+                raise ValueError(f"sparse segments exceed the shape {shape}")
             new_pos = _ranges(segments[pos], counts)
             index = indices[new_pos]
         coords = np.repeat(coords, counts, axis=0)
@@ -213,49 +218,136 @@ def _options(obj) -> dict:
     return out
 
 
-def read_tflite(content: bytes) -> TFLiteModel:
+# A sparse constant expands to at most this many dense bytes per stored byte
+# (pruned models store 2-10x less than dense); more means a damaged file.
+MAX_DENSE_RATIO = 64
+MIN_DENSE_LIMIT = 16 * 1024**2
+
+
+class _Damaged(Exception):
+    """A structural fault of the flatbuffer, with the detail for the ModelError."""
+
+
+def read_tflite(content: bytes, what: str = "The data") -> TFLiteModel:
     """Parses .tflite bytes.
 
+    Every index the file holds (buffers, operator codes, tensors) and every
+    constant's size is checked against the rest of the file, so a damaged or
+    hostile file gives a ModelError and never an exception of the flatbuffer
+    bindings or a huge allocation.
+
+    Args:
+        content: the .tflite bytes.
+        what: the file, as the error names it (e.g. "'model.tflite'").
+
     Raises:
-        ModelError: the bytes are not a TFLite flatbuffer.
+        ModelError: the bytes are not a TFLite flatbuffer, or a damaged one.
     """
     content = bytes(content)
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ModelError(
-            "The data is not a TFLite model. Expected a flatbuffer with the 'TFL3' identifier. "
+            f"{what} is not a TFLite model. Expected a flatbuffer with the 'TFL3' identifier. "
             f"Received: {len(content)} bytes starting {content[:8]!r}"
         )
+    try:
+        return _read(content)
+    except _Damaged as e:
+        reason = str(e)
+    except Exception as e:  # struct.error, ValueError, ... of the bindings on damaged bytes
+        kind = type(e).__name__ if type(e).__module__ == "builtins" else type(e).__qualname__
+        module = "" if type(e).__module__ == "builtins" else f"{type(e).__module__}."
+        reason = f"{module}{kind}: {' '.join(str(e).split())[:300]}"
+    raise ModelError(
+        f"{what} is not a readable TFLite model: it is damaged or truncated. Expected an intact "
+        f".tflite flatbuffer. Received: {len(content):,} bytes ({reason})"
+    )
+
+
+def _index(value, count: int, what: str, optional: bool = False) -> int:
+    value = int(value)
+    if not (0 <= value < count or (optional and value == -1)):
+        raise _Damaged(f"{what} {value} is out of range ({count} in the file)")
+    return value
+
+
+def _constant(t, raw: np.ndarray, np_dtype: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The stored values of constant `t`, shaped; sparse constants densified."""
+    if any(d < 0 for d in shape):
+        raise _Damaged(f"constant tensor '{_name(t)}' has a negative dimension {shape}")
+    count = int(np.prod(shape, dtype=object))
+    if t.sparsity is not None:
+        itemsize = np.dtype(np_dtype).itemsize
+        limit = max(MIN_DENSE_LIMIT, MAX_DENSE_RATIO * raw.size)
+        if count * itemsize > limit:
+            raise _Damaged(
+                f"sparse constant '{_name(t)}' of shape {shape} would expand {raw.size:,} "
+                f"stored bytes to {count * itemsize:,}"
+            )
+        if raw.size % itemsize:
+            raise _Damaged(f"sparse constant '{_name(t)}' holds {raw.size} bytes of {np_dtype}")
+        return _densify(t.sparsity, raw.view(np_dtype), shape)
+    if np_dtype == "int4":
+        if raw.size * 2 < count:
+            raise _Damaged(
+                f"constant tensor '{_name(t)}' holds {raw.size} bytes; its shape {shape} of "
+                f"int4 needs {(count + 1) // 2}"
+            )
+        packed = raw.astype(np.int16)
+        low, high = (packed & 0x0F), (packed >> 4) & 0x0F
+        nibbles = np.stack([low, high], axis=-1).reshape(-1)[:count]
+        return np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
+    if np_dtype in ("bool",) or np_dtype.startswith(("int", "uint", "float")):
+        itemsize = np.dtype(np_dtype).itemsize
+        if shape and raw.size != count * itemsize:
+            raise _Damaged(
+                f"constant tensor '{_name(t)}' holds {raw.size} bytes; its shape {shape} of "
+                f"{np_dtype} needs {count * itemsize}"
+            )
+        if raw.size % itemsize:
+            raise _Damaged(f"constant tensor '{_name(t)}' holds {raw.size} bytes of {np_dtype}")
+        data = raw.view(np_dtype)
+        return data.reshape(shape) if shape else data
+    return None
+
+
+def _name(t) -> str:
+    return (t.name or b"").decode("utf-8", "replace")
+
+
+def _read(content: bytes) -> TFLiteModel:
     s = _schema()
     op_names, type_names = _enum_names()
     model = s.ModelT.InitFromPackedBuf(content, 0)
+    if not model.subgraphs:
+        raise _Damaged("the model has no subgraph")
     graph = model.subgraphs[0]
+    buffers = model.buffers or []
+    codes = model.operatorCodes or []
+    graph_tensors = graph.tensors or []
     tensors = []
-    for i, t in enumerate(graph.tensors):
+    for i, t in enumerate(graph_tensors):
         type_name = type_names.get(t.type, str(t.type))
         np_dtype = _TYPE_TO_NUMPY.get(type_name, type_name.lower())
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         signature = (
             tuple(int(d) for d in t.shapeSignature) if t.shapeSignature is not None else shape
         )
-        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        buf = buffers[_index(t.buffer, len(buffers), f"the buffer index of tensor {i}")]
         raw = None
         stored = 0
-        if buf is not None and buf.data is not None and len(buf.data):
+        if buf.data is not None and len(buf.data):
             raw = np.asarray(buf.data, dtype=np.uint8)
-        elif buf is not None and getattr(buf, "offset", 0) and buf.size:
+        elif getattr(buf, "offset", 0) and buf.size:
+            if buf.offset < 0 or buf.size < 0 or buf.offset + buf.size > len(content):
+                raise _Damaged(
+                    f"buffer {t.buffer} points at bytes {buf.offset}..{buf.offset + buf.size}, "
+                    "past the end of the file"
+                )
             raw = np.frombuffer(content, dtype=np.uint8, count=buf.size, offset=buf.offset)
         data = None
         if raw is not None:
             stored = raw.size
-            if t.sparsity is not None:
-                data = _densify(t.sparsity, raw.view(np_dtype), shape)
-            elif np_dtype == "int4":
-                packed = raw.astype(np.int16)
-                low, high = (packed & 0x0F), (packed >> 4) & 0x0F
-                nibbles = np.stack([low, high], axis=-1).reshape(-1)[: int(np.prod(shape))]
-                data = np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
-            elif np_dtype in ("bool",) or np_dtype.startswith(("int", "uint", "float")):
-                data = raw.view(np_dtype).reshape(shape) if shape else raw.view(np_dtype)
+            data = _constant(t, raw, np_dtype, shape)
         q = t.quantization
         scales = _as_array(q.scale, np.float32) if q is not None else None
         zeros = _as_array(q.zeroPoint, np.int64) if q is not None else None
@@ -264,7 +356,7 @@ def read_tflite(content: bytes) -> TFLiteModel:
         tensors.append(
             Tensor(
                 index=i,
-                name=(t.name or b"").decode("utf-8", "replace"),
+                name=_name(t),
                 shape=shape,
                 shape_signature=signature,
                 dtype=np_dtype,
@@ -276,20 +368,22 @@ def read_tflite(content: bytes) -> TFLiteModel:
                 stored_bytes=stored,
             )
         )
+    n = len(tensors)
     operators = []
-    for i, op in enumerate(graph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
+    for i, op in enumerate(graph.operators or []):
+        code = codes[_index(op.opcodeIndex, len(codes), f"the operator code of operator {i}")]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = op_names.get(builtin, str(builtin))
         if name == "CUSTOM" and code.customCode:
             name = code.customCode.decode("utf-8", "replace")
+        where = f"a tensor index of operator {i} ({name})"
         operators.append(
             Operator(
                 index=i,
                 opcode=name,
                 version=int(code.version),
-                inputs=[int(x) for x in (op.inputs if op.inputs is not None else [])],
-                outputs=[int(x) for x in (op.outputs if op.outputs is not None else [])],
+                inputs=[_index(x, n, where, True) for x in _ints(op.inputs)],
+                outputs=[_index(x, n, where) for x in _ints(op.outputs)],
                 builtin_code=int(builtin),
                 options=_options(op.builtinOptions),
             )
@@ -297,7 +391,11 @@ def read_tflite(content: bytes) -> TFLiteModel:
     return TFLiteModel(
         tensors=tensors,
         operators=operators,
-        inputs=[int(x) for x in graph.inputs],
-        outputs=[int(x) for x in graph.outputs],
+        inputs=[_index(x, n, "a model input's tensor index") for x in _ints(graph.inputs)],
+        outputs=[_index(x, n, "a model output's tensor index") for x in _ints(graph.outputs)],
         num_subgraphs=len(model.subgraphs),
     )
+
+
+def _ints(values) -> list[int]:
+    return [int(x) for x in (values if values is not None else [])]

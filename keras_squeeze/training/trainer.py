@@ -240,6 +240,14 @@ def resolve_teacher_kind(distill: Distill, teacher) -> str:
 
 
 def make_task(student, train, distill: Distill | None, loss=None) -> Task:
+    outputs = len(student.outputs)
+    if outputs != 1:
+        # The loss reads the first output only: the other heads would drift untrained.
+        raise ModelError(
+            "Fine-tuning trains a model through one output. Expected a single-output model for "
+            "the training recipes (the post-training recipes take any number of outputs). "
+            f"Received: {outputs} outputs"
+        )
     classifier = losses.is_classifier(student)
     kind = (
         losses.output_kind(student)

@@ -110,7 +110,8 @@ def test_corrupt_model_exits_1(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     (line,) = error_lines(err, PROGRAM)
-    assert "could not be loaded as a Keras model" in line and "Traceback" not in err
+    assert "junk.h5' could not be read by the HDF5 library (h5py)" in line
+    assert "Expected an intact HDF5 file" in line and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.h5"]
 
 
