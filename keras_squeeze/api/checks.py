@@ -71,6 +71,8 @@ class Job:
     fit: FitSettings | None
     edgetpu: bool
     dynamic_batch: bool
+    strict: bool
+    allow_tf_ops: bool
     measure_latency: bool
     verbose: int
     notes: list[str]
@@ -132,6 +134,8 @@ def check(
     measure_latency,
     edgetpu,
     dynamic_batch,
+    strict,
+    allow_tf_ops,
     verbose,
     default_epochs: int,
     input_signature=None,
@@ -235,6 +239,8 @@ def check(
         fit=fit,
         edgetpu=edgetpu,
         dynamic_batch=check_flag(dynamic_batch, "dynamic_batch"),
+        strict=check_flag(strict, "strict"),
+        allow_tf_ops=check_flag(allow_tf_ops, "allow_tf_ops"),
         measure_latency=measure_latency,
         verbose=verbose,
         notes=notes,

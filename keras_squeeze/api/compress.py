@@ -43,6 +43,8 @@ def compress(
     measure_latency: bool = False,
     edgetpu: bool = False,
     dynamic_batch: bool = False,
+    strict: bool = False,
+    allow_tf_ops: bool = False,
     verbose: int = 1,
     input_signature=None,
 ) -> CompressionResult:
@@ -107,6 +109,16 @@ def compress(
             False: the file fixes it at 1, what phones, microcontrollers and
             the Edge TPU run, so the converter folds shapes into constants;
             the SavedModel keeps a free batch either way, for serving).
+        strict: make a result that fails its checks an error instead of a
+            loud warning: a .tflite that departs from the Keras model it was
+            converted from (SQNR under 10 dB or top-1 agreement under 90%;
+            for QAT, the stage's own parity bounds). Nothing is returned or
+            written then.
+        allow_tf_ops: keep ops TFLite's builtins lack as TensorFlow ops
+            (SELECT_TF_OPS; the report warns that the runtime needs the Flex
+            delegate). Without it such a model is an ExportError naming the
+            layers and ops. The file is verified like any other, which needs a
+            LiteRT with the Flex delegate (ai_edge_litert 2.x has none).
         measure_latency: also time the original float32 .tflite and the
             compressed one on this CPU, interleaved, 1 thread, XNNPACK (about a
             second for small models; off by default), and report the ratio.
@@ -130,8 +142,8 @@ def compress(
             recipe does not allow.
         DataError: missing or mismatched data.
         NonFiniteError: NaN or Inf in the weights or the data.
-        ExportError / VerificationError: conversion failed, or the .tflite does
-            not run.
+        ExportError / VerificationError: conversion failed, the .tflite does
+            not run, or (strict=True) it departs from its Keras model.
 
     Example:
         >>> result = ks.compress(model, "prune", train_data=(x_train, y_train),
@@ -159,6 +171,8 @@ def compress(
         measure_latency=measure_latency,
         edgetpu=edgetpu,
         dynamic_batch=dynamic_batch,
+        strict=strict,
+        allow_tf_ops=allow_tf_ops,
         verbose=verbose,
         default_epochs=DEFAULT_EPOCHS,
         input_signature=input_signature,

@@ -61,7 +61,9 @@ def deployable(job, model, stages, dynamic_batch: bool | None = None):
     return fixed
 
 
-def _convert(job, model, stages, options: dict, dynamic_batch: bool | None = None) -> bytes:
+def convert_like(job, model, stages, options: dict, dynamic_batch: bool | None = None) -> bytes:
+    """`model` converted as the job converts: its mode, calibration, I/O types, batch
+    and the converter `options` of `stages`."""
     return tflite_export.convert(
         deployable(job, model, stages, dynamic_batch),
         job.mode,
@@ -69,6 +71,7 @@ def _convert(job, model, stages, options: dict, dynamic_batch: bool | None = Non
         job.in_type,
         job.out_type,
         job.verbose,
+        allow_tf_ops=job.allow_tf_ops,
         **options,
     )
 
@@ -78,21 +81,26 @@ def convert(job, trained) -> Converted:
     if job.calibration is not None:
         say(job.verbose, f"calibrating on {job.calibration.describe()}")
     say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
-    baseline = tflite_export.convert(deployable(job, job.model, []), "float32", verbose=job.verbose)
+    baseline = tflite_export.convert(
+        deployable(job, job.model, []),
+        "float32",
+        verbose=job.verbose,
+        allow_tf_ops=job.allow_tf_ops,
+    )
     stages = trained.stages
     options = merged_options(job.recipe, stages)
     sparse = " and sparse encoding" if options.get("sparse") else ""
     batch = "free batch" if job.dynamic_batch else "batch 1"
     say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
     start = time.perf_counter()
-    content = _convert(job, trained.model, stages, options)
+    content = convert_like(job, trained.model, stages, options)
     seconds = time.perf_counter() - start
     for i, record in enumerate(trained.records):
         done = stages[: i + 1]
         stage_content = (
             content
             if i == len(trained.records) - 1
-            else _convert(job, record.model, done, merged_options(job.recipe, done))
+            else convert_like(job, record.model, done, merged_options(job.recipe, done))
         )
         record.tflite_bytes = len(stage_content)
         record.tflite_gzip_bytes = metrics.gzip_size(stage_content)
@@ -100,7 +108,7 @@ def convert(job, trained) -> Converted:
     if job.edgetpu:
         if job.dynamic_batch:
             say(job.verbose, "converting a batch-1 copy for the Edge TPU and checking its ops")
-            edgetpu = _convert(job, trained.model, stages, options, dynamic_batch=False)
+            edgetpu = convert_like(job, trained.model, stages, options, dynamic_batch=False)
         else:
             edgetpu = content  # batch 1 already
     return Converted(baseline, content, seconds, options, edgetpu)

@@ -1,12 +1,17 @@
 """compress()'s last steps: verify the .tflite, then write down what was done and measured.
 
 `verify` runs the compressed .tflite in ai_edge_litert against the original
-float model (fidelity) and, with labelled validation data, measures accuracy
-before and after on the .tflite itself. `build_report` matches every Keras
-layer to its .tflite kernel, lets each stage that ran annotate the rows of
-the layers it changed (its settings checked against what the .tflite holds)
-and check the whole file (`Stage.verify`), and adds the Edge TPU readiness,
-latency and warnings.
+float model (fidelity) and against the Keras model it was converted from,
+and, with labelled validation data, measures accuracy before and after on
+the .tflite itself. `build_report` matches every Keras layer to its .tflite
+kernel, lets each stage that ran annotate the rows of the layers it changed
+(its settings checked against what the .tflite holds) and check the whole
+file (`Stage.verify`), and adds the Edge TPU readiness, latency and warnings.
+
+A .tflite that departs from its own Keras model (SQNR under
+`DEPARTURE_MIN_SQNR_DB` or top-1 agreement under `DEPARTURE_MIN_TOP1`) is
+never a quiet success: the report and the terminal say so loudly, naming
+the first layer where the two part; with `strict=True` it is an error.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 import dataclasses
 
 from keras_squeeze import _compat
+from keras_squeeze.api import conversion
 from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
+from keras_squeeze.errors import VerificationError
+from keras_squeeze.export import localise
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report import metrics, scheme
@@ -26,6 +34,9 @@ from keras_squeeze.report.tflite_reader import read_tflite
 # Below these the quantized model disagrees with the float one enough to warn.
 MIN_TOP1_AGREEMENT = 0.95
 MIN_SQNR_DB = 10.0
+# A .tflite this far from the Keras model it was converted from is a failed conversion.
+DEPARTURE_MIN_SQNR_DB = 10.0
+DEPARTURE_MIN_TOP1 = 0.90
 # The converter leaves weight tensors below this size in float32 under
 # dynamic-range quantization (the quantize/dequantize cost outweighs the gain).
 DYNAMIC_RANGE_MIN_ELEMENTS = 1024
@@ -33,9 +44,11 @@ DYNAMIC_RANGE_MIN_ELEMENTS = 1024
 
 @dataclasses.dataclass
 class Verified:
-    """The compressed .tflite run against the original float model."""
+    """The compressed .tflite run against the original float model (`fidelity`) and
+    against the Keras model it was converted from (`own`)."""
 
     fidelity: metrics.Fidelity
+    own: metrics.Fidelity
     accuracy: dict | None
 
 
@@ -49,9 +62,10 @@ def verify(job, trained, converted) -> Verified:
     say(job.verbose, f"verifying the .tflite in ai_edge_litert on {job.check.describe()}")
     model = trained.model
     reference = models.keras_outputs(job.model, job.check) if model is not job.model else None
-    fidelity, runner = tflite_export.verify(
+    checked = tflite_export.check(
         converted.content, model, job.check, job.mode.name, reference_outputs=reference
     )
+    runner = checked.runner
     accuracy = None
     validation = job.validation
     if validation is not None and validation.labels is not None:
@@ -67,7 +81,7 @@ def verify(job, trained, converted) -> Verified:
                 "samples": validation.count,
                 "data": "validation_data",
             }
-    return Verified(fidelity, accuracy)
+    return Verified(checked.fidelity, checked.own, accuracy)
 
 
 def build_report(job, trained, converted, verified) -> Report:
@@ -101,9 +115,20 @@ def build_report(job, trained, converted, verified) -> Report:
         notes=list(job.notes),
     )
     annotate(report, trained.records, trained.stages, matches)
+    failures = []
     for stage in trained.stages:
         config = job.recipe.config_of(stage.name)
-        stage.verify(report, trained.model, converted.content, job.check, config, job.verbose)
+        failures.append(
+            stage.verify(report, trained.model, converted.content, job.check, config, job.verbose)
+        )
+    if not any(stage.verifies_conversion for stage in trained.stages):
+        failures.append(check_departure(report, trained, converted, job, verified))
+    failures = [f for f in failures if f]
+    if failures and job.strict:
+        raise VerificationError(
+            f"{failures[0]}. Expected the .tflite to agree with the Keras model it was converted "
+            "from (strict=True; nothing was written). Received: the figures above"
+        )
     kept = [s for s in trained.stages if not s.hands_back_keras3]
     if kept and job.flavour == _compat.KERAS3:
         report.notes.append(kept[-1].tf_keras_note)
@@ -119,9 +144,72 @@ def build_report(job, trained, converted, verified) -> Report:
 
         say(job.verbose, "measuring latency: original float32 vs compressed .tflite, interleaved")
         report.latency = compare_latency(converted.baseline, converted.content, num_threads=1)
+    float_ops = ops_left_float(tflite_model, job.mode)
+    if float_ops:
+        counts = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(float_ops.items()))
+        report.notes.append(
+            f"ops left float in the {job.mode.name} .tflite (the converter has no integer "
+            f"kernel for them here; they run in float between dequantize and quantize): {counts}"
+        )
+    flex = sorted({op.opcode for op in tflite_model.operators if op.opcode.startswith("Flex")})
+    if flex:
+        report.warnings.append(
+            f"the .tflite uses TensorFlow ops ({', '.join(flex)}): the runtime needs the Flex "
+            "delegate (org.tensorflow:tensorflow-lite-select-tf-ops on Android)"
+        )
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
     return report
+
+
+def check_departure(report: Report, trained, converted, job, verified) -> str | None:
+    """A loud warning, naming the first layer where they part, when the .tflite departs
+    from the Keras model it was converted from; returns it (None when they agree)."""
+    own = verified.own
+    ok = own.sqnr_db >= DEPARTURE_MIN_SQNR_DB and (
+        own.top1_agreement is None or own.top1_agreement >= DEPARTURE_MIN_TOP1
+    )
+    p = report.conversion_parity = {**own.to_dict(), "ok": ok}
+    if ok:
+        return None
+    say(job.verbose, "the .tflite departs from its Keras model: finding the first layer where")
+    where, probes = localise.first_departing_layer(
+        trained.model,
+        lambda sub: conversion.convert_like(job, sub, trained.stages, converted.options),
+        job.check,
+        DEPARTURE_MIN_SQNR_DB,
+    )
+    p["layers"] = [{**r, "sqnr_db": metrics.json_float(r["sqnr_db"])} for r in probes]
+    p["first_divergent_layer"] = where
+    top1 = p["top1_agreement"]
+    report.warnings.append(
+        f"THE .tflite DEPARTS FROM THE KERAS MODEL IT WAS CONVERTED FROM: SQNR "
+        f"{p['sqnr_db']} dB"
+        + (f", top-1 agreement {top1:.1%}" if top1 is not None else "")
+        + f" on {job.check.describe()} (expected >= {DEPARTURE_MIN_SQNR_DB:g} dB"
+        + (f" and >= {DEPARTURE_MIN_TOP1:.0%}" if top1 is not None else "")
+        + ")"
+        + (f"; they first part at layer '{where}'" if where else "")
+    )
+    say(job.verbose, f"warning: {report.warnings[-1]}")
+    return report.warnings[-1]
+
+
+# Converting at the model's edges, not compute left in float.
+_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def ops_left_float(tflite_model, mode: ptq.PTQMode) -> dict[str, int]:
+    """{opcode: count} of the ops an integer-mode .tflite computes in float32."""
+    if mode.name not in ("int8", "int16x8"):
+        return {}
+    counts: dict[str, int] = {}
+    for op in tflite_model.operators:
+        outputs = [tflite_model.tensors[i] for i in op.outputs if i >= 0]
+        if op.opcode in _EDGE_OPS or not any(t.dtype == "float32" for t in outputs):
+            continue
+        counts[op.opcode] = counts.get(op.opcode, 0) + 1
+    return counts
 
 
 def annotate(report: Report, records, stages, matches) -> None:

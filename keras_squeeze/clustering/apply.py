@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.clustering.config import INITS, Cluster
+from keras_squeeze.core import models
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo
 from keras_squeeze.report.layers import weight_short_name
@@ -137,8 +138,15 @@ def wrap(model, decisions: dict[str, Decision], config: Cluster, preserve_sparsi
 
 
 def strip(model):
-    """The model without clustering wrappers (kernels hold their centroid values)."""
-    return _api().strip_clustering(model)
+    """The model without clustering wrappers (kernels hold their centroid values).
+
+    tfmot's strip_clustering gives layers with sub-layers (MultiHeadAttention)
+    their weights in another order than a freshly built layer (kernels first,
+    then biases), which breaks every later clone-and-set_weights (QAT's
+    quantize_apply, the copy back to Keras 3): the result is rebuilt with the
+    usual order, each weight placed by its name.
+    """
+    return models.in_built_order(_api().strip_clustering(model))
 
 
 def unique_values(values: np.ndarray, per_channel_axis: int | None) -> int:

@@ -71,7 +71,7 @@ def with_batch_size(model, batch_size: int = 1):
             f"instead). Received: {type(e).__name__}: {e}"
         ) from e
     try:
-        clone.set_weights(model.get_weights())
+        models.copy_weights(model, clone)
     except ValueError as e:  # a clone whose layers made other weights (a tfmot scheme's quantizers)
         raise ModelError(
             f"The model '{model.name}' cannot be copied with a fixed batch size: its clone holds "
@@ -130,5 +130,5 @@ def batch_one(model, scopes=()):
             for scope in scopes:
                 stack.enter_context(scope)
             return with_batch_size(model, 1), None
-    except ModelError as e:
+    except (ModelError, VerificationError) as e:  # no copy, or one that computes otherwise
         return model, str(e)

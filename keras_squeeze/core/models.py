@@ -922,6 +922,49 @@ def layer_weights(layer) -> list:
     return own or list(inner.weights)
 
 
+def _within(variable) -> str:
+    """A weight's name inside its layer ("query/kernel" of "mha_3/query/kernel:0")."""
+    name = (getattr(variable, "path", None) or variable.name).split(":")[0]
+    return name.split("/", 1)[-1]
+
+
+def copy_weights(source, target) -> None:
+    """Sets `target`'s weights from `source`, a model of the same architecture (a clone),
+    layer by layer and each weight by its name within its layer, so a layer that lists
+    its weights in another order (tfmot's stripped MultiHeadAttention) still gets each
+    one right.
+
+    Raises:
+        ValueError: the two models differ in their layers or weight names.
+    """
+    for layer, other in zip(walk_layers(source), walk_layers(target), strict=True):
+        values = {_within(w): v for w, v in zip(layer.weights, layer.get_weights(), strict=True)}
+        wanted = [_within(w) for w in other.weights]
+        if sorted(wanted) != sorted(values):
+            raise ValueError(
+                f"layer '{other.name}' holds weights {wanted}, its source '{layer.name}' "
+                f"{sorted(values)}"
+            )
+        other.set_weights([values[name] for name in wanted])
+
+
+def in_built_order(model):
+    """`model` unchanged when every layer lists its weights as a freshly built one would,
+    else a clone whose layers do, each weight placed by its name (a functional or
+    Sequential model of either flavour). A model Keras cannot clone is returned as it is:
+    `copy_weights` places weights by name wherever a later copy is made."""
+    k = _compat.keras_module(_compat.keras_flavour(model))
+    try:
+        copy = k.models.clone_model(model)
+    except Exception:  # a graph Keras cannot clone (a layer on a constant) stays as it is
+        return model
+    pairs = zip(walk_layers(model), walk_layers(copy), strict=True)
+    if all([_within(w) for w in a.weights] == [_within(w) for w in b.weights] for a, b in pairs):
+        return model
+    copy_weights(model, copy)
+    return copy
+
+
 def output_layer(model):
     """The layer that produces the model's first output (inside nested models too)."""
     from keras_squeeze.core import graph

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+import re
 import warnings
 
 from keras_squeeze.core import atomic, models
@@ -19,7 +21,7 @@ from keras_squeeze.export.artifact import (
 from keras_squeeze.export.runtime import TFLiteRunner
 from keras_squeeze.export.signature import traced_converter
 from keras_squeeze.quantization import ptq
-from keras_squeeze.report.metrics import compare
+from keras_squeeze.report.metrics import Fidelity, compare
 
 DEFAULT_CALIBRATION_SAMPLES = 200
 
@@ -30,6 +32,32 @@ def _representative_dataset(samples: data_inputs.Samples, specs):
             yield {s.name: samples.inputs[k][i : i + 1] for k, s in enumerate(specs)}
 
     return generator
+
+
+# e.g. loc(... fused["MatrixDeterminant:", "functional_1/determinant_1/MatrixDeterminant@..."]
+# ...): 'tf.MatrixDeterminant' op is neither a custom op nor a flex op
+_FAILED_OP = re.compile(r"""fused\["[^"]*:", "([^"@]+)[^"]*"\].*?'tf\.(\w+)' op""")
+
+
+def failing_layers(text: str, model) -> list[tuple[str, str]]:
+    """(Keras layer, TF op) pairs the converter's error names, in the order it names them.
+
+    The converter names an op by its TF name scope ("model/layer_1/Op"), where
+    Keras 3's export may have suffixed the layer's name ("_1"); a scope is
+    matched to the longest layer name it starts with.
+    """
+    layers = sorted((la.name for la in models.walk_layers(model)), key=len, reverse=True)
+    found: dict[tuple[str, str], None] = {}
+    for path, op in _FAILED_OP.findall(text):
+        for scope in path.split("/")[:-1]:
+            layer = next(
+                (n for n in layers if scope == n or re.fullmatch(rf"{re.escape(n)}(_\d+)+", scope)),
+                None,
+            )
+            if layer is not None:
+                found[(layer, op)] = None
+                break
+    return list(found)
 
 
 def _converter_error(e: Exception, log: NativeOutput) -> str:
@@ -56,6 +84,7 @@ def convert(
     verbose: int = 0,
     sparse: bool = False,
     per_tensor_dense: bool = False,
+    allow_tf_ops: bool = False,
 ) -> bytes:
     """Converts a Keras model (either flavour) to .tflite bytes.
 
@@ -69,6 +98,9 @@ def convert(
         sparse: store mostly-zero weights in TFLite's sparse format.
         per_tensor_dense: quantize Dense kernels with one scale per kernel
             (see `ptq.configure_converter`).
+        allow_tf_ops: keep ops TFLite's builtins lack as TensorFlow ops (the
+            runtime then needs the Flex delegate); otherwise such a model is an
+            ExportError naming the layers and ops.
 
     Raises:
         DataError: calibration samples are needed and missing.
@@ -80,6 +112,16 @@ def convert(
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     specs = models.input_specs(model)
+    integer = [s for s in specs if not s.dtype.startswith(("float", "bfloat"))]
+    if mode.name == "int16x8" and integer:
+        # TF's 16x8 calibrator records ranges for float tensors only and then asks for the
+        # integer input's (tensorflow/tensorflow#60799, tensorflow/model-optimization#1090).
+        raise ExportError(
+            "The 'int16x8' quantization cannot calibrate a model with integer inputs in this "
+            "TensorFlow's converter (tensorflow/tensorflow#60799). Expected float inputs, or "
+            "'int8' / 'dynamic' for a model that takes ids. Received: integer input(s) "
+            + ", ".join(f"'{s.name}' ({s.dtype})" for s in integer)
+        )
     if mode.needs_calibration and calibration is None:
         raise DataError(
             f"The '{mode.name}' quantization needs representative data to calibrate activation "
@@ -103,17 +145,49 @@ def convert(
             else:
                 converter = traced_converter(model)
             ptq.configure_converter(
-                converter, mode, representative, in_type, out_type, sparse, per_tensor_dense
+                converter,
+                mode,
+                representative,
+                in_type,
+                out_type,
+                sparse,
+                per_tensor_dense,
+                allow_tf_ops,
             )
             return bytes(converter.convert())
     except (DataError, ModelError):
         raise
     except Exception as e:
+        named = failing_layers(f"{e}\n{log.text}", model)
+        if named:
+            what = ", ".join(f"'{layer}' (tf.{op})" for layer, op in named[:6])
+            raise ExportError(
+                f"TFLite's builtin ops cannot express layer(s) {what} under '{mode.name}' "
+                "quantization. Expected layers the builtin op set covers: replace them, or pass "
+                "allow_tf_ops=True to keep them as TensorFlow ops (the runtime then needs the "
+                f"Flex delegate). Received: {type(e).__name__}: {_converter_error(e, log)}"
+            ) from e
         raise ExportError(
             f"The TFLite converter failed on the model with '{mode.name}' quantization. Expected "
             "a model of TFLite-convertible layers. "
             f"Received: {type(e).__name__}: {_converter_error(e, log)}"
         ) from e
+
+
+@dataclasses.dataclass
+class Checked:
+    """A .tflite run on check samples.
+
+    Attributes:
+        fidelity: against the reference outputs (the original float model's
+            when given), else against `own`'s model.
+        own: against the Keras model it was converted from.
+        runner: the loaded file, to run more samples on.
+    """
+
+    fidelity: Fidelity
+    own: Fidelity
+    runner: TFLiteRunner
 
 
 def verify(
@@ -137,23 +211,45 @@ def verify(
         VerificationError: it does not load or run, produces non-finite outputs,
             or (float32 mode) does not reproduce the model.
     """
+    checked = check(content, model, samples, mode, path, reference_outputs)
+    return checked.fidelity, checked.runner
+
+
+def check(
+    content: bytes | None,
+    model,
+    samples: data_inputs.Samples,
+    mode: str = "float32",
+    path: str | None = None,
+    reference_outputs=None,
+) -> Checked:
+    """`verify`, keeping both fidelities: against the reference and against `model`."""
     specs = models.input_specs(model)
     names = models.output_names(model)
     try:
         runner = TFLiteRunner(content=content, path=path)
         outputs = runner.run(samples, [s.name for s in specs], names)
     except Exception as e:
+        if "Flex delegate" in str(e):
+            raise VerificationError(
+                "The .tflite holds TensorFlow ops (allow_tf_ops=True) that need the Flex "
+                "delegate, which this LiteRT lacks (ai_edge_litert and TensorFlow >= 2.20 ship "
+                "without it: google-ai-edge/LiteRT#6458), so it cannot be verified here and is "
+                "not handed out. Expected a LiteRT with the Flex delegate, or a model TFLite's "
+                f"builtin ops cover. Received: {type(e).__name__}: {str(e)[:300]}"
+            ) from e
         raise VerificationError(
             "The .tflite could not be run by ai_edge_litert. Expected it to load and run on the "
             f"model's inputs. Received: {type(e).__name__}: {e}"
         ) from e
     check_outputs_finite(outputs, ".tflite model")
-    fidelity = compare(models.keras_outputs(model, samples), outputs, names, samples.describe())
+    own = compare(models.keras_outputs(model, samples), outputs, names, samples.describe())
     if mode == "float32":
-        check_float_fidelity(fidelity, "float32 .tflite")
+        check_float_fidelity(own, "float32 .tflite")
+    fidelity = own
     if reference_outputs is not None:
         fidelity = compare(reference_outputs, outputs, names, samples.describe())
-    return fidelity, runner
+    return Checked(fidelity, own, runner)
 
 
 def _target_file(path) -> pathlib.Path | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_squeeze import _compat
+from keras_squeeze.core import models
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo
 from keras_squeeze.pruning.config import Prune
@@ -155,5 +156,7 @@ def callbacks():
 
 
 def strip(model):
-    """The model without pruning wrappers (the wrapped layers keep their masked weights)."""
-    return _sparsity_api().strip_pruning(model)
+    """The model without pruning wrappers (the wrapped layers keep their masked weights),
+    each layer's weights in the order a freshly built layer has them (see
+    `core.models.in_built_order`)."""
+    return models.in_built_order(_sparsity_api().strip_pruning(model))

@@ -124,6 +124,7 @@ def configure_converter(
     output_type: str,
     sparse: bool = False,
     per_tensor_dense: bool = False,
+    allow_tf_ops: bool = False,
 ):
     """Sets the converter's flags for `mode`.
 
@@ -141,10 +142,18 @@ def configure_converter(
             code per centroid across the whole kernel; per-channel scales
             would map each centroid to a different code in every row, which
             costs gzip what clustering saved.
+        allow_tf_ops: let ops TFLite's builtins lack stay TensorFlow ops
+            (SELECT_TF_OPS: the runtime then needs the Flex delegate); in the
+            integer modes such ops, and ops without an integer kernel, run in float.
     """
     import tensorflow as tf
 
     extra = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
+    if allow_tf_ops:
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+            tf.lite.OpsSet.SELECT_TF_OPS,
+        ]
     if mode.name == "float32":
         converter.optimizations = extra
         return converter
@@ -155,14 +164,19 @@ def configure_converter(
         converter.target_spec.supported_types = [tf.float16]
     elif mode.name == "int8":
         converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if not allow_tf_ops:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.as_dtype(input_type)
         converter.inference_output_type = tf.as_dtype(output_type)
     elif mode.name == "int16x8":
         converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
+        ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        # Without SELECT_TF_OPS the builtins are not added beside the 16x8 set: the float
+        # fallback they allow gives a file whose int16 tensors reach float-only kernels
+        # (SQUARED_DIFFERENCE of a LayerNormalization fails at run time).
+        converter.target_spec.supported_ops = (
+            [*ops, tf.lite.OpsSet.SELECT_TF_OPS] if allow_tf_ops else ops
+        )
         converter.inference_input_type = tf.as_dtype(input_type)
         converter.inference_output_type = tf.as_dtype(output_type)
     return converter

@@ -29,6 +29,7 @@ class QATStage(Stage):
         "QuantizeWrapperV2": "quantization-aware",
     }
     hands_back_keras3 = False
+    verifies_conversion = True
     tf_keras_note = (
         "result.model is the quantization-aware tf_keras model: its fake-quantization wrappers "
         "have no Keras 3 counterpart (the .tflite is the deployable model)"
@@ -110,21 +111,23 @@ class QATStage(Stage):
         if decision.reason:
             row.add_reason(f"qat: {decision.reason}")
 
-    def verify(self, report, model, content, samples, config: QAT, verbose) -> None:
+    def verify(self, report, model, content, samples, config: QAT, verbose) -> str | None:
         """The QAT Keras model against its .tflite; a loud warning when they disagree."""
         say(verbose, "checking the quantization-aware model agrees with its .tflite")
         report.qat_parity = parity.check(
             model, content, samples, config.min_top1_agreement, config.min_sqnr_db
         )
         p = report.qat_parity
-        if not p["ok"]:
-            where = p.get("first_divergent_layer")
-            report.warnings.append(
-                "THE QUANTIZATION-AWARE KERAS MODEL AND ITS .tflite DISAGREE: "
-                f"top-1 agreement {p['top1_agreement']}, SQNR {p['sqnr_db']} dB (expected >= "
-                f"{config.min_top1_agreement:.0%} and >= {config.min_sqnr_db} dB)"
-                + (f"; they first part at layer '{where}'" if where else "")
-            )
+        if p["ok"]:
+            return None
+        where = p.get("first_divergent_layer")
+        report.warnings.append(
+            "THE QUANTIZATION-AWARE KERAS MODEL AND ITS .tflite DISAGREE: "
+            f"top-1 agreement {p['top1_agreement']}, SQNR {p['sqnr_db']} dB (expected >= "
+            f"{config.min_top1_agreement:.0%} and >= {config.min_sqnr_db} dB)"
+            + (f"; they first part at layer '{where}'" if where else "")
+        )
+        return report.warnings[-1]
 
 
 STAGE = register_stage(QATStage())

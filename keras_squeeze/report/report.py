@@ -50,6 +50,9 @@ class Report:
         qat_parity: after quantization-aware training, the QAT Keras model
             against its .tflite (SQNR, top-1 agreement; per layer when they
             disagree).
+        conversion_parity: for every other result, the Keras model that was
+            converted against its .tflite (the same fields; per layer when the
+            .tflite departs from it).
         exports: per saved format, its Artifact record (filled by save()).
         notes / warnings: what the user should know.
     """
@@ -69,6 +72,7 @@ class Report:
     training: dict | None = None
     latency: dict | None = None
     qat_parity: dict | None = None
+    conversion_parity: dict | None = None
     edgetpu: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -102,6 +106,7 @@ class Report:
             "training": self.training,
             "latency": self.latency,
             "qat_parity": self.qat_parity,
+            "conversion_parity": self.conversion_parity,
             "edgetpu": self.edgetpu,
             "exports": {k: v for k, v in self.exports.items()},
             "notes": list(self.notes),

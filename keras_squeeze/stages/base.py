@@ -204,6 +204,8 @@ class Stage:
             preserve: "sparsity" (zeros), "clusters" (shared values).
         learning_rate_scale: the default share of the run's learning rate
             when the config has no `learning_rate_scale` field.
+        verifies_conversion: whether `verify` compares the .tflite with the
+            Keras model it was converted from (see `verify`).
     """
 
     name: str = ""
@@ -215,6 +217,7 @@ class Stage:
     wrappers: dict = {}
     hands_back_keras3: bool = True
     tf_keras_note: str = ""
+    verifies_conversion: bool = False
     settings: dict = {}
     produces: tuple[str, ...] = ()
     learning_rate_scale: float = 1.0
@@ -265,9 +268,17 @@ class Stage:
         goes into `report.warnings`."""
         row.targets[self.name] = decision.setting
 
-    def verify(self, report, model, content: bytes, samples, config, verbose: int) -> None:
-        """A whole-model check of the final .tflite against `model`; findings go into
-        the report (warnings for a failure)."""
+    def verify(self, report, model, content: bytes, samples, config, verbose: int) -> str | None:
+        """A whole-model check of the final .tflite against `model` (the Keras model it was
+        converted from); findings go into the report.
+
+        Returns:
+            None, or the failure (also added to `report.warnings`); `strict=True`
+            makes it an error. A stage whose `verify` compares the .tflite with
+            its Keras model sets `verifies_conversion`, and compress() then
+            skips its own generic comparison.
+        """
+        return None
 
     # -- helpers for run() ---------------------------------------------------------------
 
@@ -286,6 +297,7 @@ class Stage:
             validation=ctx.validation,
             verbose=1 if ctx.verbose else 0,
             learning_rate_scale=self.scale(config),
+            what=f"the {self.name} stage",
             **extra,
         )
         return "fine-tuned with " + rate.describe(history.model.optimizer)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+
+import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.core import models
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
-from keras_squeeze.errors import DataError, ModelError, RecipeError
+from keras_squeeze.errors import DataError, ModelError, NonFiniteError, RecipeError
 from keras_squeeze.training import losses, rate
 from keras_squeeze.training.defaults import DEFAULT_LEARNING_RATE
 
@@ -198,6 +201,44 @@ def _trainer_class(flavour: str):
     return Trainer
 
 
+@functools.lru_cache(maxsize=2)
+def _finite_guard_class(flavour: str):
+    k = _compat.keras_module(flavour)
+
+    class FiniteGuard(k.callbacks.Callback):
+        """Stops training at once when the loss, a weight or a quantization range is NaN
+        or Inf, naming what was training, the epoch and the step."""
+
+        def __init__(self, student, what: str):
+            super().__init__()
+            self.student, self.what, self.epoch = student, what, 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def _stop(self, found: str, step: str):
+            raise NonFiniteError(
+                f"{self.what[:1].upper()}{self.what[1:]} stopped: {found} at epoch "
+                f"{self.epoch + 1}{step}. Expected finite values; a lower learning rate usually "
+                "fixes this (learning_rate_scale=0.1 on the stage, or a smaller optimizer "
+                "learning rate). Received: the values above"
+            )
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self._stop(f"the loss became {float(loss)}", f", step {batch + 1}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            for w in self.student.weights:  # trainable and not: also QAT's ranges
+                value = np.asarray(w.numpy())
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    name = getattr(w, "path", None) or w.name
+                    self._stop(f"the weight '{name}' holds NaN or Inf", " (its end)")
+
+    return FiniteGuard
+
+
 def resolve_optimizer(
     optimizer, flavour: str, fallback_from=None, learning_rate: float = DEFAULT_LEARNING_RATE
 ):
@@ -301,6 +342,7 @@ def fine_tune(
     frozen=None,
     after_step=(),
     verbose: int = 1,
+    what: str = "fine-tuning",
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
 
@@ -324,9 +366,15 @@ def fine_tune(
             without wrappers keeps its constraint, e.g. pruning masks or
             cluster assignments re-applied to the weights.
         verbose: Keras verbosity (1 = progress bars).
+        what: what is training, for messages ("the prune stage").
 
     Returns:
         The Keras History.
+
+    Raises:
+        NonFiniteError: the loss became NaN or Inf (checked every step), or a
+            weight or quantization range did (checked every epoch); training
+            stops at once.
     """
     flavour = _compat.keras_flavour(student)
     if teacher is not None:
@@ -348,7 +396,7 @@ def fine_tune(
         train.dataset,
         epochs=epochs,
         steps_per_epoch=train.steps_per_epoch,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, _finite_guard_class(flavour)(student, what)],
         validation_data=validation.dataset if validation is not None else None,
         validation_steps=validation.steps_per_epoch if validation is not None else None,
         shuffle=False,  # the dataset is shuffled already

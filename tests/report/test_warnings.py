@@ -13,11 +13,12 @@ import pytest
 
 import keras_squeeze as ks
 from keras_squeeze.core import models
+from keras_squeeze.errors import RecipeError, VerificationError
 from keras_squeeze.layer_plan import Decision
 from keras_squeeze.report.layers import match_layers
 from keras_squeeze.report.tflite_reader import read_tflite
 from keras_squeeze.stages import StageRecord, get_stage
-from tests.conftest import keras
+from tests.conftest import assert_weights_equal, keras, weights_snapshot
 
 
 def _record(name: str, **settings) -> StageRecord:
@@ -50,6 +51,40 @@ def test_poorly_calibrated_int8_warns_about_top1_agreement(trained_models, digit
         )
     assert result.report.fidelity.top1_agreement < 0.95
     assert any("check the calibration data covers real inputs" in w for w in result.report.warnings)
+    # ... and loudly: the .tflite departs from its own Keras model, from a named layer on
+    parity = result.report.conversion_parity
+    assert parity["ok"] is False and parity["top1_agreement"] < 0.9
+    first = parity["first_divergent_layer"]
+    assert first in {layer.name for layer in trained_models["keras3"].layers}
+    (loud,) = [w for w in result.report.warnings if w.startswith("THE .tflite DEPARTS")]
+    assert f"they first part at layer '{first}'" in loud
+
+
+def test_strict_turns_a_departing_tflite_into_an_error(trained_models, digits8):
+    (x, _), (xt, yt) = digits8
+    model = trained_models["keras3"]
+    before = weights_snapshot(model)
+    with pytest.raises(
+        VerificationError, match=r"THE \.tflite DEPARTS FROM THE KERAS MODEL.*strict"
+    ):
+        ks.compress(
+            model,
+            "int8",
+            representative_data=np.zeros_like(x[:32]),
+            validation_data=(xt, yt),
+            strict=True,
+            verbose=0,
+        )
+    assert_weights_equal(before, model)
+    with pytest.raises(RecipeError, match=r"strict must be True or False"):
+        ks.compress(model, "dynamic", strict="yes", verbose=0)
+
+
+def test_an_agreeing_tflite_passes_the_conversion_check(dense_int8):
+    result, _ = dense_int8
+    assert result.report.conversion_parity["ok"] is True
+    assert "layers" not in result.report.conversion_parity
+    assert not [w for w in result.report.warnings if "DEPARTS" in w]
 
 
 def test_poorly_calibrated_regression_warns_about_sqnr():
