@@ -7,6 +7,7 @@ import dataclasses
 from keras_squeeze import _compat
 from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError
 from keras_squeeze.training import data as train_data_mod
@@ -101,14 +102,17 @@ def distill(
     )
     trainer_mod.check_teacher(teacher, student)
     specs = models.input_specs(student)
-    train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch)
+    outputs = output_specs(student)
+    train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch, outputs=outputs)
     validation = None
     val_samples = None
     if validation_data is not None:
         validation = train_data_mod.prepare(
-            validation_data, specs, batch_size, argument="validation_data"
+            validation_data, specs, batch_size, argument="validation_data", outputs=outputs
         )
-        val_samples = data_inputs.take_samples(validation_data, specs, None, "validation_data")
+        val_samples = data_inputs.take_samples(
+            validation_data, specs, None, "validation_data", outputs=outputs
+        )
         if val_samples.labels is None:
             raise DataError(
                 "validation_data has no labels. Expected (x, y) to measure accuracy. "
