@@ -18,6 +18,7 @@ from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.labels import output_specs
+from keras_squeeze.distillation.api import copy_model
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.stages import NATIVE, TF_KERAS, TrainingContext, registry
@@ -144,9 +145,7 @@ def default_teacher(original, distill: Distill | None, teacher):
         return models.ensure_model(teacher, "teacher")
     if distill is None:
         return None
-    k = _compat.keras_module(_compat.keras_flavour(original))
-    frozen = k.models.clone_model(original)
-    frozen.set_weights(original.get_weights())
+    frozen = copy_model(original)
     frozen.trainable = False
     return frozen
 

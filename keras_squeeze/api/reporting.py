@@ -70,6 +70,7 @@ def verify(job, trained, converted) -> Verified:
     )
     validation = job.validation
     out_names = models.output_names(job.model)
+    fidelity = metrics.renamed(fidelity, out_names)
     roles = output_roles(job.model, validation, job.fit.loss if job.fit is not None else None)
     fidelity = metrics.only_classifiers(fidelity, [r == metrics.CLASSIFICATION for r in roles])
     accuracy = regression = None

@@ -163,6 +163,15 @@ def task_summary(
     return accuracy, regression
 
 
+def renamed(fidelity: Fidelity, names: Sequence[str]) -> Fidelity:
+    """The fidelity with its outputs under `names` (the user's output names, in order: a
+    QAT model's outputs are named quant_<name>)."""
+    if len(names) != len(fidelity.outputs):
+        return fidelity
+    outputs = [dataclasses.replace(o, name=n) for o, n in zip(fidelity.outputs, names, strict=True)]
+    return dataclasses.replace(fidelity, outputs=outputs)
+
+
 def only_classifiers(fidelity: Fidelity, classifier: Sequence[bool]) -> Fidelity:
     """The fidelity with top-1 agreement kept for classifier outputs only (an arg-max
     agreement says nothing about a box or an embedding)."""

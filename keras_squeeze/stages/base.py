@@ -292,7 +292,8 @@ class Stage:
         scores = None
         if ctx.val_samples is not None and ctx.val_samples.labels is not None:
             roles = output_roles(ctx.compiled_from, ctx.val_samples, ctx.loss)
-            scores = validation_scores(model, ctx.val_samples, roles)
+            names = models.output_names(ctx.compiled_from)
+            scores = validation_scores(model, ctx.val_samples, roles, names)
         figures = headline(scores)
         return StageRecord(
             name=self.name,

@@ -27,13 +27,17 @@ def output_roles(reference, samples: Samples | None, loss=None) -> list[str]:
     return tasks.roles(reference, labels, loss)
 
 
-def validation_scores(model, samples: Samples | None, roles: list[str]) -> list[dict] | None:
+def validation_scores(
+    model, samples: Samples | None, roles: list[str], names: list[str] | None = None
+) -> list[dict] | None:
     """The task metric of each output of `model` on labelled samples (see
-    `report.metrics.output_scores`), else None."""
+    `report.metrics.output_scores`), else None; under `names` (the user's output names,
+    in order) when given, else `model`'s."""
     if samples is None or samples.labels is None:
         return None
     outputs = models.keras_outputs(model, samples)
-    names = [s.name for s in labels_mod.output_specs(model)]
+    if names is None or len(names) != len(outputs):
+        names = [s.name for s in labels_mod.output_specs(model)]
     if len(names) != len(outputs):
         names = models.output_names(model)
     return metrics.output_scores(outputs, samples.labels, roles, names)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_squeeze as ks
-from keras_squeeze.errors import DataError, KerasSqueezeError, RecipeError
+from keras_squeeze.errors import DataError, KerasSqueezeError, ModelError, RecipeError
 from tests.conftest import keras
 
 
@@ -108,3 +108,31 @@ def test_a_task_metric_that_falls_behind_is_a_warning(two_output):
     ), warnings
     assert result.report.accuracy["per_output"]["classes"]["original"] > 0.8
     assert result.report.regression["relative_mse"]["original"] < 1.0
+
+
+def test_a_model_that_cannot_be_copied_is_a_model_error():
+    """A custom layer whose config cannot rebuild it, in a model compiled with a custom loss
+    that is not registered: neither clone_model nor from_config copies it."""
+    k = keras("keras3")
+
+    class Scale(k.layers.Layer):
+        def __init__(self, factor, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+        def get_config(self):
+            return {"name": self.name}  # no factor: from_config cannot rebuild the layer
+
+    def distance(y_true, y_pred):
+        return (y_true - y_pred) ** 2
+
+    x_in = k.Input((4,))
+    student = k.Model(x_in, Scale(2.0)(k.layers.Dense(2)(x_in)))
+    student.compile("adam", loss=distance)
+    teacher = k.Model(x_in, k.layers.Dense(2)(x_in))
+    x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    with pytest.raises(ModelError, match=r"The model cannot be copied\. Expected a Sequential"):
+        ks.distill(teacher, student, x, epochs=1)
