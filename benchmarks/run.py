@@ -24,6 +24,7 @@ from benchmarks import (
     distillation,
     edgetpu,
     harness,
+    outputs,
     pruning,
     ptq,
     qat,
@@ -40,6 +41,7 @@ SECTIONS = {
     "channels": channels.run,
     "edgetpu": edgetpu.run,
     "cli": cli.run,
+    "outputs": outputs.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_squeeze.core.models import input_specs
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import Distill
@@ -92,7 +93,7 @@ def test_roles_and_losses_from_compile_labels_and_the_loss_given(flavour):
 
 
 def _loss_of(student, teacher, x, y, distill, outputs_given=None):
-    specs = __import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(student)
+    specs = input_specs(student)
     train = train_data.prepare((x, y), specs, batch_size=len(x), outputs=output_specs(student))
     task = trainer.make_task(student, train, distill, outputs_given)
     cls = trainer._trainer_class("keras3")
@@ -139,7 +140,7 @@ def test_one_output_regression_targets_keep_their_shape():
 def test_training_data_yields_a_tuple_per_output_in_output_order():
     model = _two_output("keras3")
     x, ids, boxes = _data()
-    specs = __import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(model)
+    specs = input_specs(model)
     outputs = output_specs(model)
     forms = [
         (x, {"box": boxes, "classes": ids}),
@@ -156,7 +157,7 @@ def test_training_data_yields_a_tuple_per_output_in_output_order():
 def test_fine_tune_trains_every_output():
     model = _two_output("tf_keras")
     x, ids, boxes = _data()
-    specs = __import__("keras_squeeze.core.models", fromlist=["x"]).input_specs(model)
+    specs = input_specs(model)
     prepared = train_data.prepare(
         (x, [ids, boxes]), specs, batch_size=8, outputs=output_specs(model)
     )
