@@ -83,6 +83,10 @@ def test_single_samples_with_one_hot_rows_get_a_sample_axis():
             r"no labels for output\(s\) \['box'\]\. Expected one entry per output",
         ),
         (
+            lambda: [IDS.astype(str), BOXES],
+            r"are not numbers\. Expected numeric labels\. Received: dtype <U",
+        ),
+        (
             lambda: IDS,
             r"gives one label array to a model with 2 outputs\. Expected a list of 2 arrays in "
             r"the order \['classes', 'box'\], or a dict keyed by output name",
