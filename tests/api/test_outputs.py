@@ -371,3 +371,28 @@ def test_labels_from_a_dataset_and_a_generator(models, name, source):
         models[name], "prune", train_data=train, validation_data=(xv, [cv, bv]), epochs=1, verbose=0
     )
     _check_report(result.report, name, trained=True)
+
+
+def test_the_command_line_table_has_a_row_per_output(models, tmp_path, capsys):
+    """keras-squeeze-compress on a two-output .keras file and a .npz of y_<output name>."""
+    from keras_squeeze.cli import compress_lib
+
+    path = tmp_path / "two.keras"
+    models["two_output"].save(path)
+    x, c, b = _images(80, 4)
+    np.savez(tmp_path / "data.npz", x=x, y_classes=c, y_box=b)
+    out = tmp_path / "out"
+    compress_lib.run(
+        model=str(path),
+        recipe="int8",
+        data=str(tmp_path / "data.npz"),
+        output_dir=str(out),
+        formats=("tflite",),
+        verbose=0,
+    )
+    text = capsys.readouterr().out
+    assert "accuracy (classes)" in text and "MSE (box)" in text and "MAE (box)" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.split()}
+    assert "classification" in rows[CLASSES] and "dB" in rows[CLASSES] and "%" in rows[CLASSES]
+    assert "regression" in rows[BOX] and "dB" in rows[BOX] and "%" not in rows[BOX]
+    assert (out / "model.tflite").exists()
