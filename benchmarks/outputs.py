@@ -145,8 +145,15 @@ def run() -> list[Table]:
             )
             seconds = time.perf_counter() - start
             report = result.report
-            for what, before, after, drop in _metrics(report):
-                warned = any(what.split()[0] in w and "points" in w for w in report.warnings)
+            rows = _metrics(report)
+            for what, before, after, drop in rows:
+                name, metric = what.split(" ", 1)
+                warned = any(
+                    f"{metric} " in w
+                    and "points" in w
+                    and (f"output '{name}'" in w or len(rows) == 1)
+                    for w in report.warnings
+                )
                 table.add(
                     family,
                     recipe,
