@@ -25,6 +25,7 @@ from benchmarks import (
     distillation,
     edgetpu,
     harness,
+    outputs,
     pruning,
     ptq,
     qat,
@@ -46,6 +47,7 @@ SECTIONS = {
     "cli": cli.run,
     "subclassed": subclassed.run,
     "robustness": robustness.run,
+    "outputs": outputs.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 

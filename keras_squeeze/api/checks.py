@@ -16,11 +16,13 @@ from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.inputs import InputSpec, Samples
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import DataError, RecipeError
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.stages import get_stage
+from keras_squeeze.training import tasks
 
 DEFAULT_CALIBRATION_SAMPLES = tflite_export.DEFAULT_CALIBRATION_SAMPLES
 MAX_VALIDATION_SAMPLES = 10_000
@@ -197,15 +199,16 @@ def check(
                 "and train_data=None"
             )
         calibration = data_inputs.take_samples(data, specs, num_calibration_samples, source)
+    outputs = output_specs(model)
     validation = None
     if validation_data is not None:
         validation = data_inputs.take_samples(
-            validation_data, specs, MAX_VALIDATION_SAMPLES, "validation_data"
+            validation_data, specs, MAX_VALIDATION_SAMPLES, "validation_data", outputs=outputs
         )
     samples = validation or calibration
     if samples is None and train_data is not None:
         samples = data_inputs.take_samples(
-            train_data, specs, DEFAULT_CALIBRATION_SAMPLES, "train_data"
+            train_data, specs, DEFAULT_CALIBRATION_SAMPLES, "train_data", outputs=outputs
         )
     if samples is None:
         samples = data_inputs.synthetic_samples(specs, SYNTHETIC_SAMPLES)
@@ -215,6 +218,7 @@ def check(
         )
     fit = None
     if training:
+        tasks.check_loss(loss, model)
         fit = FitSettings(
             train_data,
             validation_data,

@@ -17,12 +17,15 @@ from keras_squeeze import _compat
 from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.data.labels import output_specs
+from keras_squeeze.distillation.api import copy_model
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.stages import NATIVE, TF_KERAS, TrainingContext, registry
 from keras_squeeze.stages.base import check_same_outputs, validation_accuracy
 from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import rate, trainer
+from keras_squeeze.training.evaluation import label_forms
 
 
 @dataclasses.dataclass
@@ -155,7 +158,10 @@ def default_teacher(original, distill: Distill | None, teacher):
         return models.ensure_model(teacher, "teacher")
     if distill is None:
         return None
-    frozen = models.copy_model(original)
+    # a graph model by clone (an uncompiled copy when its compile config cannot be
+    # rebuilt); a subclassed one from its class (core.models.copy_model)
+    graph = models.is_graph_model(original)
+    frozen = copy_model(original) if graph else models.copy_model(original)
     frozen.trainable = False
     return frozen
 
@@ -163,11 +169,18 @@ def default_teacher(original, distill: Distill | None, teacher):
 def context(job) -> TrainingContext:
     """The run's data, teacher, loss and optimizer, prepared once for every stage."""
     fit = job.fit
-    train = train_data_mod.prepare(fit.train_data, job.specs, fit.batch_size, fit.steps_per_epoch)
+    outputs = output_specs(job.model)
+    train = train_data_mod.prepare(
+        fit.train_data, job.specs, fit.batch_size, fit.steps_per_epoch, outputs=outputs
+    )
     validation = None
     if job.validation is not None and job.validation.labels is not None:
         validation = train_data_mod.prepare(
-            fit.validation_data, job.specs, fit.batch_size, argument="validation_data"
+            fit.validation_data,
+            job.specs,
+            fit.batch_size,
+            argument="validation_data",
+            outputs=outputs,
         )
     distill = job.recipe.distill_config
     teacher = default_teacher(job.model, distill, fit.teacher)
@@ -222,9 +235,7 @@ def train(job) -> Trained:
         "epochs": ctx.epochs,
         "steps_per_epoch": ctx.train.steps_per_epoch,
         "batch_size": job.fit.batch_size,
-        "labels": (
-            ("one-hot" if ctx.train.one_hot else "class ids") if ctx.train.has_labels else None
-        ),
+        "labels": label_forms(ctx.train, job.model),
         "distill": ctx.distill.get_config() if ctx.distill is not None else None,
         "teacher": (
             "given" if job.fit.teacher is not None else ("original model" if ctx.distill else None)

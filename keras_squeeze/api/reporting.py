@@ -30,6 +30,7 @@ from keras_squeeze.report import metrics, scheme
 from keras_squeeze.report.layers import layer_rows, match_layers
 from keras_squeeze.report.report import ModelStats, Report
 from keras_squeeze.report.tflite_reader import read_tflite
+from keras_squeeze.training.evaluation import output_roles
 
 # Below these the quantized model disagrees with the float one enough to warn.
 MIN_TOP1_AGREEMENT = 0.95
@@ -42,14 +43,31 @@ DEPARTURE_MIN_TOP1 = 0.90
 DYNAMIC_RANGE_MIN_ELEMENTS = 1024
 
 
+# A result more than this below the original on its task metric gets a warning: points of
+# accuracy for a classification output, points of relative MSE (MSE / variance of the
+# targets) for a regression output.
+MAX_TASK_DROP = 0.02
+
+
 @dataclasses.dataclass
 class Verified:
-    """The compressed .tflite run against the original float model (`fidelity`) and
-    against the Keras model it was converted from (`own`)."""
+    """The compressed .tflite run against the original float model and against the Keras
+    model it was converted from.
+
+    Attributes:
+        fidelity: per output; top-1 agreement for classification outputs only.
+        own: the same figures against the Keras model the .tflite was converted
+            from (a departure from it is a failed conversion).
+        accuracy / regression: the task metrics before and after (see
+            `report.metrics.task_summary`), None without labels.
+        tasks: {output name: "classification" / "regression"}.
+    """
 
     fidelity: metrics.Fidelity
     own: metrics.Fidelity
     accuracy: dict | None
+    regression: dict | None = None
+    tasks: dict | None = None
 
 
 def verify(job, trained, converted) -> Verified:
@@ -66,22 +84,23 @@ def verify(job, trained, converted) -> Verified:
         converted.content, model, job.check, job.mode.name, reference_outputs=reference
     )
     runner = checked.runner
-    accuracy = None
     validation = job.validation
+    out_names = models.output_names(job.model)
+    roles = output_roles(job.model, validation, job.fit.loss if job.fit is not None else None)
+    classifiers = [r == metrics.CLASSIFICATION for r in roles]
+    fidelity = metrics.only_classifiers(metrics.renamed(checked.fidelity, out_names), classifiers)
+    own = metrics.only_classifiers(metrics.renamed(checked.own, out_names), classifiers)
+    accuracy = regression = None
     if validation is not None and validation.labels is not None:
-        original = metrics.classifier_accuracy(
-            models.keras_outputs(job.model, validation), validation.labels
+        original = metrics.output_scores(
+            models.keras_outputs(job.model, validation), validation.labels, roles, out_names
         )
-        if original is not None:
-            names = [s.name for s in job.specs]
-            outputs = runner.run(validation, names, models.output_names(job.model))
-            accuracy = {
-                "original": original,
-                "compressed": metrics.classifier_accuracy(outputs, validation.labels),
-                "samples": validation.count,
-                "data": "validation_data",
-            }
-    return Verified(checked.fidelity, checked.own, accuracy)
+        outputs = runner.run(validation, [s.name for s in job.specs], out_names)
+        compressed = metrics.output_scores(outputs, validation.labels, roles, out_names)
+        accuracy, regression = metrics.task_summary(
+            original, compressed, validation.count, "validation_data"
+        )
+    return Verified(fidelity, own, accuracy, regression, dict(zip(out_names, roles, strict=True)))
 
 
 def build_report(job, trained, converted, verified) -> Report:
@@ -107,6 +126,8 @@ def build_report(job, trained, converted, verified) -> Report:
         ),
         fidelity=verified.fidelity,
         accuracy=verified.accuracy,
+        regression=verified.regression,
+        tasks=verified.tasks,
         conversion_seconds=converted.seconds,
         calibration=job.calibration.describe() if job.calibration is not None else None,
         layers=rows,
@@ -159,6 +180,7 @@ def build_report(job, trained, converted, verified) -> Report:
         )
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
+    warn_on_task_drop(report)
     return report
 
 
@@ -257,3 +279,41 @@ def warn_on_low_fidelity(report: Report, mode: ptq.PTQMode) -> None:
             f"the '{mode.name}' .tflite's outputs are far from the float model's "
             f"(SQNR {f.sqnr_db:.1f} dB on {f.inputs})"
         )
+
+
+def warn_on_task_drop(report: Report) -> None:
+    """A warning for each output the compressed .tflite does worse on than the original
+    by more than MAX_TASK_DROP: points of accuracy on each classification output of a
+    model with several outputs, points of relative MSE on a regression output. (A
+    one-output classifier's accuracy before and after is the summary's own row.)"""
+    acc, reg = report.accuracy, report.regression
+    on = "{} samples of {}"
+    if acc:
+        for name, v in (acc.get("per_output") or {}).items():
+            drop = v["original"] - v["compressed"]
+            if drop > MAX_TASK_DROP:
+                report.warnings.append(
+                    f"the compressed .tflite's accuracy on output '{name}' is "
+                    f"{v['compressed']:.4f}, {100 * drop:.1f} points under the original model's "
+                    f"{v['original']:.4f} "
+                    f"({on.format(acc['samples'], acc['data'])}); train longer (epochs=) or "
+                    "compress less"
+                )
+    if reg:
+        per_output = reg.get("per_output") or {
+            None: {"mse": reg, "relative_mse": reg["relative_mse"]}
+        }
+        for name, v in per_output.items():
+            rel = v["relative_mse"]
+            if rel["original"] is None or rel["compressed"] is None:
+                continue
+            rise = rel["compressed"] - rel["original"]
+            if rise > MAX_TASK_DROP:
+                where = f" on output '{name}'" if name else ""
+                report.warnings.append(
+                    f"the compressed .tflite's relative MSE{where} (MSE / variance of the "
+                    f"targets) is {rel['compressed']:.4f}, {100 * rise:.1f} points over the "
+                    f"original model's {rel['original']:.4f} (MSE {v['mse']['compressed']:.4g} "
+                    f"vs {v['mse']['original']:.4g}, {on.format(reg['samples'], reg['data'])}); "
+                    "train longer (epochs=) or compress less"
+                )

@@ -107,9 +107,10 @@ class CompressionResult:
             if "saved_model" in formats:
                 say(self.verbose, "writing the SavedModel (saved_model/1/) and checking it")
                 path = stage / FILE_NAMES["saved_model"] / "1"
-                saved_model_export.write(self.model, path)
+                names = models.output_names(self.original)  # the user's, not quant_<name>
+                saved_model_export.write(self.model, path, names)
                 fidelity = saved_model_export.verify(
-                    path, self.model, self.samples, reference_outputs=reference
+                    path, self.model, self.samples, reference_outputs=reference, output_names=names
                 )
                 records["saved_model"] = Artifact(
                     "saved_model",
@@ -180,7 +181,12 @@ class CompressionResult:
             atomic.write_bytes(path, content)
             runner = TFLiteRunner(content=self.tflite)
             fidelity, agreement = onnx_export.verify(
-                path, self.model, self.samples, runner, reference_outputs=reference
+                path,
+                self.model,
+                self.samples,
+                runner,
+                reference_outputs=reference,
+                output_names=models.output_names(self.original),
             )
             source = "model.tflite (QDQ form)"
         return Artifact(

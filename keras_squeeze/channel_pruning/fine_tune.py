@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import rate, trainer
 
@@ -40,11 +41,12 @@ def fit(
     Returns:
         What was done, e.g. "fine-tuned for 2 epoch(s) with Adam at learning rate 0.0003".
     """
-    train = train_data_mod.prepare(train_data, specs, batch_size)
+    outputs = output_specs(compiled_from if compiled_from is not None else model)
+    train = train_data_mod.prepare(train_data, specs, batch_size, outputs=outputs)
     validation = None
     if validation_data is not None:
         validation = train_data_mod.prepare(
-            validation_data, specs, batch_size, argument="validation_data"
+            validation_data, specs, batch_size, argument="validation_data", outputs=outputs
         )
         validation = validation if validation.has_labels else None
     history = trainer.fine_tune(

@@ -17,6 +17,7 @@ from keras_squeeze.channel_pruning.settings import ChannelPruning
 from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
 from keras_squeeze.training import defaults
@@ -132,11 +133,11 @@ def _allocate(settings, analysis, groups, scores) -> tuple[np.ndarray, list[str]
     return keep, warns
 
 
-def _validation(validation_data, specs):
+def _validation(validation_data, specs, outputs=None):
     if validation_data is None:
         return None
     return data_inputs.take_samples(
-        validation_data, specs, MAX_VALIDATION_SAMPLES, "validation_data"
+        validation_data, specs, MAX_VALIDATION_SAMPLES, "validation_data", outputs=outputs
     )
 
 
@@ -239,14 +240,16 @@ def prune_channels(
                 "The 'taylor' criterion needs labelled data. Expected importance_data=(x, y) or "
                 "train_data=(x, y). Received: neither"
             )
-        taylor = data_inputs.take_samples(data, specs, settings.taylor_samples, source)
+        taylor = data_inputs.take_samples(
+            data, specs, settings.taylor_samples, source, outputs=output_specs(model)
+        )
         if taylor.labels is None or train_loss is None:
             labels = "given" if taylor.labels is not None else "None"
             raise DataError(
                 "The 'taylor' criterion needs labels and a loss. Expected (x, y) data and loss= "
                 f"(or a compiled model). Received: labels {labels}, loss={train_loss!r}"
             )
-    validation = _validation(validation_data, specs)
+    validation = _validation(validation_data, specs, output_specs(model))
 
     analysis = analyze(view, settings.skip)
     groups = analysis.prunable

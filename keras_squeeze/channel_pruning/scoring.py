@@ -7,13 +7,17 @@ channels onto the group's components.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.channel_pruning import importance
 from keras_squeeze.channel_pruning.dependency import Analysis, Group
 from keras_squeeze.data.inputs import Samples
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.errors import DataError
+from keras_squeeze.training import tasks
 
 TAYLOR_BATCH = 32
 
@@ -82,11 +86,26 @@ def _taylor_sources(analysis, model, samples: Samples, loss) -> dict[int, list[n
     for start in range(0, samples.count, TAYLOR_BATCH):
         batch = samples.batch(start, start + TAYLOR_BATCH)
         x = batch if len(batch) > 1 else batch[0]
-        y = samples.labels[start : start + TAYLOR_BATCH]
+        labels = samples.labels
+        if isinstance(labels, list):  # one array per output
+            y = [a[start : start + TAYLOR_BATCH] for a in labels]
+        else:
+            y = labels[start : start + TAYLOR_BATCH]
         with tf.GradientTape() as tape:
             result = probe(x, training=False)
             acts, preds = result[: len(tensors)], result[len(tensors) :]
-            value = loss(y, preds[0] if len(preds) == 1 else preds)
+            if isinstance(loss, list):  # one loss per output, summed
+                value = tf.add_n(
+                    [
+                        tf.reduce_mean(fn(t, p))
+                        for fn, t, p in zip(
+                            loss, y if isinstance(y, list) else [y], preds, strict=True
+                        )
+                        if fn is not None
+                    ]
+                )
+            else:
+                value = loss(y, preds[0] if len(preds) == 1 else preds)
         grads = tape.gradient(value, acts)
         for i, (a, g) in enumerate(zip(acts, grads, strict=True)):
             if g is not None:
@@ -104,6 +123,11 @@ def resolve_loss(loss, model, argument: str = "loss"):
         loss = getattr(model, "loss", None)
     if loss is None:
         return None
+    if isinstance(loss, Mapping) or (isinstance(loss, Sequence) and not isinstance(loss, str)):
+        # One loss per output (a list in output order, or a dict keyed by output name).
+        names = [spec.name for spec in output_specs(model)]
+        entries = tasks.per_output(loss, names, argument)
+        return [None if e is None else resolve_loss(e, model, argument) for e in entries]
     if isinstance(loss, (str, dict)):
         try:
             return k.losses.get(loss)

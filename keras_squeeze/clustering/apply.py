@@ -137,6 +137,14 @@ def wrap(model, decisions: dict[str, Decision], config: Cluster, preserve_sparsi
     return k.models.clone_model(model, clone_function=clone)
 
 
+def copy(model):
+    """A tf_keras copy of `model` with its own layers and the same weights."""
+    k = _compat.keras_module(_compat.TF_KERAS)
+    clone = k.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def strip(model):
     """The model without clustering wrappers (kernels hold their centroid values).
 

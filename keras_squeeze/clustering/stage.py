@@ -99,7 +99,9 @@ class ClusterStage(Stage):
                 ctx, settings, seconds, model, decisions, notes, details={"per_tensor": []}
             )
             return model, record
-        clustered = cluster_apply.wrap(model, decisions, config, preserve)
+        # The engine's wrappers take over the layers they wrap (their kernels move into the
+        # wrapper): wrap a copy, so the model handed in (an earlier stage's result) stays whole.
+        clustered = cluster_apply.wrap(cluster_apply.copy(model), decisions, config, preserve)
         note, seconds = self.timed_fine_tune(ctx, clustered, config)
         notes.append(note)
         stripped = cluster_apply.strip(clustered)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from keras_squeeze.data import labels as labels_mod
 from keras_squeeze.errors import DataError, NonFiniteError
 
 
@@ -37,7 +38,10 @@ class Samples:
 
     Attributes:
         inputs: one array per model input, each `(count, *shape)`.
-        labels: class ids `(count,)` or raw targets, or None without labels.
+        labels: class ids `(count,)` or raw targets, or None without labels;
+            for a model with several outputs a list (one array per output, in
+            output order) when the outputs were known, else the structure given
+            (a list or a dict of arrays; see `data.labels`).
         count: number of samples taken.
         available: number of samples the source had, when known.
         source: the argument the samples came from, e.g. "representative_data".
@@ -217,12 +221,17 @@ def take_samples(
     specs: Sequence[InputSpec],
     limit: int | None,
     argument: str,
+    outputs: Sequence[labels_mod.OutputSpec] | None = None,
 ) -> Samples:
     """Takes up to `limit` validated samples (and labels, if present) from `data`.
 
+    Labels may be one array, a list of arrays (one per output) or a dict keyed
+    by output name. With `outputs` (see `data.labels.output_specs`) they are
+    matched to the model's outputs and checked against their shapes.
+
     Raises:
         DataError: the data is empty, of an unsupported kind, or does not fit
-            the model's inputs.
+            the model's inputs or (with `outputs`) its outputs.
         NonFiniteError: the inputs contain NaN or Inf.
     """
     if limit is not None and limit < 1:
@@ -239,10 +248,8 @@ def take_samples(
             exhausted = False
             break
         x, y = split_element(element, len(specs))
-        arrays = [
-            _check_array(a, s, argument, batched)
-            for a, s in zip(as_input_list(x, specs, argument), specs, strict=True)
-        ]
+        raw = as_input_list(x, specs, argument)
+        arrays = [_check_array(a, s, argument, batched) for a, s in zip(raw, specs, strict=True)]
         n = len(arrays[0])
         if any(len(a) != n for a in arrays):
             raise DataError(
@@ -252,14 +259,9 @@ def take_samples(
         if batched is True:  # in-memory arrays: one element holds all the data
             available = n
         if y is not None:
-            y = _first_output_labels(y, n, argument)
-            if batched is not True and y.ndim == 0:
-                y = y[None]
-            if len(y) != n:
-                raise DataError(
-                    f"{argument} has a different number of labels than inputs. "
-                    f"Expected {n} labels. Received: {len(y)}"
-                )
+            # A dataset or generator of single samples: their labels get a sample axis too.
+            single = batched is None and np.ndim(raw[0]) == len(specs[0].shape)
+            y = labels_mod.read(y, n, argument, single=single)
         if have_labels is None:
             have_labels = y is not None
         keep = n if limit is None else min(n, limit - taken)
@@ -267,15 +269,28 @@ def take_samples(
             exhausted = False
         chunks.append([a[:keep] for a in arrays])
         if have_labels and y is not None:
-            label_chunks.append(y[:keep])
+            label_chunks.append(_head(y, keep))
         taken += keep
     if taken == 0:
         raise DataError(f"{argument} is empty. Expected at least one sample. Received: no samples")
     inputs = [np.concatenate([c[i] for c in chunks]) for i in range(len(specs))]
-    labels = np.concatenate(label_chunks) if have_labels and label_chunks else None
+    labels = None
+    if have_labels and label_chunks:
+        labels = labels_mod.concatenate(label_chunks, argument)
+        if outputs is not None:
+            labels = labels_mod.per_output(labels, outputs, argument)
     if available is None and exhausted:
         available = taken
     return Samples(inputs, labels, taken, available, argument)
+
+
+def _head(y, keep: int):
+    """The first `keep` samples of labels read by `data.labels.read`."""
+    if isinstance(y, Mapping):
+        return {k: v[:keep] for k, v in y.items()}
+    if isinstance(y, list):
+        return [v[:keep] for v in y]
+    return y[:keep]
 
 
 def class_ids(labels: np.ndarray | None) -> np.ndarray | None:

@@ -3,7 +3,9 @@
 - "digits": the built-in digits (1,400 train / 397 test), resized bilinearly
   to the model's square image input and repeated over its channels.
 - a .npz file holding `x` and `y` (split 80/20 in order) or `x_train`,
-  `y_train`, `x_test`, `y_test`.
+  `y_train`, `x_test`, `y_test`; for a model with several outputs the labels
+  are one array per output, named `y_<output name>` (or `y_train_<output
+  name>` and `y_test_<output name>`).
 - a folder with one sub-folder per class (Keras' `image_dataset_from_directory`
   conventions: classes are the sub-folder names in sorted order; .bmp, .gif,
   .jpeg, .jpg, .png files at any depth below them). Images are resized to the
@@ -282,33 +284,62 @@ def load_npz(path) -> DataSplits:
             "The .npz could not be read. Expected a numpy .npz. Received: "
             f"'{path}' ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
         ) from e
-    if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
-        _check_arrays(arrays, ("x_train", "y_train", "x_test", "y_test"), path)
-        pairs = [(arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])]
-    elif {"x", "y"} <= set(arrays):
-        _check_arrays(arrays, ("x", "y"), path)
+    used = [k for k in arrays if k in ("x", "x_train", "x_test") or k.split("_")[0] == "y"]
+    _check_arrays(arrays, used, path)
+    labels = {part: _npz_labels(arrays, part) for part in ("y", "y_train", "y_test")}
+    if {"x_train", "x_test"} <= set(arrays) and labels["y_train"] is not None:
+        pairs = [(arrays["x_train"], labels["y_train"]), (arrays["x_test"], labels["y_test"])]
+    elif "x" in arrays and labels["y"] is not None:
         split = int(len(arrays["x"]) * (1 - VALIDATION_SPLIT))
-        x, y = arrays["x"], arrays["y"]
-        pairs = [(x[:split], y[:split]), (x[split:], y[split:])]
+        x, y = arrays["x"], labels["y"]
+        pairs = [(x[:split], _head(y, split, True)), (x[split:], _head(y, split, False))]
     else:
         raise DataError(
             "The .npz does not hold the expected arrays. Expected x and y, or x_train, y_train, "
-            f"x_test and y_test. Received: {sorted(arrays)} in '{path}'"
+            "x_test and y_test (for a model with several outputs y_<output name> instead of y, "
+            f"y_train_<output name> and y_test_<output name>). Received: {sorted(arrays)} "
+            f"in '{path}'"
         )
     for x, y in pairs:
-        if len(x) != len(y) or len(x) == 0:
+        if y is None or any(len(x) != len(v) for v in _leaves(y)) or len(x) == 0:
+            y = y if y is not None else []
+            counts = [len(v) for v in _leaves(y)]
             raise DataError(
                 "The .npz's inputs and labels do not pair up. Expected as many labels as "
-                f"inputs, at least one of each. Received: {len(x)} inputs and {len(y)} labels "
-                f"in '{path}'"
+                f"inputs, at least one of each. Received: {len(x)} inputs and "
+                f"{counts[0] if len(counts) == 1 else counts} labels in '{path}'"
             )
     (x, y), (xt, yt) = pairs
     return DataSplits(
         (x, y),
         (xt, yt),
         f"{path.name} ({len(x):,} train / {len(xt):,} validation)",
-        _num_classes(y, yt),
+        _num_classes(y, yt) if not isinstance(y, dict) else None,
     )
+
+
+def _npz_labels(arrays: dict, part: str):
+    """The array `part` ("y", "y_train", "y_test"), else {output name: array} from the
+    arrays named `part`_<output name>, else None."""
+    if part in arrays:
+        return arrays[part]
+    skip = ("y_train", "y_test") if part == "y" else ()
+    named = {
+        key[len(part) + 1 :]: value
+        for key, value in arrays.items()
+        if key.startswith(part + "_") and not key.startswith(skip)
+    }
+    return named or None
+
+
+def _leaves(y) -> list:
+    return list(y.values()) if isinstance(y, dict) else [y]
+
+
+def _head(y, split: int, first: bool):
+    if isinstance(y, dict):
+        return {k: _head(v, split, first) for k, v in y.items()}
+    return y[:split] if first else y[split:]
 
 
 def load_image_folder(

@@ -7,8 +7,9 @@ import dataclasses
 from keras_squeeze import _compat
 from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
-from keras_squeeze.errors import DataError
+from keras_squeeze.errors import DataError, ModelError
 from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import defaults
 from keras_squeeze.training import trainer as trainer_mod
@@ -32,9 +33,24 @@ class DistillResult:
 
 
 def copy_model(model):
-    """A copy of a functional/Sequential model with the same weights (either flavour)."""
+    """A copy of a functional/Sequential model with the same weights (either flavour).
+
+    Raises:
+        ModelError: the model's layers cannot be rebuilt from their configs.
+    """
     k = _compat.keras_module(_compat.keras_flavour(model))
-    clone = k.models.clone_model(model)
+    try:
+        clone = k.models.clone_model(model)
+    except (TypeError, ValueError) as first:
+        # Keras 3 compiles the clone from the model's compile config, which fails on a
+        # custom loss or metric that is not registered; a copy to run needs no compile.
+        try:
+            clone = model.__class__.from_config(model.get_config())
+        except (TypeError, ValueError, NotImplementedError) as e:
+            raise ModelError(
+                "The model cannot be copied. Expected a Sequential or functional model whose "
+                f"layers have get_config. Received: {type(model).__name__} ({first})"
+            ) from e
     clone.set_weights(model.get_weights())
     return clone
 
@@ -101,14 +117,17 @@ def distill(
     )
     trainer_mod.check_teacher(teacher, student)
     specs = models.input_specs(student)
-    train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch)
+    outputs = output_specs(student)
+    train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch, outputs=outputs)
     validation = None
     val_samples = None
     if validation_data is not None:
         validation = train_data_mod.prepare(
-            validation_data, specs, batch_size, argument="validation_data"
+            validation_data, specs, batch_size, argument="validation_data", outputs=outputs
         )
-        val_samples = data_inputs.take_samples(validation_data, specs, None, "validation_data")
+        val_samples = data_inputs.take_samples(
+            validation_data, specs, None, "validation_data", outputs=outputs
+        )
         if val_samples.labels is None:
             raise DataError(
                 "validation_data has no labels. Expected (x, y) to measure accuracy. "

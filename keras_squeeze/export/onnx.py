@@ -97,29 +97,29 @@ def from_tflite(tflite: bytes, input_names=None, output_names=None) -> bytes:
     if _has_wide_integer_qdq(proto):
         _upgrade_for_int16_qdq(proto)
     if input_names is not None or output_names is not None:
-        _rename_io(proto, input_names, output_names, _signature_tensors(tflite))
+        _rename_io(proto, input_names, output_names, _signature_keys(tflite))
     return proto.SerializeToString()
 
 
-def _signature_tensors(tflite: bytes) -> tuple[dict, dict]:
-    """({input key: tensor name}, {output key: tensor name}) of the .tflite's one signature.
+def _signature_keys(tflite: bytes) -> dict:
+    """{tensor name: signature key} of the .tflite's signature inputs and outputs.
 
-    tf2onnx names the ONNX inputs and outputs after the .tflite's tensors, in the
-    subgraph's order, which need not be the signature's (a traced function's
-    outputs are StatefulPartitionedCall:1, :0, :2 for output_0, output_1, ...).
+    tf2onnx names the graph's inputs and outputs after the .tflite's tensors
+    ("StatefulPartitionedCall:0", ...), which the converter orders by signature
+    key, not in the model's output order: the keys tell which output is which.
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite)
-    signatures = interpreter.get_signature_list()
-    if len(signatures) != 1:
-        return {}, {}
-    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
-    runner = interpreter.get_signature_runner(next(iter(signatures)))
-    return (
-        {k: names.get(d["index"], k) for k, d in runner.get_input_details().items()},
-        {k: names.get(d["index"], k) for k, d in runner.get_output_details().items()},
-    )
+    interpreter = Interpreter(model_content=bytes(tflite))
+    if len(interpreter.get_signature_list()) != 1:
+        return {}
+    runner = interpreter.get_signature_runner()
+    names = {
+        d["index"]: d["name"]
+        for d in (*interpreter.get_input_details(), *interpreter.get_output_details())
+    }
+    details = {**runner.get_input_details(), **runner.get_output_details()}
+    return {names[d["index"]]: key for key, d in details.items() if d["index"] in names}
 
 
 def _initializers(proto) -> dict:
@@ -185,30 +185,27 @@ def _upgrade_for_int16_qdq(proto) -> None:
     proto.ir_version = max(proto.ir_version, 10)
 
 
-def _by_signature(wanted, current, tensors: dict) -> list[str]:
-    """The ONNX names of `wanted` (model names) through the .tflite's signature keys."""
+def _rename_io(proto, input_names, output_names, keys=None) -> None:
+    """Renames the graph's inputs and outputs to the names wanted, matching each wanted name
+    to a current one by the current name or its signature key (`keys`: {name: key})."""
     from keras_squeeze.export.runtime import match_names
 
-    if len(tensors) == len(wanted) == len(current):
-        found = [tensors[key] for key in match_names(wanted, list(tensors))]
-        if len(set(found)) == len(found) and set(found) == set(current):
-            return found
-    return match_names(wanted, current)
+    keys = keys or {}
 
+    def match(wanted, current):
+        by_key = {keys.get(c, c): c for c in current}
+        if len(by_key) != len(current):  # keys that do not tell the names apart
+            return match_names(wanted, current)
+        return [by_key[k] for k in match_names(wanted, list(by_key))]
 
-def _rename_io(proto, input_names, output_names, signature=({}, {})) -> None:
     renames = {}
     if input_names is not None:
         current = [i.name for i in proto.graph.input if i.name not in _initializers(proto)]
-        for new, old in zip(
-            input_names, _by_signature(input_names, current, signature[0]), strict=True
-        ):
+        for new, old in zip(input_names, match(input_names, current), strict=True):
             renames[old] = new
     if output_names is not None:
         current = [o.name for o in proto.graph.output]
-        for new, old in zip(
-            output_names, _by_signature(output_names, current, signature[1]), strict=True
-        ):
+        for new, old in zip(output_names, match(output_names, current), strict=True):
             renames[old] = new
     renames = {old: new for old, new in renames.items() if old != new}
     if not renames:
@@ -222,12 +219,14 @@ def _rename_io(proto, input_names, output_names, signature=({}, {})) -> None:
             node.output[i] = renames.get(name, name)
 
 
-def verify(path, model, samples, tflite_runner=None, reference_outputs=None):
+def verify(path, model, samples, tflite_runner=None, reference_outputs=None, output_names=None):
     """Runs an .onnx file in onnxruntime and compares it with the model (and its .tflite).
 
     A float ONNX file must reproduce `model`; one converted from a .tflite must
     reproduce that .tflite. The fidelity returned is against
-    `reference_outputs` when given, else `model`.
+    `reference_outputs` when given, else `model`. `output_names` (in the
+    model's output order) name the file's outputs when they are not the
+    model's own (a QAT model's outputs are named quant_<name>).
 
     Returns:
         (fidelity against the Keras model, agreement with the .tflite or None).
@@ -241,7 +240,7 @@ def verify(path, model, samples, tflite_runner=None, reference_outputs=None):
     from keras_squeeze.report.metrics import compare
 
     specs = models.input_specs(model)
-    names = models.output_names(model)
+    names = list(output_names) if output_names is not None else models.output_names(model)
     input_names = [s.name for s in specs]
     in_q = tflite_runner.input_quant(input_names) if tflite_runner else None
     try:

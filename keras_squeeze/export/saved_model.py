@@ -15,11 +15,12 @@ from keras_squeeze.errors import ExportError, VerificationError
 from keras_squeeze.export.signature import serving_function
 
 
-def write(model, path: pathlib.Path) -> None:
-    """Writes `model` as a SavedModel directory at `path` (which must not exist)."""
+def write(model, path: pathlib.Path, output_names=None) -> None:
+    """Writes `model` as a SavedModel directory at `path` (which must not exist); its
+    signature's outputs are named `output_names` (in the model's order) when given."""
     import tensorflow as tf
 
-    serve, _ = serving_function(model)
+    serve, _ = serving_function(model, output_names)
     module = tf.Module()
     module.model = model
     module.serve = serve
@@ -33,18 +34,19 @@ def write(model, path: pathlib.Path) -> None:
         ) from e
 
 
-def verify(path, model, samples, reference_outputs=None):
+def verify(path, model, samples, reference_outputs=None, output_names=None):
     """Loads the SavedModel with tf.saved_model.load, runs serving_default, compares.
 
     It must reproduce `model`; the fidelity returned is against
-    `reference_outputs` when given, else `model`.
+    `reference_outputs` when given, else `model`. `output_names`: as given to
+    `write`.
     """
     from keras_squeeze.export.artifact import check_float_fidelity, check_outputs_finite
     from keras_squeeze.export.runtime import saved_model_outputs
     from keras_squeeze.report.metrics import compare
 
     specs = models.input_specs(model)
-    names = models.output_names(model)
+    names = list(output_names) if output_names is not None else models.output_names(model)
     try:
         outputs = saved_model_outputs(str(path), samples, [s.name for s in specs], names)
     except Exception as e:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from keras_squeeze.core import models
 
 
-def serving_function(model):
-    """A `tf.function` taking the model's inputs by name, returning outputs by name.
+def serving_function(model, output_names=None):
+    """A `tf.function` taking the model's inputs by name, returning outputs by name:
+    `output_names` (in the model's output order) when given, else the model's own.
 
     The model is called as `models.call_model` calls it (a dict for a
     subclassed model whose signature is a dict), so the same function serves
@@ -20,7 +21,8 @@ def serving_function(model):
     import tensorflow as tf
 
     specs = models.input_specs(model)
-    names = models.output_names(model)
+    own = models.output_names(model)
+    names = list(output_names) if output_names is not None else own
     traced = models.signature_of(model)
     batch = traced.batch if traced is not None else None
     signature = [tf.TensorSpec((batch, *s.shape), s.dtype, name=s.name) for s in specs]
@@ -29,7 +31,7 @@ def serving_function(model):
     def serve(*args):
         out = models.call_model(model, args)
         if isinstance(out, dict):
-            out = [out[n] for n in names]
+            out = [out[n] for n in own]
         out = out if isinstance(out, (list, tuple)) else [out]
         return dict(zip(names, out, strict=True))
 

@@ -80,12 +80,25 @@ def _clone(like):
             )
         structure = tf.nest.pack_sequence_as(graph.io_structure(like, "input"), inputs)
         return keras.models.clone_model(like, input_tensors=structure)
+    except (TypeError, ValueError) as e:
+        if not getattr(like, "compiled", False):
+            raise _not_cloned(like, e) from e
+        # clone_model compiles the clone from the model's compile config, which fails on a
+        # custom loss or metric that is not registered; the clone needs no compile.
+        try:
+            return like.__class__.from_config(like.get_config())
+        except Exception:
+            raise _not_cloned(like, e) from e
     except Exception as e:
-        raise BridgeError(
-            f"The Keras 3 model '{like.name}' could not be cloned to receive the weights. Expected "
-            "a model keras.models.clone_model can copy (custom layers need get_config). "
-            f"Received: {type(e).__name__}: {str(e)[:300]}"
-        ) from e
+        raise _not_cloned(like, e) from e
+
+
+def _not_cloned(like, e) -> BridgeError:
+    return BridgeError(
+        f"The Keras 3 model '{like.name}' could not be cloned to receive the weights. Expected "
+        "a model keras.models.clone_model can copy (custom layers need get_config). "
+        f"Received: {type(e).__name__}: {str(e)[:300]}"
+    )
 
 
 def _weighted_layers(model, flavour_name: str) -> dict:

@@ -86,8 +86,18 @@ def per_layer(qat_model, content: bytes, samples: Samples, min_sqnr_db: float) -
     return rows
 
 
-def check(qat_model, content: bytes, samples: Samples, min_top1: float, min_sqnr_db: float) -> dict:
+def check(
+    qat_model,
+    content: bytes,
+    samples: Samples,
+    min_top1: float,
+    min_sqnr_db: float,
+    classifier: list[bool] | None = None,
+) -> dict:
     """Agreement of a quantization-aware Keras model and its .tflite.
+
+    `classifier` (one flag per output) keeps top-1 agreement to the
+    classification outputs (an arg-max says nothing about a box).
 
     Returns:
         {"sqnr_db", "top1_agreement", "max_abs_diff", "samples", "ok", and,
@@ -98,6 +108,8 @@ def check(qat_model, content: bytes, samples: Samples, min_top1: float, min_sqnr
     keras_out = models.keras_outputs(qat_model, samples)
     tflite_out = TFLiteRunner(content=content).run(samples, [s.name for s in specs], names)
     fidelity = metrics.compare(keras_out, tflite_out, names, samples.describe())
+    if classifier is not None and len(classifier) == len(names):
+        fidelity = metrics.only_classifiers(fidelity, classifier)
     ok = fidelity.sqnr_db >= min_sqnr_db and (
         fidelity.top1_agreement is None or fidelity.top1_agreement >= min_top1
     )

@@ -114,8 +114,14 @@ class QATStage(Stage):
     def verify(self, report, model, content, samples, config: QAT, verbose) -> str | None:
         """The QAT Keras model against its .tflite; a loud warning when they disagree."""
         say(verbose, "checking the quantization-aware model agrees with its .tflite")
+        roles = list((report.tasks or {}).values())
         report.qat_parity = parity.check(
-            model, content, samples, config.min_top1_agreement, config.min_sqnr_db
+            model,
+            content,
+            samples,
+            config.min_top1_agreement,
+            config.min_sqnr_db,
+            classifier=[r == "classification" for r in roles] if roles else None,
         )
         p = report.qat_parity
         if p["ok"]:

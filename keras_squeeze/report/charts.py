@@ -19,6 +19,7 @@ from keras_squeeze.report.summary import as_dict, stage_rows
 
 SIZE = "report_size.png"
 ACCURACY = "report_accuracy.png"
+MSE = "report_mse.png"
 LATENCY = "report_latency.png"
 SPARSITY = "report_sparsity.png"
 CLUSTERS = "report_clusters.png"
@@ -112,6 +113,8 @@ def render_charts(report) -> dict[str, bytes]:
 
     - report_size.png: .tflite and gzip bytes per stage (where measured);
     - report_accuracy.png: accuracy per stage, when validation labels were given;
+    - report_mse.png: mean squared error per stage, for a model with a
+      regression output (boxes, embeddings, ...) and validation labels;
     - report_latency.png: p50 / p90 of the original and compressed .tflite,
       when latency was measured;
     - report_sparsity.png: measured zeros per layer (and the target), when
@@ -146,6 +149,17 @@ def render_charts(report) -> dict[str, bytes]:
             "top-1 accuracy",
             "{:.3f}",
             ylim=(0, 1.08),
+        )
+    errors = [row for row in rows if row.mse is not None]
+    if errors:
+        regression = r.get("regression") or {}
+        name = f", output '{regression['output']}'" if regression.get("per_output") else ""
+        out[MSE] = _bars(
+            [row.stage for row in errors],
+            [("MSE", [row.mse for row in errors], _BLUE)],
+            f"Mean squared error per stage ({regression.get('samples', '?')} samples{name})",
+            "MSE (lower is better)",
+            "{:.3g}",
         )
     lat = r.get("latency")
     if lat:

@@ -17,8 +17,11 @@ import html
 from keras_squeeze.report.layers import format_target, target_keys
 from keras_squeeze.report.summary import (
     HEADER,
+    OUTPUT_HEADER,
     as_dict,
     edgetpu_line,
+    output_cells,
+    output_rows,
     stage_cells,
     stage_rows,
     used_columns,
@@ -68,6 +71,9 @@ def _cards(r: dict) -> str:
     acc = r.get("accuracy")
     if acc:
         cards.append(("accuracy", f"{acc['original']:.3f} → {acc['compressed']:.3f}"))
+    reg = r.get("regression")
+    if reg:
+        cards.append(("MSE", f"{reg['original']:.3g} → {reg['compressed']:.3g}"))
     fid = r.get("fidelity") or {}
     if fid.get("top1_agreement") is not None:
         cards.append(("top-1 agreement", f"{fid['top1_agreement']:.1%}"))
@@ -92,9 +98,10 @@ def _meta(r: dict) -> str:
         ("Conversion time", f"{r.get('conversion_seconds', 0):.2f} s"),
         ("Parameters", f"{r['original']['params']:,} → {r['compressed']['params']:,}"),
     ]
-    acc = r.get("accuracy")
-    if acc:
-        items.append(("Accuracy measured on", f"{acc['samples']} samples from {acc['data']}"))
+    scored = r.get("accuracy") or r.get("regression")
+    if scored:
+        what = "Accuracy" if r.get("accuracy") else "Error"
+        items.append((f"{what} measured on", f"{scored['samples']} samples from {scored['data']}"))
     lat = r.get("latency")
     if lat:
         items.append(("Latency", f"{lat.get('measured')}, {lat.get('machine')}"))
@@ -116,6 +123,13 @@ def _stages(r: dict) -> str:
     if notes:
         out += "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
     return out
+
+
+def _outputs(r: dict) -> str:
+    table = [output_cells(row) for row in output_rows(r)]
+    cols = [i for i in range(len(OUTPUT_HEADER)) if i < 2 or any(row[i] for row in table)]
+    rows = [[_e(row[i]) for i in cols] for row in table]
+    return _table([OUTPUT_HEADER[i] for i in cols], rows, numeric=range(2, len(cols)))
 
 
 def _layers(r: dict) -> str:
@@ -208,6 +222,11 @@ def to_html(report, charts: dict[str, bytes] | None = None) -> str:
         f"<h1>keras_squeeze report: {_e(r['recipe'])}</h1>",
         _cards(r),
         _meta(r),
+        *(
+            ["<h2>Per output</h2>", _outputs(r)]
+            if len((r.get("fidelity") or {}).get("outputs") or []) > 1
+            else []
+        ),
         "<h2>Per stage</h2>",
         _stages(r),
         _charts(charts),

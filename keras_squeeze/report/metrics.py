@@ -57,6 +57,134 @@ def classifier_accuracy(outputs: list[np.ndarray], labels) -> float | None:
     return accuracy(outputs[0], class_ids(labels))
 
 
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+def regression_errors(output: np.ndarray, target: np.ndarray) -> dict:
+    """Mean squared and absolute error of outputs against targets of the same size, and the
+    relative MSE: MSE over the targets' variance (1 - R^2; 0 is perfect, 1 is as good as
+    predicting the mean; None for constant targets)."""
+    out = np.asarray(output, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64).reshape(out.shape)
+    err = out - target
+    mse = float(np.mean(err**2))
+    variance = float(np.var(target))
+    return {
+        "mse": mse,
+        "mae": float(np.mean(np.abs(err))),
+        "relative_mse": mse / variance if variance > 0 else None,
+    }
+
+
+def output_scores(
+    outputs: Sequence[np.ndarray], labels, roles: Sequence[str], names: Sequence[str]
+) -> list[dict]:
+    """The task metric of every output: top-1 accuracy of a classification output,
+    MSE / MAE / relative MSE of a regression output.
+
+    Args:
+        outputs: the model's outputs, in order.
+        labels: labels matched to the outputs (`data.labels.per_output`): one
+            array for a one-output model, else a list with one per output.
+        roles: "classification" or "regression" per output.
+        names: the outputs' names.
+
+    Returns:
+        One dict per output: {"name", "task", "accuracy"} or {"name", "task",
+        "mse", "mae", "relative_mse"}.
+    """
+    from keras_squeeze.data.inputs import class_ids
+
+    label_list = list(labels) if isinstance(labels, list) else [labels]
+    scores = []
+    for name, out, y, role in zip(names, outputs, label_list, roles, strict=True):
+        if role == CLASSIFICATION and is_classifier_output(np.asarray(out)):
+            scores.append(
+                {"name": name, "task": CLASSIFICATION, "accuracy": accuracy(out, class_ids(y))}
+            )
+        else:
+            scores.append({"name": name, "task": REGRESSION, **regression_errors(out, y)})
+    return scores
+
+
+def task_summary(
+    original: Sequence[dict], compressed: Sequence[dict], samples: int, data: str
+) -> tuple[dict | None, dict | None]:
+    """The report's `accuracy` and `regression` entries from `output_scores` of the
+    original model and of the compressed one.
+
+    accuracy: {"original", "compressed", "samples", "data"} of the first
+    classification output; with several outputs also "output" (its name) and
+    "per_output" ({name: {"original", "compressed"}} of every classification
+    output). regression: the same for the first regression output's MSE, with
+    "mae" and "relative_mse" ({"original", "compressed"}), "output" and, with
+    several outputs, "per_output" ({name: {"mse", "mae", "relative_mse"}}).
+    Either is None when no output has that task.
+    """
+    several = len(original) > 1
+    pairs = list(zip(original, compressed, strict=True))
+    cls = [(o, c) for o, c in pairs if o["task"] == CLASSIFICATION]
+    reg = [(o, c) for o, c in pairs if o["task"] == REGRESSION]
+    accuracy = regression = None
+    if cls:
+        o, c = cls[0]
+        accuracy = {
+            "original": o["accuracy"],
+            "compressed": c["accuracy"],
+            "samples": samples,
+            "data": data,
+        }
+        if several:
+            accuracy["output"] = o["name"]
+            accuracy["per_output"] = {
+                o["name"]: {"original": o["accuracy"], "compressed": c["accuracy"]} for o, c in cls
+            }
+
+    def both(o, c, key):
+        return {"original": o[key], "compressed": c[key]}
+
+    if reg:
+        o, c = reg[0]
+        regression = {
+            "output": o["name"],
+            "original": o["mse"],
+            "compressed": c["mse"],
+            "mae": both(o, c, "mae"),
+            "relative_mse": both(o, c, "relative_mse"),
+            "samples": samples,
+            "data": data,
+        }
+        if several:
+            regression["per_output"] = {
+                o["name"]: {k: both(o, c, k) for k in ("mse", "mae", "relative_mse")}
+                for o, c in reg
+            }
+    return accuracy, regression
+
+
+def renamed(fidelity: Fidelity, names: Sequence[str]) -> Fidelity:
+    """The fidelity with its outputs under `names` (the user's output names, in order: a
+    QAT model's outputs are named quant_<name>)."""
+    if len(names) != len(fidelity.outputs):
+        return fidelity
+    outputs = [dataclasses.replace(o, name=n) for o, n in zip(fidelity.outputs, names, strict=True)]
+    return dataclasses.replace(fidelity, outputs=outputs)
+
+
+def only_classifiers(fidelity: Fidelity, classifier: Sequence[bool]) -> Fidelity:
+    """The fidelity with top-1 agreement kept for classifier outputs only (an arg-max
+    agreement says nothing about a box or an embedding)."""
+    per_output = [
+        o if keep else dataclasses.replace(o, top1_agreement=None)
+        for o, keep in zip(fidelity.outputs, classifier, strict=True)
+    ]
+    agreements = [o.top1_agreement for o in per_output if o.top1_agreement is not None]
+    return dataclasses.replace(
+        fidelity, outputs=per_output, top1_agreement=min(agreements) if agreements else None
+    )
+
+
 def gzip_size(content: bytes) -> int:
     """Size after gzip at level 9, the usual measure of download size."""
     return len(gzip.compress(bytes(content), compresslevel=9, mtime=0))

@@ -7,6 +7,7 @@ import json
 
 from keras_squeeze.report.layers import LayerRow, format_target, target_keys
 from keras_squeeze.report.metrics import Fidelity, format_db
+from keras_squeeze.report.summary import output_table_markdown, task_rows
 
 
 @dataclasses.dataclass
@@ -35,7 +36,15 @@ class Report:
         fidelity: the compressed .tflite against the original float Keras model.
         accuracy: {"original", "compressed", "samples", "data"} when
             validation data with labels was given, else None; "compressed" is
-            measured on the .tflite.
+            measured on the .tflite. For a model with several outputs these are
+            of its first classification output ("output"), and "per_output"
+            holds every classification output's; None without one.
+        regression: the same for regression outputs (boxes, embeddings, dense
+            maps): "original" / "compressed" mean squared error, "mae" and
+            "relative_mse" (MSE / variance of the targets) {"original",
+            "compressed"}, "output", "samples", "data", and "per_output" for
+            several outputs; None without a regression output or labels.
+        tasks: {output name: "classification" / "regression"}.
         conversion_seconds: wall time of the compressed conversion.
         calibration: which samples calibrated the quantization, if any.
         layers: one row per layer.
@@ -68,6 +77,8 @@ class Report:
     conversion_seconds: float
     calibration: str | None
     layers: list[LayerRow]
+    regression: dict | None = None
+    tasks: dict | None = None
     stages: list[dict] = dataclasses.field(default_factory=list)
     training: dict | None = None
     latency: dict | None = None
@@ -99,6 +110,8 @@ class Report:
             "gzip_ratio": round(self.gzip_ratio, 4),
             "fidelity": self.fidelity.to_dict(),
             "accuracy": self.accuracy,
+            "regression": self.regression,
+            "tasks": self.tasks,
             "conversion_seconds": round(self.conversion_seconds, 3),
             "calibration": self.calibration,
             "layers": [row.to_dict() for row in self.layers],
@@ -132,14 +145,7 @@ class Report:
                 f"{c.tflite_gzip_bytes:,} ({self.gzip_ratio:.2f}x)",
             ),
         ]
-        if self.accuracy:
-            rows.append(
-                (
-                    "accuracy",
-                    f"{self.accuracy['original']:.4f}",
-                    f"{self.accuracy['compressed']:.4f}",
-                )
-            )
+        rows += task_rows(self.to_dict())
         if self.latency:
             lat = self.latency
             rows.append(
@@ -158,7 +164,8 @@ class Report:
                 text += f", top-1 {p['top1_agreement']:.2%}"
             rows.append(("QAT model vs .tflite", "", text))
         f = self.fidelity
-        rows.append(("SQNR vs float", "", format_db(f.sqnr_db)))
+        lowest = " (lowest output)" if len(f.outputs) > 1 else ""
+        rows.append((f"SQNR vs float{lowest}", "", format_db(f.sqnr_db)))
         if f.top1_agreement is not None:
             rows.append(("top-1 agreement", "", f"{f.top1_agreement:.2%}"))
         rows.append(("max |diff|", "", f"{f.max_abs_diff:.3g}"))
@@ -197,27 +204,32 @@ class Report:
         if self.calibration:
             lines.append(f"- Calibration: {self.calibration}")
         lines.append(f"- Fidelity measured on: {self.fidelity.inputs}")
-        if self.accuracy:
-            lines.append(
-                f"- Accuracy measured on: {self.accuracy['samples']} samples from "
-                f"{self.accuracy['data']}"
-            )
+        scored = self.accuracy or self.regression
+        if scored:
+            what = "Accuracy" if self.accuracy else "Error"
+            lines.append(f"- {what} measured on: {scored['samples']} samples from {scored['data']}")
         lines.append(f"- Conversion time: {self.conversion_seconds:.2f} s")
         lines += ["", "## Summary", "", "| | original | compressed |", "|---|---:|---:|"]
         lines += [f"| {m} | {o} | {c} |" for m, o, c in self.summary_rows()]
+        if len(self.fidelity.outputs) > 1:
+            lines += ["", "## Per output", "", *output_table_markdown(self.to_dict())]
         if self.stages:
             lines += ["", "## Training stages", ""]
+            mse = any(st.get("mse") is not None for st in self.stages)
             lines.append(
-                "| stage | epochs | steps | seconds | accuracy | .tflite bytes | gzip bytes |"
+                "| stage | epochs | steps | seconds | accuracy | "
+                + ("MSE | " if mse else "")
+                + ".tflite bytes | gzip bytes |"
             )
-            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            lines.append("|---|---:|---:|---:|---:|" + ("---:|" if mse else "") + "---:|---:|")
             for st in self.stages:
                 acc = "" if st["accuracy"] is None else f"{st['accuracy']:.4f}"
+                err = "" if st.get("mse") is None else f"{st['mse']:.4g}"
                 size = "" if st["tflite_bytes"] is None else f"{st['tflite_bytes']:,}"
                 gz = "" if st["tflite_gzip_bytes"] is None else f"{st['tflite_gzip_bytes']:,}"
                 lines.append(
                     f"| {st['name']} | {st['epochs']} | {st['steps']} | {st['seconds']:.1f} | "
-                    f"{acc} | {size} | {gz} |"
+                    f"{acc} | {f'{err} | ' if mse else ''}{size} | {gz} |"
                 )
             lines += [f"- {st['name']}: {note}" for st in self.stages for note in st["notes"]]
         if self.exports:

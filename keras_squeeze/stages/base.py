@@ -45,7 +45,12 @@ from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.layer_plan import Decision
 from keras_squeeze.training import rate, trainer
-from keras_squeeze.training.evaluation import validation_accuracy
+from keras_squeeze.training.evaluation import (
+    headline,
+    output_roles,
+    validation_accuracy,  # noqa: F401  (re-exported: keras_squeeze.stages and api.pipeline)
+    validation_scores,
+)
 
 # A working copy must reproduce the model it was copied from.
 COPY_MAX_REL_DIFF = 1e-5
@@ -74,7 +79,11 @@ class StageRecord:
         name: the stage's name ("prune", ...).
         settings: the stage's config.
         epochs / steps / seconds: the fine-tune's length and wall time.
-        accuracy: the stage's Keras model on the validation data, if labelled.
+        accuracy: the stage's Keras model on the validation data, if labelled:
+            top-1 accuracy of its (first) classification output.
+        mse: the same for its (first) regression output: mean squared error.
+        per_output: for a model with several outputs, each output's figures
+            ({"task", "accuracy"} or {"task", "mse", "mae", "relative_mse"}).
         decisions: per layer name, the setting applied (None: left as it was)
             and the reason.
         notes: schedule and other facts worth saying.
@@ -96,6 +105,8 @@ class StageRecord:
     tflite_gzip_bytes: int | None = None
     details: dict | None = None
     model: object = dataclasses.field(default=None, repr=False)
+    mse: float | None = None
+    per_output: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -105,6 +116,8 @@ class StageRecord:
             "steps": self.steps,
             "seconds": round(self.seconds, 2),
             "accuracy": self.accuracy,
+            "mse": self.mse,
+            "per_output": self.per_output,
             "tflite_bytes": self.tflite_bytes,
             "tflite_gzip_bytes": self.tflite_gzip_bytes,
             "layers": {
@@ -311,17 +324,26 @@ class Stage:
         return copy
 
     def record(self, ctx: TrainingContext, settings, seconds, model, decisions, notes, **extra):
-        """The stage's record, with the validation accuracy of the model it hands on."""
+        """The stage's record, with the validation task metric of the model it hands on
+        (accuracy of a classifier output, MSE of a regression output; per output)."""
+        scores = None
+        if ctx.val_samples is not None and ctx.val_samples.labels is not None:
+            roles = output_roles(ctx.compiled_from, ctx.val_samples, ctx.loss)
+            names = models.output_names(ctx.compiled_from)
+            scores = validation_scores(model, ctx.val_samples, roles, names)
+        figures = headline(scores)
         return StageRecord(
             name=self.name,
             settings=settings,
             epochs=ctx.epochs,
             steps=ctx.total_steps,
             seconds=seconds,
-            accuracy=validation_accuracy(model, ctx.val_samples),
+            accuracy=figures["accuracy"],
             decisions=decisions,
             notes=notes,
             model=model,
+            mse=figures["mse"],
+            per_output=figures["per_output"],
             **extra,
         )
 

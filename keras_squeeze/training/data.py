@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from keras_squeeze.data import inputs as data_inputs
+from keras_squeeze.data import labels as labels_mod
 from keras_squeeze.errors import DataError
 from keras_squeeze.training import defaults
 
@@ -29,8 +30,15 @@ class TrainData:
             no labels (distillation alone needs none).
         steps_per_epoch: batches per epoch.
         has_labels: whether real labels were given.
-        one_hot: whether the labels are one-hot rows (else class ids).
+        one_hot: whether the (first output's) labels are one-hot rows (else
+            class ids or targets).
         source: the argument name, for messages.
+        label_sample: the first batch's labels matched to the outputs (one
+            array, or a list with one per output), None without labels; it
+            tells class ids from targets (see `training.tasks`).
+
+    For a model with several outputs `y` is a tuple with one tensor per
+    output, in output order, whichever form the labels were given in.
     """
 
     dataset: object
@@ -38,6 +46,7 @@ class TrainData:
     has_labels: bool
     one_hot: bool
     source: str
+    label_sample: object = None
 
 
 def _is_dataset(data) -> bool:
@@ -56,13 +65,19 @@ def prepare(
     steps_per_epoch: int | None = None,
     argument: str = "train_data",
     seed: int = 0,
+    outputs: Sequence[labels_mod.OutputSpec] | None = None,
 ) -> TrainData:
     """Turns train_data (arrays, (x, y), tf.data.Dataset, or a callable returning
     an iterable of batches) into a TrainData.
 
+    `outputs` (`data.labels.output_specs(model)`) matches labels given as a
+    list or a dict keyed by output name to the model's outputs; without it
+    the labels are those of a one-output model.
+
     Raises:
         DataError: no data, a one-shot generator, unknown length without
-            steps_per_epoch, or data that does not fit the model.
+            steps_per_epoch, or data that does not fit the model's inputs or
+            outputs.
     """
     import tensorflow as tf
 
@@ -83,9 +98,14 @@ def prepare(
             f"batch_size must be >= 1. Expected a positive integer. Received: {batch_size}"
         )
     # Validate shapes and dtypes on a first batch (reads one element only).
-    peek = data_inputs.take_samples(data, specs, batch_size, argument)
+    peek = data_inputs.take_samples(data, specs, batch_size, argument, outputs=outputs)
     has_labels = peek.labels is not None
-    one_hot = bool(has_labels and np.ndim(peek.labels) >= 2 and np.shape(peek.labels)[-1] > 1)
+    if has_labels and outputs is None and not isinstance(peek.labels, np.ndarray):
+        outputs = [labels_mod.OutputSpec("output_0", None)]  # a structure for one output
+        labels_mod.per_output(peek.labels, outputs, argument)  # says what is wrong
+    first = peek.labels[0] if isinstance(peek.labels, list) else peek.labels
+    one_hot = bool(has_labels and np.ndim(first) >= 2 and np.shape(first)[-1] > 1)
+    names = [o.name for o in outputs] if outputs is not None else None
 
     if _is_dataset(data):
         dataset = data
@@ -95,13 +115,14 @@ def prepare(
         x0 = x0[0] if isinstance(x0, (list, tuple)) else x0
         if len(x0.shape) == len(specs[0].shape):  # unbatched elements
             dataset = dataset.batch(batch_size)
-        dataset = dataset.map(_with_labels(specs, has_labels))
+        dataset = dataset.map(_with_labels(specs, has_labels, names))
         steps = _dataset_steps(dataset, steps_per_epoch, argument)
     elif callable(data):
-        dataset, steps = _from_callable(data, specs, has_labels, steps_per_epoch, argument)
+        dataset, steps = _from_callable(data, specs, has_labels, steps_per_epoch, argument, outputs)
     else:
-        samples = data_inputs.take_samples(data, specs, None, argument)
+        samples = data_inputs.take_samples(data, specs, None, argument, outputs=outputs)
         labels = samples.labels if has_labels else np.zeros(samples.count, np.float32)
+        labels = tuple(labels) if isinstance(labels, list) else labels
         dataset = tf.data.Dataset.from_tensor_slices((_structure(samples.inputs, specs), labels))
         dataset = dataset.shuffle(samples.count, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size)
@@ -109,10 +130,23 @@ def prepare(
         if steps_per_epoch is not None:
             dataset = dataset.repeat()
             steps = steps_per_epoch
-    return TrainData(dataset.prefetch(2), steps, has_labels, one_hot, argument)
+    return TrainData(dataset.prefetch(2), steps, has_labels, one_hot, argument, peek.labels)
 
 
-def _with_labels(specs, has_labels):
+def _label_structure(y, names):
+    """Labels of one batch as the trainer takes them: one tensor, or a tuple per output."""
+    if names is None:
+        return y
+    if isinstance(y, Mapping):
+        parts = [y[n] for n in names]
+    elif isinstance(y, (list, tuple)):
+        parts = list(y)
+    else:
+        return y
+    return parts[0] if len(names) == 1 else tuple(parts)
+
+
+def _with_labels(specs, has_labels, names=None):
     import tensorflow as tf
 
     def fn(*element):
@@ -133,6 +167,8 @@ def _with_labels(specs, has_labels):
         if y is None:
             first = x[0] if isinstance(x, tuple) else x
             y = tf.zeros(tf.shape(first)[:1], tf.float32)
+        else:
+            y = _label_structure(y, names)
         return x, y
 
     return fn
@@ -156,30 +192,46 @@ def _dataset_steps(dataset, steps_per_epoch, argument) -> int:
     return cardinality
 
 
-def _from_callable(make, specs, has_labels, steps_per_epoch, argument):
+def _from_callable(make, specs, has_labels, steps_per_epoch, argument, outputs=None):
     import tensorflow as tf
+
+    def labels_of(arrays, ey):
+        if ey is None:
+            return np.zeros(len(arrays[0]), np.float32)
+        if outputs is None:
+            return np.asarray(ey)
+        label = labels_mod.per_output(
+            labels_mod.read(ey, len(arrays[0]), argument), outputs, argument
+        )
+        return tuple(label) if isinstance(label, list) else label
+
+    def inputs_of(ex):
+        arrays = [np.asarray(a) for a in data_inputs.as_input_list(ex, specs, argument)]
+        arrays = [
+            a[None] if a.ndim == len(s.shape) else a for a, s in zip(arrays, specs, strict=True)
+        ]
+        return [a.astype(s.dtype) for a, s in zip(arrays, specs, strict=True)]
+
+    def sig(a):
+        return tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype))
 
     first = next(iter(make()))
     x, y = data_inputs.split_element(first, len(specs))
     xs = data_inputs.as_input_list(x, specs, argument)
     x_sig = tuple(tf.TensorSpec((None, *s.shape), s.dtype) for s, _ in zip(specs, xs, strict=True))
-    y_arr = np.asarray(y) if y is not None else None
-    y_sig = (
-        tf.TensorSpec((None, *y_arr.shape[1:]), tf.as_dtype(y_arr.dtype))
-        if y_arr is not None
-        else tf.TensorSpec((None,), tf.float32)
-    )
+    y_first = labels_of(inputs_of(x), y) if y is not None else None
+    if y_first is None:
+        y_sig = tf.TensorSpec((None,), tf.float32)
+    elif isinstance(y_first, tuple):
+        y_sig = tuple(sig(a) for a in y_first)
+    else:
+        y_sig = sig(y_first)
 
     def generator():
         for element in make():
             ex, ey = data_inputs.split_element(element, len(specs))
-            arrays = [np.asarray(a) for a in data_inputs.as_input_list(ex, specs, argument)]
-            arrays = [
-                a[None] if a.ndim == len(s.shape) else a for a, s in zip(arrays, specs, strict=True)
-            ]
-            arrays = [a.astype(s.dtype) for a, s in zip(arrays, specs, strict=True)]
-            label = np.asarray(ey) if ey is not None else np.zeros(len(arrays[0]), np.float32)
-            yield (arrays[0] if len(specs) == 1 else tuple(arrays)), label
+            arrays = inputs_of(ex)
+            yield (arrays[0] if len(specs) == 1 else tuple(arrays)), labels_of(arrays, ey)
 
     signature = (x_sig[0] if len(specs) == 1 else x_sig, y_sig)
     dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)

@@ -30,6 +30,21 @@ def output_kind(model) -> str:
     return PROBABILITIES if name in ("softmax", "sigmoid") else LOGITS
 
 
+def output_kinds(model) -> list[str]:
+    """`output_kind` of every output, in order."""
+    from keras_squeeze import _compat
+    from keras_squeeze.core import graph
+
+    kinds = []
+    for tensor in model.outputs:
+        layer = graph.producer(tensor) or model.layers[-1]
+        while _compat.is_keras_model(layer) and getattr(layer, "outputs", None):
+            layer = graph.producer(layer.outputs[0]) or layer.layers[-1]
+        name = _activation_name(layer)
+        kinds.append(PROBABILITIES if name in ("softmax", "sigmoid") else LOGITS)
+    return kinds
+
+
 def as_logits(outputs, kind: str):
     """Logits from outputs: log-probabilities stand in for logits of probabilities
     (softmax(log p) == p), so both kinds soften the same way."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -22,18 +23,36 @@ from keras_squeeze.core import models
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
 from keras_squeeze.errors import DataError, ModelError, NonFiniteError, RecipeError
-from keras_squeeze.training import losses, rate
+from keras_squeeze.training import losses, rate, tasks
 from keras_squeeze.training.defaults import DEFAULT_LEARNING_RATE
 
 
 @dataclasses.dataclass
 class Task:
-    """What the student's output means and how labels look."""
+    """What the student's outputs mean and how labels look.
 
-    classifier: bool
-    student_kind: str
+    Attributes:
+        outputs: one `training.tasks.OutputTask` per student output, in order.
+        has_labels: whether the training data has labels.
+    """
+
+    outputs: list[tasks.OutputTask]
     has_labels: bool
-    loss: object = None  # a user loss callable(y_true, y_pred), or None for the default
+
+    @property
+    def classifier(self) -> bool:
+        """Whether the (first) output is a classifier."""
+        return self.outputs[0].classifier
+
+    @property
+    def student_kind(self) -> str:
+        """Logits or probabilities: the first classifier output's kind (else the first's)."""
+        first = next((o for o in self.outputs if o.classifier), self.outputs[0])
+        return first.kind
+
+    @property
+    def loss(self):
+        return self.outputs[0].loss
 
 
 def _find_layer(model, name: str):
@@ -49,7 +68,7 @@ def _find_layer(model, name: str):
 
 
 def _feature_view(model, layer_names):
-    """A model with the same inputs returning [output, *features]."""
+    """A model with the same inputs returning [*outputs, *features]."""
     if not layer_names:
         return model
     if not models.is_graph_model(model):
@@ -59,8 +78,15 @@ def _feature_view(model, layer_names):
             f"Distill(features=()). Received: features on {type(model).__name__}"
         )
     k = _compat.keras_module(_compat.keras_flavour(model))
-    outputs = [model.outputs[0], *[_find_layer(model, n).output for n in layer_names]]
+    outputs = [*model.outputs, *[_find_layer(model, n).output for n in layer_names]]
     return k.Model(model.inputs, outputs)
+
+
+def _as_list(out, names):
+    """Model outputs as a list in output order (dict outputs by name)."""
+    if isinstance(out, Mapping):
+        return [out[n] for n in names]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def _with_mixed_copies(x):
@@ -104,19 +130,27 @@ def _trainer_class(flavour: str):
             self._ks_after_step = tuple(after_step)
             self.student = student
             self.teacher = teacher
-            self.teacher_kind = teacher_kind
+            # One kind per output; a single kind applies to every output.
+            n = len(task.outputs)
+            self.teacher_kinds = (
+                list(teacher_kind)
+                if isinstance(teacher_kind, (list, tuple))
+                else [teacher_kind] * n
+            )
             self.distill = distill
             self.task = task
             self.projectors = projectors
             pairs = distill.features if (distill is not None and teacher is not None) else ()
             self._student_view = _feature_view(student, [s for _, s in pairs])
             self._teacher_view = _feature_view(teacher, [t for t, _ in pairs]) if teacher else None
+            self._student_names = _output_names(student)
+            self._teacher_names = _output_names(teacher) if teacher is not None else None
             self.loss_tracker = k.metrics.Mean(name="loss")
-            self.acc_tracker = k.metrics.Mean(name="accuracy")
+            self._ks_trackers = _trackers(k, task)
 
         @property
         def metrics(self):
-            return [self.loss_tracker, self.acc_tracker]
+            return [self.loss_tracker, *(t for _, t in self._ks_trackers)]
 
         def call(self, inputs, training=False):
             return self.student(self._ks_inputs(self.student, inputs), training=training)
@@ -138,36 +172,60 @@ def _trainer_class(flavour: str):
                 variables += list(p.trainable_variables)
             return variables
 
+        def _ks_labels(self, y):
+            """One label tensor per output (the data yields a tuple for several outputs)."""
+            ys = list(y) if len(self.task.outputs) > 1 else [y]
+            return [tf.convert_to_tensor(v) for v in ys]
+
+        def _ks_task_loss(self, output, y, pred):
+            if output.loss is not None:
+                return tf.reduce_mean(output.loss(y, pred))
+            if output.classifier:
+                return losses.classification_loss(y, pred, output.kind)
+            return kd.regression_loss(_like(y, pred), pred)
+
         def _ks_loss(self, x, y, training):
-            """(loss, student outputs on the real samples)."""
+            """(loss, student outputs on the real samples, one per output)."""
             task, distill = self.task, self.distill
+            n = len(task.outputs)
             mixing = bool(training and self.teacher is not None and distill.mix_inputs)
             if mixing:
                 x = _with_mixed_copies(x)
             out = self._student_view(self._ks_inputs(self.student, x), training=training)
-            out = list(out) if isinstance(out, (list, tuple)) else [out]
+            out = _as_list(out, self._student_names)
             # With mixing, the first half are the real samples, the second their blends.
-            real_out = tf.split(out[0], 2)[0] if mixing else out[0]
-            if task.loss is not None:
-                task_loss = tf.reduce_mean(task.loss(y, real_out))
-            elif task.classifier:
-                task_loss = losses.classification_loss(y, real_out, task.student_kind)
-            else:
-                task_loss = kd.regression_loss(y, real_out)
+            real_out = [tf.split(o, 2)[0] if mixing else o for o in out[:n]]
+            ys = self._ks_labels(y)
+            task_loss = _weighted_sum(
+                task.outputs,
+                [
+                    self._ks_task_loss(o, t, p)
+                    for o, t, p in zip(task.outputs, ys, real_out, strict=True)
+                ],
+            )
             if self.teacher is None:
                 return task_loss, real_out
             t = self._teacher_view(self._ks_inputs(self.teacher, x), training=False)
-            t = list(t) if isinstance(t, (list, tuple)) else [t]
-            teacher_out = tf.stop_gradient(t[0])
-            if task.classifier:
-                soft = kd.kd_loss(
-                    teacher_out, out[0], distill.temperature, self.teacher_kind, task.student_kind
-                )
-            else:
-                soft = kd.regression_loss(teacher_out, out[0])
+            t = _as_list(t, self._teacher_names)
+            softs = []
+            for i, output in enumerate(task.outputs):
+                teacher_out = tf.stop_gradient(t[i])
+                if output.classifier:
+                    softs.append(
+                        kd.kd_loss(
+                            teacher_out,
+                            out[i],
+                            distill.temperature,
+                            self.teacher_kinds[i],
+                            output.kind,
+                        )
+                    )
+                else:
+                    softs.append(kd.regression_loss(teacher_out, out[i]))
+            soft = _weighted_sum(task.outputs, softs)
             alpha = distill.alpha if task.has_labels else 1.0
             total = alpha * soft + (1.0 - alpha) * task_loss
-            for proj, t_feat, s_feat in zip(self.projectors, t[1:], out[1:], strict=True):
+            for proj, t_feat, s_feat in zip(self.projectors, t[n:], out[n:], strict=True):
                 total += distill.feature_weight * kd.feature_loss(
                     tf.stop_gradient(t_feat), proj(s_feat)
                 )
@@ -175,9 +233,16 @@ def _trainer_class(flavour: str):
 
         def _ks_track(self, loss, y, out):
             self.loss_tracker.update_state(loss)
-            if self.task.classifier and self.task.has_labels:
-                hit = tf.cast(tf.equal(tf.argmax(out, -1), losses.class_ids(y)), tf.float32)
-                self.acc_tracker.update_state(hit)
+            if self.task.has_labels:
+                ys = self._ks_labels(y)
+                for i, tracker in self._ks_trackers:
+                    if self.task.outputs[i].classifier:
+                        ids = losses.class_ids(ys[i])
+                        hit = tf.cast(tf.equal(tf.argmax(out[i], -1), ids), tf.float32)
+                        tracker.update_state(hit)
+                    else:
+                        target = tf.cast(_like(ys[i], out[i]), out[i].dtype)
+                        tracker.update_state(tf.reduce_mean(tf.square(out[i] - target)))
             return {m.name: m.result() for m in self.metrics}
 
         def train_step(self, data):
@@ -239,6 +304,43 @@ def _finite_guard_class(flavour: str):
     return FiniteGuard
 
 
+def _weighted_sum(outputs, values):
+    """Sum of per-output losses, each times its output's weight (one output: the loss)."""
+    import tensorflow as tf
+
+    if len(values) == 1:
+        return values[0]
+    return tf.add_n([o.weight * v for o, v in zip(outputs, values, strict=True)])
+
+
+def _like(y, pred):
+    """Regression targets in the prediction's shape: (n,) targets for a (n, 1) output get
+    their unit axis (instead of broadcasting to (n, n))."""
+    import tensorflow as tf
+
+    if y.shape.rank is not None and pred.shape.rank is not None and y.shape.rank < pred.shape.rank:
+        return tf.reshape(y, tf.shape(pred))
+    return y
+
+
+def _output_names(model) -> list[str]:
+    from keras_squeeze.core.models import output_names
+
+    return output_names(model)
+
+
+def _trackers(k, task) -> list:
+    """(output index, Mean metric) pairs: top-1 accuracy of each classifier output, mean
+    squared error of each regression output; "accuracy" / "mse" for a one-output model."""
+    if len(task.outputs) == 1:
+        name = "accuracy" if task.outputs[0].classifier else "mse"
+        return [(0, k.metrics.Mean(name=name))]
+    return [
+        (i, k.metrics.Mean(name=f"{o.name}_{'accuracy' if o.classifier else 'mse'}"))
+        for i, o in enumerate(task.outputs)
+    ]
+
+
 def resolve_optimizer(
     optimizer, flavour: str, fallback_from=None, learning_rate: float = DEFAULT_LEARNING_RATE
 ):
@@ -274,38 +376,37 @@ def resolve_optimizer(
         ) from e
 
 
-def resolve_teacher_kind(distill: Distill, teacher) -> str:
-    if distill.teacher_outputs == AUTO:
+def resolve_teacher_kind(distill: Distill, teacher):
+    """Logits or probabilities: one kind for a one-output teacher, else a list per output."""
+    if distill.teacher_outputs != AUTO:
+        return distill.teacher_outputs
+    if len(teacher.outputs) == 1:
         return losses.output_kind(teacher)
-    return distill.teacher_outputs
+    return losses.output_kinds(teacher)
 
 
-def make_task(student, train, distill: Distill | None, loss=None) -> Task:
-    outputs = len(student.outputs)
-    if outputs != 1:
-        # The loss reads the first output only: the other heads would drift untrained.
-        raise ModelError(
-            "Fine-tuning trains a model through one output. Expected a single-output model for "
-            "the training recipes (the post-training recipes take any number of outputs). "
-            f"Received: {outputs} outputs"
-        )
-    classifier = losses.is_classifier(student)
-    kind = (
-        losses.output_kind(student)
-        if distill is None or distill.student_outputs == AUTO
-        else distill.student_outputs
-    )
+def make_task(student, train, distill: Distill | None, loss=None, compiled_from=None) -> Task:
+    """Each output's role, kind and loss (see `training.tasks`), from the training data's
+    labels, `loss` and the compiled loss of `compiled_from` (else of the student)."""
+    kind = AUTO if distill is None else distill.student_outputs
     if not train.has_labels and distill is None:
         raise DataError(
             f"{train.source} has no labels and no teacher was given. Expected (x, y) data, or "
             "distillation (distill=True or teacher=...) to learn from a teacher's outputs. "
             "Received: inputs only"
         )
-    return Task(classifier, kind, train.has_labels, loss)
+    outputs = tasks.output_tasks(
+        student,
+        getattr(train, "label_sample", None),
+        loss,
+        compiled_from=compiled_from,
+        student_kind=kind,
+    )
+    return Task(outputs, train.has_labels)
 
 
 def check_teacher(teacher, student) -> None:
-    """The teacher must be a different model with the student's output shape."""
+    """The teacher must be a different model with the student's output shapes."""
     if teacher is student:
         raise ModelError(
             "The teacher is the student itself. Expected a separate (usually larger or "
@@ -317,11 +418,6 @@ def check_teacher(teacher, student) -> None:
         raise ModelError(
             "The teacher's and the student's outputs differ in shape. Expected the same "
             f"output shapes. Received: teacher {t_shapes}, student {s_shapes}"
-        )
-    if len(s_shapes) != 1:
-        raise ModelError(
-            "Distillation matches one output. Expected a single-output model. "
-            f"Received: {len(s_shapes)} outputs"
         )
 
 
@@ -351,8 +447,12 @@ def fine_tune(
         train: the prepared training data.
         epochs: number of epochs.
         teacher / distill: distil from `teacher` with these settings.
-        loss: a callable(y_true, y_pred) replacing the default task loss
-            (cross-entropy for classifiers, mean squared error otherwise).
+        loss: the task loss: one loss (a Keras loss name, object or
+            callable(y_true, y_pred)) for every output, a list in output order
+            or a dict keyed by output name; missing entries fall back to the
+            compiled loss of `compiled_from`, then to cross-entropy for a
+            classifier output and mean squared error otherwise (see
+            `training.tasks`).
         optimizer: see `resolve_optimizer`; `compiled_from` supplies the
             compiled optimizer when `optimizer` is None, else Adam at
             `learning_rate`.
@@ -382,7 +482,7 @@ def fine_tune(
         check_teacher(teacher, student)
     else:
         distill = None
-    task = make_task(student, train, distill, loss)
+    task = make_task(student, train, distill, loss, compiled_from=compiled_from)
     projectors = []
     if distill is not None and distill.features:
         projectors = _projectors(student, teacher, distill, flavour)

@@ -143,3 +143,27 @@ def test_more_classes_than_outputs():
     sources.check_fits_outputs(splits, 1)  # a single sigmoid / regression output: not checked
     with pytest.raises(DataError, match=r"more classes than the model has outputs.*at most 3"):
         sources.check_fits_outputs(splits, 3)
+
+
+def test_npz_labels_per_output(tmp_path):
+    """y_<output name> arrays: a dict of labels, split like x; their counts must pair up."""
+    x = np.arange(50 * 4, dtype=np.float32).reshape(50, 4)
+    ids, boxes = np.arange(50) % 3, np.ones((50, 4), np.float32)
+    np.savez(tmp_path / "two.npz", x=x, y_classes=ids, y_box=boxes)
+    splits = sources.load_npz(tmp_path / "two.npz")
+    assert sorted(splits.train[1]) == ["box", "classes"] and splits.num_classes is None
+    np.testing.assert_array_equal(splits.train[1]["classes"], ids[:40])
+    np.testing.assert_array_equal(splits.validation[1]["box"], boxes[40:])
+    np.savez(
+        tmp_path / "split.npz",
+        x_train=x,
+        y_train_classes=ids,
+        y_train_box=boxes,
+        x_test=x[:5],
+        y_test_classes=ids[:5],
+        y_test_box=boxes[:5],
+    )
+    assert len(sources.load_npz(tmp_path / "split.npz").validation[1]["box"]) == 5
+    np.savez(tmp_path / "short.npz", x=x, y_classes=ids, y_box=boxes[:30])
+    with pytest.raises(DataError, match=r"do not pair up.*40 inputs and \[40, 30\] labels"):
+        sources.load_npz(tmp_path / "short.npz")
