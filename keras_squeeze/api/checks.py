@@ -18,6 +18,7 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.inputs import InputSpec, Samples
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import DataError, RecipeError
+from keras_squeeze.export import recurrent
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.stages import get_stage
@@ -158,6 +159,8 @@ def check(
     check_count(batch_size, "batch_size")
     specs = models.input_specs(model)
     models.check_finite_weights(model)
+    # A recurrent layer that must be unrolled needs a fixed length: refused before any work.
+    recurrent.plan(model, mode.name, dynamic_batch=check_flag(dynamic_batch, "dynamic_batch"))
     training = bool(recipe.training_stages)
     notes = [f"post-training quantization at conversion: {mode.scheme}"]
     if not training:

@@ -119,3 +119,9 @@ def walk(model, start: Iterable | None = None, stop: Iterable = ()) -> list:
             if _key(parent) not in done:
                 stack.append((parent, False))
     return order
+
+
+def has_mask(tensor) -> bool:
+    """Whether a mask travels with a symbolic tensor (from Embedding(mask_zero=True),
+    Masking, ...): both flavours record it on the tensor as `_keras_mask`."""
+    return getattr(tensor, "_keras_mask", None) is not None

@@ -10,6 +10,7 @@ from keras_squeeze.core.batch import batch_one
 from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
+from keras_squeeze.export import recurrent
 from keras_squeeze.export.artifact import (
     Artifact,
     check_float_fidelity,
@@ -71,11 +72,14 @@ def convert(
 
     Raises:
         DataError: calibration samples are needed and missing.
-        ExportError: the converter failed.
+        ExportError: the converter failed, or calibrating would run a recurrent
+            WHILE loop (which crashes TensorFlow's calibrator; see
+            `export.recurrent`).
     """
     import tensorflow as tf
 
     mode = ptq.get_mode(mode) if isinstance(mode, str) else mode
+    recurrent.check_calibration_safe(model, mode.name)
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     specs = models.input_specs(model)
@@ -218,15 +222,24 @@ def to_tflite(
             representative_data, specs, num_calibration_samples, "representative_data"
         )
     notes = [mode.scheme]
-    fixed, reason = (model, None) if dynamic_batch else batch_one(model)
-    if reason is not None:
-        notes.append(
-            f"the .tflite keeps a free batch: no fixed-batch copy could be made ({reason})"
-        )
-    content = convert(
-        fixed, mode, calibration, inference_input_type, inference_output_type, verbose
-    )
     check = verification_samples(specs, verification_data, calibration)
+
+    def convert_prepared(prepared_model):
+        fixed, reason = (prepared_model, None) if dynamic_batch else batch_one(prepared_model)
+        if reason is not None:
+            notes.append(
+                f"the .tflite keeps a free batch: no fixed-batch copy could be made ({reason})"
+            )
+        return convert(
+            fixed, mode, calibration, inference_input_type, inference_output_type, verbose
+        )
+
+    # Recurrent layers take their paths (fused LSTM op, unrolled, loop; see
+    # export.recurrent); a Keras 3 LSTM is unrolled here (ks.compress fuses it).
+    content, prepared = recurrent.convert_best(
+        model, mode.name, check, convert_prepared, dynamic_batch=dynamic_batch
+    )
+    notes += prepared.notes()
     fidelity, _ = verify(content, model, check, mode.name)
     artifact = Artifact("tflite", None, len(content), fidelity, content=content, notes=notes)
     if target is not None:
