@@ -158,6 +158,7 @@ def check(
         check_count(epochs, "epochs")
     check_count(batch_size, "batch_size")
     specs = models.input_specs(model)
+    ptq.check_inputs(mode, specs)
     models.check_finite_weights(model)
     # A recurrent layer that must be unrolled needs a fixed length: refused before any work.
     recurrent.plan(model, mode.name, dynamic_batch=check_flag(dynamic_batch, "dynamic_batch"))

@@ -43,6 +43,7 @@ import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.core import graph, models
+from keras_squeeze.core.batch import batch_one
 from keras_squeeze.errors import ExportError, KerasSqueezeError, ModelError, VerificationError
 
 FUSED = "fused op"
@@ -224,12 +225,13 @@ def find(model) -> list[Recurrent]:
     return list(found.values())
 
 
-def _needs_loop_free(mode: str, dynamic_batch: bool) -> str | None:
+def _needs_loop_free(mode: str, dynamic_batch: bool, why_free: str | None) -> str | None:
     """Why a WHILE loop cannot be shipped under `mode`, or None when it can."""
     if mode in CALIBRATED_MODES:
         return f"'{mode}' calibration cannot run a WHILE loop: it crashes TensorFlow's calibrator"
     if dynamic_batch:
-        return "a WHILE loop does not convert with a free batch (dynamic_batch=True)"
+        why = why_free or "dynamic_batch=True"
+        return f"a WHILE loop does not convert with a free batch ({why})"
     return None
 
 
@@ -254,7 +256,14 @@ NO_TF_KERAS = "no tf_keras copy of the model is at hand: ks.compress rebuilds on
 MEASURED_WORSE = "the fused op measured worse on this model, as the next note says"
 
 
-def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | None = None):
+def plan(
+    model,
+    mode: str,
+    *,
+    dynamic_batch: bool = False,
+    fuse_blocked: str | None = None,
+    why_free: str | None = None,
+):
     """The conversion path of each recurrent layer of `model` under `mode`.
 
     Args:
@@ -265,6 +274,8 @@ def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | N
         fuse_blocked: why LSTMs cannot take the fused op whatever their config
             (e.g. `NO_TF_KERAS`: a Keras 3 model and no tf_keras rebuild), or
             None when they can.
+        why_free: why the batch stays free when the caller did not ask for it
+            (no batch-1 copy could be made).
 
     Returns:
         One LayerPath per recurrent layer (none for a model without any).
@@ -274,9 +285,12 @@ def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | N
             and its sequence length is not fixed.
     """
     paths = []
+    if not dynamic_batch and not models.is_graph_model(model) and not _batch_one(model):
+        dynamic_batch = True  # core.batch.batch_one cannot copy it: it keeps a free batch
+        why_free = why_free or "a subclassed model keeps a free batch"
     for r in find(model):
         why_not = _fuse_reason(r, mode, dynamic_batch, fuse_blocked)
-        loop_free = _needs_loop_free(mode, dynamic_batch)
+        loop_free = _needs_loop_free(mode, dynamic_batch, why_free)
         if why_not is None:
             ops = f"two {FUSED_OP} ops, one on the reversed sequence" if "(" in r.kind else FUSED_OP
             paths.append(LayerPath(r.name, r.kind, FUSED, f"as {ops}; {_RESET_NOTE}"))
@@ -296,9 +310,8 @@ def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | N
                 f"The recurrent layer '{r.name}' ({r.kind}) of the subclassed model "
                 f"'{model.name}' must be unrolled ({loop_free}; {why_not}), and a subclassed "
                 "model has no layer graph to copy with unroll=True. Expected a functional or "
-                "Sequential model on keras.Input(shape=(T, ...)), a layer built with "
-                "unroll=True, or a float mode ('float32', 'dynamic', 'float16') with "
-                f"dynamic_batch=False. Received: a {type(model).__name__} under '{mode}'"
+                "Sequential model on keras.Input(shape=(T, ...)), or its recurrent layers built "
+                f"with unroll=True. Received: a {type(model).__name__} under '{mode}'"
             )
         elif r.length is None:
             raise ModelError(
@@ -308,7 +321,7 @@ def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | N
                 "and pad every sequence to T (keras.utils.pad_sequences), or use a float mode "
                 "('float32', 'dynamic', 'float16') with dynamic_batch=False, which keeps the loop. "
                 f"Received: input shape {_shape_text(model, r)} under '{mode}'"
-                + (" with dynamic_batch=True" if dynamic_batch else "")
+                + (" with dynamic_batch=True" if dynamic_batch and not why_free else "")
             )
         else:
             paths.append(
@@ -320,6 +333,14 @@ def plan(model, mode: str, *, dynamic_batch: bool = False, fuse_blocked: str | N
                 )
             )
     return paths
+
+
+def _batch_one(model) -> bool:
+    """Whether a model's own inputs already fix the batch at 1."""
+    try:
+        return {t.shape[0] for t in model.inputs} == {1}
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _shape_text(model, r: Recurrent) -> str:
@@ -430,6 +451,14 @@ def prepare(
             error = str(e).split(". Expected")[0]
             blocked = "its tf_keras rebuild failed, as a later note says"
             paths = plan(model, mode, dynamic_batch=dynamic_batch, fuse_blocked=blocked)
+    if not dynamic_batch and any(p.path == WHILE_LOOP for p in paths):
+        # A loop converts at batch 1 only: the batch-1 copy now, or no loop at all.
+        fixed, reason = batch_one(work, scopes)
+        if reason is None:
+            work = fixed
+        else:
+            why = f"no batch-1 copy of the model could be made: {reason.split('. Expected')[0]}"
+            paths = plan(model, mode, dynamic_batch=True, fuse_blocked=blocked, why_free=why)
     already = {r.name for r in find(work) if r.unrolled}
     to_unroll = [p.name for p in paths if p.path == UNROLLED and p.name not in already]
     if to_unroll:

@@ -72,6 +72,7 @@ def convert(
 
     Raises:
         DataError: calibration samples are needed and missing.
+        RecipeError: "int16x8" for a model with integer inputs (`ptq.check_inputs`).
         ExportError: the converter failed, or calibrating would run a recurrent
             WHILE loop (which crashes TensorFlow's calibrator; see
             `export.recurrent`).
@@ -83,6 +84,7 @@ def convert(
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     specs = models.input_specs(model)
+    ptq.check_inputs(mode, specs)
     if mode.needs_calibration and calibration is None:
         raise DataError(
             f"The '{mode.name}' quantization needs representative data to calibrate activation "
