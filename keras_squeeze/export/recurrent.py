@@ -426,6 +426,10 @@ def prepare(
         scopes: context managers the model's custom layers need to clone.
         fuse: False unrolls LSTMs too (see `convert_best`).
 
+    A WHILE loop converts at batch 1 only: a model keeping one gets its batch-1
+    copy here (`core.batch.batch_one`); when none can be made, its layers are
+    unrolled instead (or refused, for a variable length).
+
     Returns:
         A `Prepared`: the model (itself when no recurrent layer needs a change).
 
