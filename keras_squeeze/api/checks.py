@@ -19,6 +19,7 @@ from keras_squeeze.data.inputs import InputSpec, Samples
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import DataError, RecipeError
+from keras_squeeze.export import recurrent
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.stages import get_stage
@@ -174,7 +175,10 @@ def check(
     )
     representative_data, validation_data, train_data = (data[k] for k in models.DATA_ARGUMENTS)
     specs = list(signature.specs)
+    ptq.check_inputs(mode, specs)
     models.check_finite_weights(model)
+    # A recurrent layer that must be unrolled needs a fixed length: refused before any work.
+    recurrent.plan(model, mode.name, dynamic_batch=check_flag(dynamic_batch, "dynamic_batch"))
     training = bool(recipe.training_stages)
     notes = [f"post-training quantization at conversion: {mode.scheme}"]
     if signature.source != "the model's inputs":

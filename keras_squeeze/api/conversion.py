@@ -17,7 +17,9 @@ import time
 
 from keras_squeeze.core.batch import batch_one
 from keras_squeeze.core.progress import say
+from keras_squeeze.export import recurrent
 from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.quantization import ptq
 from keras_squeeze.report import metrics
 
 FREE_BATCH = "the .tflite keeps a free batch"
@@ -61,19 +63,61 @@ def deployable(job, model, stages, dynamic_batch: bool | None = None):
     return fixed
 
 
-def convert_like(job, model, stages, options: dict, dynamic_batch: bool | None = None) -> bytes:
-    """`model` converted as the job converts: its mode, calibration, I/O types, batch
-    and the converter `options` of `stages`."""
-    return tflite_export.convert(
-        deployable(job, model, stages, dynamic_batch),
-        job.mode,
-        job.calibration,
-        job.in_type,
-        job.out_type,
-        job.verbose,
-        allow_tf_ops=job.allow_tf_ops,
-        **options,
+def _rebuild(keras3_model, samples):
+    """The bridge's verified tf_keras rebuild, for the fused LSTM op (`export.recurrent`)."""
+    from keras_squeeze.api.pipeline import sample_data
+    from keras_squeeze.keras_bridge import to_tf_keras
+
+    return to_tf_keras(keras3_model, sample_inputs=sample_data(samples))[0]
+
+
+def convert_like(
+    job,
+    model,
+    stages,
+    options: dict,
+    dynamic_batch: bool | None = None,
+    baseline: bool = False,
+    notes: bool = False,
+) -> bytes:
+    """`model` converted as the job converts: its quantization (float32 for the
+    `baseline`), calibration, I/O types, batch, the converter `options` of `stages`, each
+    recurrent layer on its path (`export.recurrent`: the fused LSTM op of a tf_keras
+    rebuild, unrolled, or the loop); with `notes`, the report says which."""
+    mode = ptq.get_mode("float32") if baseline else job.mode
+    free = job.dynamic_batch if dynamic_batch is None else dynamic_batch
+
+    def convert(prepared_model):
+        if baseline:
+            return tflite_export.convert(
+                deployable(job, prepared_model, stages, free),
+                mode,
+                verbose=job.verbose,
+                allow_tf_ops=job.allow_tf_ops,
+            )
+        return tflite_export.convert(
+            deployable(job, prepared_model, stages, free),
+            mode,
+            job.calibration,
+            job.in_type,
+            job.out_type,
+            job.verbose,
+            allow_tf_ops=job.allow_tf_ops,
+            **options,
+        )
+
+    content, prepared = recurrent.convert_best(
+        model,
+        mode.name,
+        job.check,
+        convert,
+        dynamic_batch=free,
+        rebuild=_rebuild,
+        scopes=[stage.load_scope() for stage in stages],
     )
+    if notes:
+        job.notes.extend(n for n in prepared.notes() if n not in job.notes)
+    return content
 
 
 def convert(job, trained) -> Converted:
@@ -81,19 +125,14 @@ def convert(job, trained) -> Converted:
     if job.calibration is not None:
         say(job.verbose, f"calibrating on {job.calibration.describe()}")
     say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
-    baseline = tflite_export.convert(
-        deployable(job, job.model, []),
-        "float32",
-        verbose=job.verbose,
-        allow_tf_ops=job.allow_tf_ops,
-    )
+    baseline = convert_like(job, job.model, [], {}, baseline=True)
     stages = trained.stages
     options = merged_options(job.recipe, stages)
     sparse = " and sparse encoding" if options.get("sparse") else ""
     batch = "free batch" if job.dynamic_batch else "batch 1"
     say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
     start = time.perf_counter()
-    content = convert_like(job, trained.model, stages, options)
+    content = convert_like(job, trained.model, stages, options, notes=True)
     seconds = time.perf_counter() - start
     for i, record in enumerate(trained.records):
         done = stages[: i + 1]

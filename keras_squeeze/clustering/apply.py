@@ -134,7 +134,12 @@ def wrap(model, decisions: dict[str, Decision], config: Cluster, preserve_sparsi
                 f"layer. Received: {e}"
             ) from e
 
-    return k.models.clone_model(model, clone_function=clone)
+    # The engine's wrappers re-point the weights of the layer they wrap (an RNN cell's
+    # kernel becomes a tensor of the wrapper): wrap a copy, so `model` (the user's, or
+    # an earlier stage's result, still converted for its own row) stays whole.
+    source = k.models.clone_model(model)
+    source.set_weights(model.get_weights())
+    return k.models.clone_model(source, clone_function=clone)
 
 
 def copy(model):

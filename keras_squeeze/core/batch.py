@@ -83,11 +83,12 @@ def with_batch_size(model, batch_size: int = 1):
 
 def _check_same(model, clone, specs, batch_size: int) -> None:
     rng = np.random.default_rng(0)
+    shapes = [(batch_size, *[2 if d is None else d for d in s.shape]) for s in specs]  # free axes
     feed = [
-        rng.uniform(-1, 1, (batch_size, *s.shape)).astype(s.dtype)
+        rng.uniform(-1, 1, shape).astype(s.dtype)
         if s.dtype.startswith("float")
-        else np.zeros((batch_size, *s.shape), dtype=s.dtype)
-        for s in specs
+        else np.zeros(shape, dtype=s.dtype)
+        for s, shape in zip(specs, shapes, strict=True)
     ]
     args = feed if len(feed) > 1 else feed[0]
     for a, b in zip(

@@ -144,3 +144,9 @@ def replace_tensors(structure, value_of):
     if isinstance(structure, dict):
         return {k: replace_tensors(v, value_of) for k, v in structure.items()}
     return value_of(structure) if history(structure) is not None else structure
+
+
+def has_mask(tensor) -> bool:
+    """Whether a mask travels with a symbolic tensor (from Embedding(mask_zero=True),
+    Masking, ...): both flavours record it on the tensor as `_keras_mask`."""
+    return getattr(tensor, "_keras_mask", None) is not None

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_squeeze import _compat
+from keras_squeeze.core import graph
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.inputs import InputSpec, Samples, batched_call
 from keras_squeeze.errors import DataError, ModelError, NonFiniteError
@@ -261,11 +262,14 @@ def input_specs(model) -> list[InputSpec]:
             f"Received: a {type(model).__name__} without inputs"
         )
     specs = []
+    vocabs = input_vocabularies(model, tensors)
     for i, t in enumerate(tensors):
         name = getattr(t, "name", None) or f"input_{i}"
         name = name.split(":")[0]
         shape = tuple(None if d is None else int(d) for d in list(t.shape)[1:])
-        specs.append(InputSpec(name=name, shape=shape, dtype=tf.as_dtype(t.dtype).name))
+        dtype = tf.as_dtype(t.dtype).name
+        vocab = vocabs.get(i) if np.dtype(dtype).kind in "iu" else None
+        specs.append(InputSpec(name=name, shape=shape, dtype=dtype, vocab=vocab))
     return specs
 
 
@@ -326,6 +330,32 @@ def _input_dtype(model) -> str:
 
     dtype = getattr(model, "input_dtype", None) or getattr(model, "dtype", None) or "float32"
     return tf.as_dtype(dtype).name
+
+
+def input_vocabularies(model, tensors=None) -> dict[int, int]:
+    """Input index -> vocabulary size, for inputs an Embedding reads directly.
+
+    The size is the Embedding's `input_dim` (the smallest, when several read
+    one input). Inputs read otherwise, or a graph that cannot be walked, give
+    nothing.
+    """
+    tensors = list(model.inputs) if tensors is None else tensors
+    sources = {id(graph.producer(t)): i for i, t in enumerate(tensors) if graph.producer(t)}
+    found: dict[int, int] = {}
+    try:
+        calls = graph.walk(model)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError):
+        return found
+    for node in calls:
+        layer = graph.node_layer(node)
+        size = getattr(layer, "input_dim", None)
+        if type(layer).__name__ != "Embedding" or not isinstance(size, int):
+            continue
+        reads = graph.node_inputs(node)
+        i = sources.get(id(graph.producer(reads[0]))) if reads else None
+        if i is not None:
+            found[i] = min(size, found.get(i, size))
+    return found
 
 
 def _is_shape(value) -> bool:

@@ -25,11 +25,16 @@ from keras_squeeze.errors import DataError, NonFiniteError
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
-    """One model input: name, shape without the batch axis, numpy dtype name."""
+    """One model input: name, shape without the batch axis, numpy dtype name.
+
+    `vocab` is the vocabulary size of an integer (token id) input read by an
+    Embedding (its `input_dim`: valid ids are 0 .. vocab - 1), else None.
+    """
 
     name: str
     shape: tuple[int | None, ...]
     dtype: str
+    vocab: int | None = None
 
 
 @dataclasses.dataclass
@@ -154,7 +159,11 @@ def _check_array(arr, spec: InputSpec, argument: str, batched: bool | None) -> n
             f"Expected batches of shape (n, {_dims(spec.shape)}). "
             f"Received: an array of shape {tuple(arr.shape)}"
         )
+    if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f":
+        _check_whole(arr, spec, argument)
     arr = arr.astype(spec.dtype, copy=False)
+    if spec.vocab is not None and arr.size:
+        _check_ids(arr, spec, argument)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0][0])
         raise NonFiniteError(
@@ -162,6 +171,28 @@ def _check_array(arr, spec: InputSpec, argument: str, batched: bool | None) -> n
             "Expected finite values. Received: non-finite values"
         )
     return arr
+
+
+def _check_whole(arr: np.ndarray, spec: InputSpec, argument: str) -> None:
+    """Refuses fractional values for an integer input (token ids are never floats)."""
+    finite = np.isfinite(arr)
+    if not finite.all() or not np.array_equal(arr, np.round(arr)):
+        bad = arr[~finite | (arr != np.round(np.where(finite, arr, 0)))].flat[0]
+        raise DataError(
+            f"{argument} has non-integer values for the integer input '{spec.name}' "
+            f"({spec.dtype}). Expected whole numbers (e.g. token ids). Received: {bad!r}"
+        )
+
+
+def _check_ids(arr: np.ndarray, spec: InputSpec, argument: str) -> None:
+    """Refuses token ids outside [0, spec.vocab): an Embedding has no row for them."""
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high >= spec.vocab:
+        raise DataError(
+            f"{argument} has token ids outside the vocabulary of input '{spec.name}'. "
+            f"Expected ids in [0, {spec.vocab - 1}] (the Embedding's input_dim is {spec.vocab}). "
+            f"Received: ids in [{low}, {high}]"
+        )
 
 
 def _element_iterator(data, argument: str) -> tuple[Iterator, int | None, bool | None]:
@@ -304,7 +335,8 @@ def class_ids(labels: np.ndarray | None) -> np.ndarray | None:
 
 
 def synthetic_samples(specs: Sequence[InputSpec], count: int, seed: int = 0) -> Samples:
-    """Uniform [0, 1) inputs (integers in [0, 10) for integer inputs).
+    """Uniform [0, 1) inputs; integer inputs get whole numbers: ids over the whole
+    vocabulary [0, vocab) of an input read by an Embedding, else [0, 10).
 
     Used only to check an export runs and agrees when no data was given; the
     report says so, since such inputs say little about accuracy.
@@ -314,7 +346,8 @@ def synthetic_samples(specs: Sequence[InputSpec], count: int, seed: int = 0) -> 
     for spec in specs:
         shape = (count, *[1 if d is None else d for d in spec.shape])
         if np.dtype(spec.dtype).kind in "iub":
-            inputs.append(rng.integers(0, 10, size=shape).astype(spec.dtype))
+            high = spec.vocab if spec.vocab is not None else 10
+            inputs.append(rng.integers(0, high, size=shape).astype(spec.dtype))
         else:
             inputs.append(rng.random(shape, dtype=np.float32).astype(spec.dtype))
     return Samples(inputs, None, count, None, "synthetic uniform [0, 1) inputs")

@@ -143,6 +143,9 @@ class TFLiteRunner:
             feed = {}
             for name, q, dtype, x in zip(in_names, in_q, in_dtypes, batch, strict=True):
                 feed[name] = q.quantize(x) if q is not None else np.asarray(x).astype(dtype)
+            # A fused recurrent op (UNIDIRECTIONAL_SEQUENCE_LSTM) keeps its state in
+            # variable tensors across invocations; a Keras call starts from zeros.
+            self.interpreter.reset_all_variables()
             result = self.runner(**feed)
             return [
                 q.dequantize(result[n]) if q is not None else np.asarray(result[n], np.float32)

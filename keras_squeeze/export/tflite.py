@@ -12,6 +12,7 @@ from keras_squeeze.core.batch import batch_one
 from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.errors import DataError, ExportError, ModelError, VerificationError
+from keras_squeeze.export import recurrent
 from keras_squeeze.export.artifact import (
     Artifact,
     check_float_fidelity,
@@ -104,24 +105,19 @@ def convert(
 
     Raises:
         DataError: calibration samples are needed and missing.
-        ExportError: the converter failed.
+        RecipeError: "int16x8" for a model with integer inputs (`ptq.check_inputs`).
+        ExportError: the converter failed, or calibrating would run a recurrent
+            WHILE loop (which crashes TensorFlow's calibrator; see
+            `export.recurrent`).
     """
     import tensorflow as tf
 
     mode = ptq.get_mode(mode) if isinstance(mode, str) else mode
+    recurrent.check_calibration_safe(model, mode.name)
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")
     out_type = ptq.resolve_io_type(mode, inference_output_type, "inference_output_type")
     specs = models.input_specs(model)
-    integer = [s for s in specs if not s.dtype.startswith(("float", "bfloat"))]
-    if mode.name == "int16x8" and integer:
-        # TF's 16x8 calibrator records ranges for float tensors only and then asks for the
-        # integer input's (tensorflow/tensorflow#60799, tensorflow/model-optimization#1090).
-        raise ExportError(
-            "The 'int16x8' quantization cannot calibrate a model with integer inputs in this "
-            "TensorFlow's converter (tensorflow/tensorflow#60799). Expected float inputs, or "
-            "'int8' / 'dynamic' for a model that takes ids. Received: integer input(s) "
-            + ", ".join(f"'{s.name}' ({s.dtype})" for s in integer)
-        )
+    ptq.check_inputs(mode, specs)
     if mode.needs_calibration and calibration is None:
         raise DataError(
             f"The '{mode.name}' quantization needs representative data to calibrate activation "
@@ -329,15 +325,24 @@ def to_tflite(
             representative_data, specs, num_calibration_samples, "representative_data"
         )
     notes = [mode.scheme]
-    fixed, reason = (model, None) if dynamic_batch else batch_one(model)
-    if reason is not None:
-        notes.append(
-            f"the .tflite keeps a free batch: no fixed-batch copy could be made ({reason})"
-        )
-    content = convert(
-        fixed, mode, calibration, inference_input_type, inference_output_type, verbose
-    )
     check = verification_samples(specs, verification_data, calibration)
+
+    def convert_prepared(prepared_model):
+        fixed, reason = (prepared_model, None) if dynamic_batch else batch_one(prepared_model)
+        if reason is not None:
+            notes.append(
+                f"the .tflite keeps a free batch: no fixed-batch copy could be made ({reason})"
+            )
+        return convert(
+            fixed, mode, calibration, inference_input_type, inference_output_type, verbose
+        )
+
+    # Recurrent layers take their paths (fused LSTM op, unrolled, loop; see
+    # export.recurrent); a Keras 3 LSTM is unrolled here (ks.compress fuses it).
+    content, prepared = recurrent.convert_best(
+        model, mode.name, check, convert_prepared, dynamic_batch=dynamic_batch
+    )
+    notes += prepared.notes()
     fidelity, _ = verify(content, model, check, mode.name)
     artifact = Artifact("tflite", None, len(content), fidelity, content=content, notes=notes)
     if target is not None:

@@ -116,6 +116,30 @@ def resolve_io_type(mode: PTQMode, value: str | None, argument: str) -> str:
     return value
 
 
+def check_inputs(mode: PTQMode | str, specs) -> None:
+    """Refuses a mode the model's input dtypes cannot be calibrated under.
+
+    TensorFlow 2.21's 16x8 calibrator records no range for an integer tensor
+    (token ids, their casts) and fails ("Max and min for dynamic tensors should
+    be recorded during calibration"), whatever the ops after it.
+
+    Raises:
+        RecipeError: "int16x8" for a model with an integer input.
+    """
+    name = mode if isinstance(mode, str) else mode.name
+    if name != "int16x8":
+        return
+    integer = [f"'{s.name}' ({s.dtype})" for s in specs if s.dtype.startswith(("int", "uint"))]
+    if integer:
+        raise RecipeError(
+            f"The 'int16x8' quantization cannot calibrate the integer input {', '.join(integer)}: "
+            "TensorFlow's 16x8 calibrator records no range for integer tensors such as token "
+            "ids (tensorflow/tensorflow#60799). Expected float inputs for 'int16x8', or another "
+            "mode for a token-id model ('int8', 'dynamic', 'float16'). Received: quantization "
+            "'int16x8'"
+        )
+
+
 def configure_converter(
     converter,
     mode: PTQMode,
