@@ -199,7 +199,11 @@ def find(model) -> list[Recurrent]:
         with contextlib.suppress(AttributeError, TypeError, ValueError, IndexError, KeyError):
             calls = [(graph.node_layer(n), n) for n in graph.walk(model)]
     if not calls:
-        calls = [(layer, None) for layer in models.walk_layers(model)]
+        # every tracked layer, the recurrent wrappers themselves included (walk_layers
+        # goes on into an RNN to its cell)
+        flatten = getattr(model, "_flatten_layers", None)
+        tracked = list(flatten(include_self=False)) if flatten else []
+        calls = [(layer, None) for layer in tracked or models.walk_layers(model)]
     for layer, node in calls:
         inner = _inner(layer)
         if not (_is_recurrent(layer) or inner is not None):
@@ -305,7 +309,10 @@ def plan(
                     f"a TFLite WHILE op, run at batch 1 under '{mode}' ({why_not})",
                 )
             )
-        elif r.length is None and not models.is_graph_model(model):
+        elif not models.is_graph_model(model):
+            # its copies (a fixed-batch trace among them) are rebuilt from the class, which
+            # would lose an unroll set on one: the loop would reach the calibrator, which
+            # crashes on it
             raise ModelError(
                 f"The recurrent layer '{r.name}' ({r.kind}) of the subclassed model "
                 f"'{model.name}' must be unrolled ({loop_free}; {why_not}), and a subclassed "

@@ -33,8 +33,10 @@ def output_kind(model) -> str:
 def output_kinds(model) -> list[str]:
     """`output_kind` of every output, in order."""
     from keras_squeeze import _compat
-    from keras_squeeze.core import graph
+    from keras_squeeze.core import graph, models
 
+    if not models.is_graph_model(model):  # no layer graph: read the kinds from the values
+        return _kinds_from_values(model)
     kinds = []
     for tensor in model.outputs:
         layer = graph.producer(tensor) or model.layers[-1]
@@ -85,14 +87,21 @@ def classification_loss(labels, outputs, kind: str):
     return tf.reduce_mean(per_sample)
 
 
-def _kind_from_values(model) -> str:
+def _kinds_from_values(model) -> list[str]:
     import numpy as np
 
     from keras_squeeze.core import models
     from keras_squeeze.data.inputs import synthetic_samples
 
-    first = models.keras_outputs(model, synthetic_samples(models.input_specs(model), 8))[0]
-    return PROBABILITIES if float(np.min(first)) >= 0.0 and float(np.max(first)) <= 1.0 else LOGITS
+    outputs = models.keras_outputs(model, synthetic_samples(models.input_specs(model), 8))
+    return [
+        PROBABILITIES if float(np.min(o)) >= 0.0 and float(np.max(o)) <= 1.0 else LOGITS
+        for o in outputs
+    ]
+
+
+def _kind_from_values(model) -> str:
+    return _kinds_from_values(model)[0]
 
 
 def is_classifier(model) -> bool:

@@ -195,14 +195,17 @@ def _trainer_class(flavour: str):
             out = _as_list(out, self._student_names)
             # With mixing, the first half are the real samples, the second their blends.
             real_out = [tf.split(o, 2)[0] if mixing else o for o in out[:n]]
-            ys = self._ks_labels(y)
-            task_loss = _weighted_sum(
-                task.outputs,
-                [
-                    self._ks_task_loss(o, t, p)
-                    for o, t, p in zip(task.outputs, ys, real_out, strict=True)
-                ],
-            )
+            if task.has_labels:
+                ys = self._ks_labels(y)
+                task_loss = _weighted_sum(
+                    task.outputs,
+                    [
+                        self._ks_task_loss(o, t, p)
+                        for o, t, p in zip(task.outputs, ys, real_out, strict=True)
+                    ],
+                )
+            else:  # inputs only: the teacher's outputs are the whole target (alpha 1 below)
+                task_loss = tf.constant(0.0)
             if self.teacher is None:
                 return task_loss, real_out
             t = self._teacher_view(self._ks_inputs(self.teacher, x), training=False)
@@ -380,7 +383,7 @@ def resolve_teacher_kind(distill: Distill, teacher):
     """Logits or probabilities: one kind for a one-output teacher, else a list per output."""
     if distill.teacher_outputs != AUTO:
         return distill.teacher_outputs
-    if len(teacher.outputs) == 1:
+    if len(models.output_names(teacher)) == 1:
         return losses.output_kind(teacher)
     return losses.output_kinds(teacher)
 

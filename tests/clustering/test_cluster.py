@@ -165,7 +165,8 @@ def test_a_model_still_in_engine_wrappers_cannot_chain(trained_models, data):
     )
     with pytest.raises(
         RecipeError,
-        match=r"already quantization-aware.*order channel_prune -> prune -> cluster -> qat",
+        match=r"already quantization-aware.*order block_removal -> channel_prune -> prune -> "
+        r"cluster -> qat",
     ):
         ks.compress(qat.model, "prune", train_data=(x, y), verbose=0)
 
