@@ -44,6 +44,7 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.layer_plan import Decision
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import rate, trainer
 from keras_squeeze.training.evaluation import validation_accuracy
 
@@ -132,6 +133,9 @@ class TrainingContext:
         done: names of the stages that ran before this one, in order.
         produced: what those stages left in the weights (their `produces`),
             e.g. {"sparsity"}: what a later stage must preserve.
+        callbacks: the user's Keras callbacks, run in every stage's fit (see
+            `training.callbacks`).
+        strategy: the tf.distribute.Strategy the run trains under (None: default).
     """
 
     train: object
@@ -147,6 +151,8 @@ class TrainingContext:
     samples: data_inputs.Samples | None = None
     done: list[str] = dataclasses.field(default_factory=list)
     produced: set[str] = dataclasses.field(default_factory=set)
+    callbacks: tuple = ()
+    strategy: object = None
 
     @property
     def total_steps(self) -> int:
@@ -227,6 +233,10 @@ class Stage:
     def check_model(self, model, config) -> None:
         """Refuses a model this stage cannot work on, before any stage trains."""
 
+    def check_strategy(self, model, config, replicas: int) -> None:
+        """Refuses, before any stage trains, to run on `replicas` devices where the stage
+        cannot train distributed (raises RecipeError); by default it can."""
+
     def engine_for(self, model, config) -> str:
         """The engine (NATIVE or TF_KERAS) this stage runs `config` on `model` with (the
         user's model); the class's `engine` unless the stage has a choice."""
@@ -286,9 +296,13 @@ class Stage:
             validation=ctx.validation,
             verbose=1 if ctx.verbose else 0,
             learning_rate_scale=self.scale(config),
+            user_callbacks=ctx.callbacks,
+            stage=self.name,
             **extra,
         )
-        return "fine-tuned with " + rate.describe(history.model.optimizer)
+        note = "fine-tuned with " + rate.describe(history.model.optimizer)
+        stopped = user_callbacks.stopped_note(history, ctx.epochs)
+        return note if stopped is None else f"{note}; {stopped}"
 
     def native_copy(self, ctx: TrainingContext, model):
         """A working copy of `model` in its own flavour (`core.models.copy_model`, which
