@@ -21,8 +21,8 @@ from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.stages import NATIVE, TF_KERAS, TrainingContext, registry
 from keras_squeeze.stages.base import check_same_outputs, validation_accuracy
-from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import callbacks as user_callbacks
+from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import distribute, rate, trainer
 
 

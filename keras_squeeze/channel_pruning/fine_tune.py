@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import callbacks as user_callbacks
+from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import rate, trainer
 
 FineTune = Callable[[object], object]

@@ -9,8 +9,8 @@ from keras_squeeze.core import models
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError
-from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import callbacks as user_callbacks
+from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import defaults, distribute
 from keras_squeeze.training import trainer as trainer_mod
 from keras_squeeze.training.evaluation import validation_accuracy

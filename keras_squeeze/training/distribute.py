@@ -73,3 +73,21 @@ def describe(strategy) -> dict | None:
     if strategy is None:
         return None
     return {"strategy": type(strategy).__name__, "replicas": replicas(strategy)}
+
+
+def refuse_step_hooks(title: str, replicas: int, model) -> None:
+    """A native engine that re-applies its constraint after every optimizer step (pruning
+    masks, cluster assignments) does so with assignments this package has not made safe
+    across replicas: such a stage is refused on several replicas before anything trains.
+
+    Raises:
+        RecipeError: naming the stage and the way out.
+    """
+    if replicas > 1:
+        raise RecipeError(
+            f"The {title} stage's native engine (for subclassed models or engine='native') "
+            "re-applies its constraint after every optimizer step, which does not run "
+            "distributed. Expected engine='auto' or 'tfmot' on a Sequential or functional "
+            f"model, or one device (strategy=None). Received: {replicas} replicas, "
+            f"{type(model).__name__}"
+        )
