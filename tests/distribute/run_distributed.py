@@ -26,10 +26,33 @@ def main(flavour: str, recipes: list[str]) -> dict:
     from keras_squeeze.data import load_digits, train_example_model
 
     (x, y), (xt, yt) = load_digits(8)
-    x, y, xt, yt = x[:256], y[:256], xt[:96], yt[:96]
+    x, y, xt, yt = x[:128], y[:128], xt[:64], yt[:64]
     model = train_example_model(epochs=2, image_size=8, flavour=flavour, seed=1)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    out = {"replicas": mirrored.num_replicas_in_sync, "recipes": {}}
+    out = {
+        "replicas": mirrored.num_replicas_in_sync,
+        "recipes": {},
+        "fine_tune_max_diff": _fine_tune_diff(mirrored, x, y),
+        "errors": _errors(ks, model, mirrored, x, y),
+    }
+    student = _small(flavour)
+    runs = {}
+    for name, strategy in (("default", None), ("mirrored", mirrored)):
+        result = ks.distill(
+            model,
+            student,
+            (x, y),
+            epochs=1,
+            batch_size=32,
+            verbose=0,
+            strategy=strategy,
+            validation_data=(xt, yt),
+        )
+        runs[name] = {
+            "accuracy": result.report["accuracy"]["student"],
+            "distribute": result.report["distribute"],
+        }
+    out["distill"] = runs
     for recipe in recipes:
         runs = {}
         for name, strategy in (("default", None), ("mirrored", mirrored)):
@@ -62,6 +85,74 @@ def main(flavour: str, recipes: list[str]) -> dict:
             "max_abs_diff": float(np.max(np.abs(a - b))),
         }
     return out
+
+
+def _small(flavour):
+    from keras_squeeze import _compat
+
+    k = _compat.keras_module(flavour)
+    init = k.initializers.GlorotUniform
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(4, 3, activation="relu", kernel_initializer=init(0))(inputs)
+    h = k.layers.Flatten()(h)
+    return k.Model(inputs, k.layers.Dense(10, kernel_initializer=init(1), name="logits")(h))
+
+
+def _fine_tune_diff(mirrored, x, y):
+    """Largest weight difference after 8 SGD steps of the one loop, two replicas vs one,
+    on a tf_keras model without batch normalization (whose batch statistics are per
+    replica): the replicas' shares of the loss must add up to one device's step."""
+    import contextlib
+
+    import numpy as np
+
+    from keras_squeeze import _compat
+    from keras_squeeze.core import models
+    from keras_squeeze.training import data as train_data
+    from keras_squeeze.training import trainer
+
+    model = _small(_compat.TF_KERAS)
+    weights = {}
+    for name, strategy in (("default", None), ("mirrored", mirrored)):
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            copy = models.copy_model(model)
+            data = train_data.prepare((x, y), models.input_specs(model), 32)
+            trainer.fine_tune(copy, data, 2, optimizer="sgd", verbose=0)
+        weights[name] = copy.get_weights()
+    moved = max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(model.get_weights(), weights["default"], strict=True)
+    )
+    assert moved > 1e-4, moved  # it trained
+    return max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(weights["default"], weights["mirrored"], strict=True)
+    )
+
+
+def _errors(ks, model, mirrored, x, y):
+    """{case: [error class, message]} for what is refused under two replicas."""
+    cases = {
+        "odd_batch": lambda: ks.compress(
+            model, "prune", train_data=(x, y), batch_size=31, strategy=mirrored, verbose=0
+        ),
+        "native_prune": lambda: ks.compress(
+            model,
+            ks.Recipe(prune=ks.Prune(engine="native")),
+            train_data=(x, y),
+            strategy=mirrored,
+            verbose=0,
+        ),
+    }
+    found = {}
+    for name, call in cases.items():
+        try:
+            call()
+        except ks.errors.KerasSqueezeError as e:
+            found[name] = [type(e).__name__, str(e)]
+        else:
+            found[name] = None
+    return found
 
 
 def _tflite_outputs(content: bytes, x):
