@@ -187,6 +187,9 @@ def context(job) -> TrainingContext:
         )
     distill = job.recipe.distill_config
     teacher = default_teacher(job.model, distill, fit.teacher)
+    if fit.teacher is not None and distribute.replicas(fit.strategy) > 1:
+        teacher = models.copy_model(teacher)  # its variables made in the strategy's scope
+        teacher.trainable = False
     if teacher is not None and distill is None:
         distill = Distill()
     return TrainingContext(

@@ -2,7 +2,9 @@
 
 The logical devices must be configured before TensorFlow initialises its
 devices, which this test process has done already, so the runs happen in a
-fresh process (tests/distribute/run_distributed.py) that prints JSON.
+fresh process (tests/distribute/run_distributed.py) that prints JSON. The
+model is Keras 3: "prune" and "qat" train its tf_keras rebuild through tfmot,
+ks.distill trains a Keras 3 student; the loop's step is checked on tf_keras.
 
 Tolerances: the one loop's step is the same on two replicas as on one (SGD,
 no batch normalization: weights within 1e-5); whole recipes on the example
@@ -31,7 +33,7 @@ ROOT = SCRIPT.parents[2]
 def runs():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "tf_keras", "prune", "qat"],
+        [sys.executable, str(SCRIPT), "keras3", "prune", "qat"],
         capture_output=True,
         text=True,
         env=env,
