@@ -15,7 +15,7 @@ stage's notes say at which epoch it stopped.
 from __future__ import annotations
 
 from keras_squeeze import _compat
-from keras_squeeze.errors import RecipeError
+from keras_squeeze.errors import DependencyError, RecipeError
 
 
 def _is_callback(obj) -> bool:
@@ -84,3 +84,42 @@ def stopped_note(history, epochs: int) -> str | None:
     if ran is None:
         return None
     return f"stopped early by a callback at epoch {ran} of {epochs}"
+
+
+def require_tensorboard() -> None:
+    """Keras' TensorBoard callback writes with TensorBoard's summary ops.
+
+    Raises:
+        DependencyError: the tensorboard package is not installed.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise DependencyError(
+            "TensorBoard logs are written with the tensorboard package's summary ops, and it "
+            "is not installed. Expected `pip install tensorboard` (the version of your "
+            "TensorFlow). Received: no tensorboard module"
+        )
+
+
+def stage_tensorboard(log_dir: str, flavour: str):
+    """A Keras TensorBoard callback of `flavour` that logs each stage to `log_dir/<stage>`.
+
+    Example:
+        >>> tb = stage_tensorboard("logs", "tf_keras")   # logs/prune/train, logs/qat/train
+        >>> ks.compress(model, "prune-cluster-qat", train_data=(x, y), callbacks=[tb])
+
+    Raises:
+        DependencyError: the tensorboard package is not installed.
+    """
+    import os
+
+    require_tensorboard()
+    base = _compat.keras_module(flavour).callbacks.TensorBoard
+
+    class StageTensorBoard(base):
+        def set_model(self, model):  # Keras calls it at the start of every fit
+            self.log_dir = os.path.join(log_dir, getattr(self, "stage", "fine-tune"))
+            super().set_model(model)
+
+    return StageTensorBoard(log_dir=log_dir)
