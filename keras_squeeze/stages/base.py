@@ -136,6 +136,8 @@ class TrainingContext:
         callbacks: the user's Keras callbacks, run in every stage's fit (see
             `training.callbacks`).
         strategy: the tf.distribute.Strategy the run trains under (None: default).
+        epochs_run: per stage name, the epochs its fit ran when a callback stopped it
+            early (its record counts those).
     """
 
     train: object
@@ -153,6 +155,7 @@ class TrainingContext:
     produced: set[str] = dataclasses.field(default_factory=set)
     callbacks: tuple = ()
     strategy: object = None
+    epochs_run: dict = dataclasses.field(default_factory=dict)
 
     @property
     def total_steps(self) -> int:
@@ -302,7 +305,10 @@ class Stage:
         )
         note = "fine-tuned with " + rate.describe(history.model.optimizer)
         stopped = user_callbacks.stopped_note(history, ctx.epochs)
-        return note if stopped is None else f"{note}; {stopped}"
+        if stopped is None:
+            return note
+        ctx.epochs_run[self.name] = len(history.epoch)
+        return f"{note}; {stopped}"
 
     def native_copy(self, ctx: TrainingContext, model):
         """A working copy of `model` in its own flavour (`core.models.copy_model`, which
@@ -314,11 +320,12 @@ class Stage:
 
     def record(self, ctx: TrainingContext, settings, seconds, model, decisions, notes, **extra):
         """The stage's record, with the validation accuracy of the model it hands on."""
+        epochs = ctx.epochs_run.get(self.name, ctx.epochs)
         return StageRecord(
             name=self.name,
             settings=settings,
-            epochs=ctx.epochs,
-            steps=ctx.total_steps,
+            epochs=epochs,
+            steps=epochs * ctx.train.steps_per_epoch,
             seconds=seconds,
             accuracy=validation_accuracy(model, ctx.val_samples),
             decisions=decisions,

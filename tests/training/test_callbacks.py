@@ -49,6 +49,7 @@ def test_prune_sees_stage_and_stops_early(trained_models, digits8):
     assert recorder.seen == [("prune", 0), ("prune", 1)]
     notes = result.report.stages[0]["notes"]
     assert any("stopped early by a callback at epoch 2 of 6" in n for n in notes), notes
+    assert (result.report.stages[0]["epochs"], result.report.stages[0]["steps"]) == (2, 8)
     # The schedule had not reached its final sparsity: the report's warnings say so.
     assert any("below its 80% target" in w for w in result.report.warnings)
 
