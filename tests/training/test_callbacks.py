@@ -125,3 +125,12 @@ def test_prune_channels_callbacks(trained_models, digits8):
             train_data=(x, y),
             callbacks=[_recorder(_compat.TF_KERAS)],
         )
+
+
+def test_callbacks_without_training_are_ignored_with_a_warning(trained_models):
+    recorder = _recorder(_compat.TF_KERAS)
+    with pytest.warns(UserWarning, match="callbacks is ignored: the 'float16' recipe has no"):
+        result = ks.compress(
+            trained_models[_compat.TF_KERAS], "float16", callbacks=[recorder], verbose=0
+        )
+    assert recorder.seen == [] and any("callbacks is ignored" in n for n in result.report.notes)
