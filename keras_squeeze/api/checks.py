@@ -23,7 +23,8 @@ from keras_squeeze.export import recurrent
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.stages import get_stage
-from keras_squeeze.training import tasks
+from keras_squeeze.training import callbacks as user_callbacks
+from keras_squeeze.training import distribute, tasks
 
 DEFAULT_CALIBRATION_SAMPLES = tflite_export.DEFAULT_CALIBRATION_SAMPLES
 MAX_VALIDATION_SAMPLES = 10_000
@@ -42,6 +43,8 @@ class FitSettings:
     optimizer: object
     batch_size: int
     steps_per_epoch: int | None
+    callbacks: tuple = ()
+    strategy: object = None
 
 
 @dataclasses.dataclass
@@ -142,6 +145,8 @@ def check(
     verbose,
     default_epochs: int,
     input_signature=None,
+    callbacks=None,
+    strategy=None,
 ) -> Job:
     """compress()'s arguments checked and resolved into a Job (see compress() for each).
 
@@ -164,6 +169,8 @@ def check(
     if epochs is not None:
         check_count(epochs, "epochs")
     check_count(batch_size, "batch_size")
+    callbacks = user_callbacks.check_callbacks(callbacks)
+    strategy = distribute.resolve(strategy)
     signature, data = models.resolve_signature(
         model,
         input_signature,
@@ -184,7 +191,12 @@ def check(
     if signature.source != "the model's inputs":
         notes.append(f"input signature from {signature.source}: {signature.describe()}")
     if not training:
-        given = {"teacher": teacher, "epochs": epochs, "distill": distill}
+        given = {
+            "teacher": teacher,
+            "epochs": epochs,
+            "distill": distill,
+            "callbacks": callbacks or None,
+        }
         for name, value in given.items():
             if value is not None:
                 message = f"{name} is ignored: the '{recipe.name}' recipe has no training stage"
@@ -223,6 +235,7 @@ def check(
     fit = None
     if training:
         tasks.check_loss(loss, model)
+        distribute.check_batch(strategy, batch_size)
         fit = FitSettings(
             train_data,
             validation_data,
@@ -232,6 +245,8 @@ def check(
             optimizer,
             batch_size,
             steps_per_epoch,
+            callbacks,
+            strategy,
         )
     return Job(
         model=model,

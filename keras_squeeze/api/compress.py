@@ -16,7 +16,7 @@ from keras_squeeze.api.result import CompressionResult
 from keras_squeeze.core.progress import say
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.training import data as train_data_mod
-from keras_squeeze.training import defaults
+from keras_squeeze.training import defaults, distribute
 
 DEFAULT_CALIBRATION_SAMPLES = checks.DEFAULT_CALIBRATION_SAMPLES
 DEFAULT_EPOCHS = defaults.DEFAULT_EPOCHS
@@ -47,6 +47,8 @@ def compress(
     allow_tf_ops: bool = False,
     verbose: int = 1,
     input_signature=None,
+    callbacks=None,
+    strategy=None,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
@@ -132,6 +134,18 @@ def compress(
             validation_data, train_data), else from the shapes Keras recorded;
             the model is called on it once before anything else, and the report
             names it.
+        callbacks: Keras callbacks run in every training stage's fit, of the
+            flavour the stage trains in (tf_keras for the stages that run
+            through tfmot, also for a Keras 3 model; the model's own for the
+            native ones). Before each stage's fit each callback's `stage`
+            attribute is set to the stage's name; a callback that stops
+            training (EarlyStopping) ends that stage early, and its notes say
+            at which epoch. See README "Callbacks and tf.distribute".
+        strategy: a `tf.distribute.Strategy` to fine-tune under (default:
+            the one in scope, else one device): the working copies, wrappers,
+            teacher and optimizer are made in its scope and Keras' fit splits
+            each batch across its replicas; `batch_size` is then the global
+            batch and must be a multiple of the number of replicas.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
@@ -176,8 +190,11 @@ def compress(
         verbose=verbose,
         default_epochs=DEFAULT_EPOCHS,
         input_signature=input_signature,
+        callbacks=callbacks,
+        strategy=strategy,
     )
-    trained = pipeline.train(job)
+    with distribute.scope(job.fit.strategy if job.fit is not None else None):
+        trained = pipeline.train(job)
     converted = conversion.convert(job, trained)
     verified = reporting.verify(job, trained, converted)
     report = reporting.build_report(job, trained, converted, verified)

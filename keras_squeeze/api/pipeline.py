@@ -23,8 +23,9 @@ from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.stages import NATIVE, TF_KERAS, TrainingContext, registry
 from keras_squeeze.stages.base import check_same_outputs, validation_accuracy
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import data as train_data_mod
-from keras_squeeze.training import rate, trainer
+from keras_squeeze.training import distribute, rate, trainer
 from keras_squeeze.training.evaluation import label_forms
 
 
@@ -148,6 +149,21 @@ def check_rates(stages: list, recipe, ctx: TrainingContext) -> None:
         rate.scaled(trainer.resolve_optimizer(ctx.optimizer, flavour, ctx.compiled_from), scales[0])
 
 
+def check_distributed(stages: list, engines: list, recipe, job) -> None:
+    """Each stage's `check_strategy`, and every callback's Keras flavour against the flavour
+    its stage trains in (tf_keras through tfmot), before any stage trains.
+
+    Raises:
+        RecipeError: a stage that cannot train on the strategy's replicas, or a callback
+            of the wrong flavour.
+    """
+    n = distribute.replicas(job.fit.strategy)
+    for stage, engine in zip(stages, engines, strict=True):
+        stage.check_strategy(job.model, recipe.config_of(stage.name), n)
+        flavour = _compat.TF_KERAS if engine == TF_KERAS else job.flavour
+        user_callbacks.check_flavour(job.fit.callbacks, flavour, f"The {stage.name} stage")
+
+
 def default_teacher(original, distill: Distill | None, teacher):
     """The teacher for distillation: the one given, else a frozen copy of the original.
 
@@ -184,6 +200,9 @@ def context(job) -> TrainingContext:
         )
     distill = job.recipe.distill_config
     teacher = default_teacher(job.model, distill, fit.teacher)
+    if fit.teacher is not None and distribute.replicas(fit.strategy) > 1:
+        teacher = models.copy_model(teacher)  # its variables made in the strategy's scope
+        teacher.trainable = False
     if teacher is not None and distill is None:
         distill = Distill()
     return TrainingContext(
@@ -198,6 +217,8 @@ def context(job) -> TrainingContext:
         compiled_from=job.model,
         verbose=job.verbose,
         samples=job.check,
+        callbacks=fit.callbacks,
+        strategy=fit.strategy,
     )
 
 
@@ -211,6 +232,7 @@ def train(job) -> Trained:
     check_models(stages, engines, recipe, job.model)
     check_chainable(job.model)
     check_order(stages, job.flavour, engines)
+    check_distributed(stages, engines, recipe, job)
     ctx = context(job)
     check_rates(stages, recipe, ctx)
     current, records, bridges = job.model, [], []
@@ -242,6 +264,7 @@ def train(job) -> Trained:
         ),
         "accuracy_before": validation_accuracy(job.model, job.validation),
         "bridge": bridges,
+        "distribute": distribute.describe(ctx.strategy),
     }
     return Trained(current, records, info)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from keras_squeeze.data.labels import output_specs
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import data as train_data_mod
 from keras_squeeze.training import rate, trainer
 
@@ -35,6 +36,7 @@ def fit(
     batch_size: int = train_data_mod.DEFAULT_BATCH_SIZE,
     validation_data=None,
     verbose: int = 1,
+    callbacks=(),
 ) -> str:
     """Trains `model` in place on `train_data` for `epochs` with the one training loop.
 
@@ -59,8 +61,12 @@ def fit(
         learning_rate_scale=learning_rate_scale,
         validation=validation,
         verbose=verbose,
+        user_callbacks=callbacks,
+        stage="channel-prune",
     )
-    return f"fine-tuned for {epochs} epoch(s) with {rate.describe(history.model.optimizer)}"
+    done = f"fine-tuned for {epochs} epoch(s) with {rate.describe(history.model.optimizer)}"
+    stopped = user_callbacks.stopped_note(history, epochs)
+    return done if stopped is None else f"{done}; {stopped}"
 
 
 def describe_custom(fine_tune: FineTune) -> str:

@@ -20,6 +20,7 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import defaults
 from keras_squeeze.training.evaluation import validation_accuracy
 
@@ -163,6 +164,7 @@ def prune_channels(
     importance_data=None,
     custom_objects: dict | None = None,
     verbose: int = 1,
+    callbacks=None,
 ) -> ChannelPruningResult:
     """Removes whole filters and their channels; returns a new, smaller Keras model.
 
@@ -194,6 +196,9 @@ def prune_channels(
         importance_data: labelled data for the "taylor" criterion.
         custom_objects: custom layers by name, for loading from a path.
         verbose: 0 silent, 1 a line per step and Keras progress bars.
+        callbacks: Keras callbacks of the model's flavour for the fine-tuning
+            fit (their `stage` attribute is set to "channel-prune"; see
+            `training.callbacks`).
 
     Returns:
         A ChannelPruningResult with `.model`, `.report` and `.kept`.
@@ -213,6 +218,8 @@ def prune_channels(
         0.49
     """
     model = models.resolve_model(model, custom_objects)
+    callbacks = user_callbacks.check_callbacks(callbacks)
+    user_callbacks.check_flavour(callbacks, _compat.keras_flavour(model), "Channel pruning")
     settings = _settings(settings)
     view = graph_view(model)
     models.check_finite_weights(model)
@@ -322,6 +329,7 @@ def prune_channels(
             batch_size=batch_size,
             validation_data=validation_data,
             verbose=verbose,
+            callbacks=callbacks,
         )
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(pruned, validation)

@@ -124,6 +124,20 @@ _BENCHMARK = flags.DEFINE_boolean(
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
+_STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "default",
+    ["default", "mirrored"],
+    "tf.distribute strategy of fine-tuning: default (one device) or mirrored (every local "
+    "GPU, else the CPU; --batch_size is the global batch).",
+    flag_values=FLAGS,
+)
+_TENSORBOARD_DIR = flags.DEFINE_string(
+    "tensorboard_dir",
+    None,
+    "Write TensorBoard logs of every training stage's fit to DIR/<stage>.",
+    flag_values=FLAGS,
+)
 _ALLOW_UNSAFE = common.define_unsafe_flag(FLAGS)
 _VERBOSE = common.define_verbose_flag(FLAGS)
 
@@ -214,6 +228,8 @@ def main(argv) -> int:
             image_range=_IMAGE_RANGE.value,
             allow_unsafe_deserialization=_ALLOW_UNSAFE.value,
             verbose=_VERBOSE.value,
+            strategy=_STRATEGY.value,
+            tensorboard_dir=_TENSORBOARD_DIR.value,
         ),
     )
 

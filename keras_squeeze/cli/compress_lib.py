@@ -164,6 +164,28 @@ def distill_setting(distill: bool | None, temperature: float | None, alpha: floa
     return distill
 
 
+def _strategy(name: str):
+    if name == "mirrored":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
+def _tensorboard(log_dir: str | None, recipe, model):
+    """[a TensorBoard callback] of the flavour the recipe's first stage trains in (tf_keras
+    for the stages through tfmot), or None."""
+    if log_dir is None:
+        return None
+    from keras_squeeze.stages import TF_KERAS, get_stage
+    from keras_squeeze.training.callbacks import stage_tensorboard
+
+    stage = get_stage(recipe.training_stages[0])
+    engine = stage.engine_for(model, recipe.config_of(stage.name))
+    flavour = _compat.TF_KERAS if engine == TF_KERAS else _compat.keras_flavour(model)
+    return [stage_tensorboard(log_dir, flavour)]
+
+
 def _output_units(model) -> int | None:
     try:
         return int(model.outputs[0].shape[-1])
@@ -194,6 +216,8 @@ def run(
     image_range: str | None = None,
     allow_unsafe_deserialization: bool = False,
     verbose: int = 1,
+    strategy: str = "default",
+    tensorboard_dir: str | None = None,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -223,6 +247,10 @@ def run(
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
         allow_unsafe_deserialization: load a model file that carries Python code
             (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
+        strategy: "default" (one device) or "mirrored" (tf.distribute.MirroredStrategy
+            over the local devices) for fine-tuning.
+        tensorboard_dir: TensorBoard logs of every training stage to
+            tensorboard_dir/<stage> (`training.callbacks.stage_tensorboard`).
 
     Returns:
         The CompressionResult.
@@ -249,6 +277,11 @@ def run(
     )
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
+    if tensorboard_dir is not None:
+        from keras_squeeze.training.callbacks import require_tensorboard
+
+        require_tensorboard()
+        atomic.check_writable_dir(tensorboard_dir)
     sources.check_source(data)
     objects = resolve_custom_objects(custom_objects)
     if model is None:
@@ -273,6 +306,7 @@ def run(
     sources.check_fits_outputs(splits, _output_units(keras_model))
     say(verbose, f"data: {splits.description}")
     trains = bool(recipe_obj.training_stages)
+    callbacks = _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains else None
     with custom_object_scope(objects):
         result = compress(
             keras_model,
@@ -290,6 +324,8 @@ def run(
             edgetpu=edgetpu,
             dynamic_batch=dynamic_batch,
             verbose=verbose,
+            callbacks=callbacks,
+            strategy=_strategy(strategy),
         )
         out = result.save(output_dir, formats=formats)
     print(terminal_summary(result.report))

@@ -19,6 +19,7 @@ from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import plan
 from keras_squeeze.stages import NATIVE, TF_KERAS, Stage, chosen_layers, register_stage
 from keras_squeeze.stages.base import choose_engine
+from keras_squeeze.training import distribute
 
 
 class ClusterStage(Stage):
@@ -39,6 +40,10 @@ class ClusterStage(Stage):
 
     def engine_for(self, model, config: Cluster) -> str:
         return choose_engine(model, config.engine)
+
+    def check_strategy(self, model, config: Cluster, replicas: int) -> None:
+        if self.engine_for(model, config) == NATIVE:
+            distribute.refuse_step_hooks(self.title, replicas, model)
 
     def check_model(self, model, config: Cluster) -> None:
         if config.engine == "tfmot" and not models.is_graph_model(model):

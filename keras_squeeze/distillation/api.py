@@ -10,8 +10,9 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError, ModelError
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import data as train_data_mod
-from keras_squeeze.training import defaults
+from keras_squeeze.training import defaults, distribute
 from keras_squeeze.training import trainer as trainer_mod
 from keras_squeeze.training.evaluation import validation_accuracy
 
@@ -73,6 +74,8 @@ def distill(
     batch_size: int = train_data_mod.DEFAULT_BATCH_SIZE,
     steps_per_epoch: int | None = None,
     verbose: int = 1,
+    callbacks=None,
+    strategy=None,
 ) -> DistillResult:
     """Trains a copy of `student` to match `teacher` (logits distillation).
 
@@ -97,6 +100,13 @@ def distill(
         optimizer: optimizer name or instance (default: the student's compiled
             optimizer, else Adam at 1e-3; the student trains at its full rate).
         loss: replaces the default task loss (cross-entropy for classifiers).
+        callbacks: Keras callbacks of the student's flavour, run in its fit
+            (their `stage` attribute is set to "distill"; a callback that
+            stops training is reported as report["stopped_at_epoch"]).
+        strategy: a `tf.distribute.Strategy` to train under (default: the one
+            in scope, else one device); the student's copy, a copy of the
+            teacher and the optimizer are made in its scope, and `batch_size`
+            is the global batch (a multiple of the number of replicas).
 
     Returns:
         A DistillResult with the trained student copy and a report.
@@ -116,6 +126,10 @@ def distill(
         feature_weight=feature_weight,
     )
     trainer_mod.check_teacher(teacher, student)
+    callbacks = user_callbacks.check_callbacks(callbacks)
+    user_callbacks.check_flavour(callbacks, _compat.keras_flavour(student), "Distillation")
+    strategy = distribute.resolve(strategy)
+    distribute.check_batch(strategy, batch_size)
     specs = models.input_specs(student)
     outputs = output_specs(student)
     train = train_data_mod.prepare(train_data, specs, batch_size, steps_per_epoch, outputs=outputs)
@@ -133,19 +147,26 @@ def distill(
                 "validation_data has no labels. Expected (x, y) to measure accuracy. "
                 "Received: inputs only"
             )
-    trained = copy_model(student)
-    history = trainer_mod.fine_tune(
-        trained,
-        train,
-        epochs,
-        teacher=teacher,
-        distill=config,
-        loss=loss,
-        optimizer=optimizer,
-        compiled_from=student,
-        validation=validation,
-        verbose=verbose,
-    )
+    with distribute.scope(strategy):
+        trained = copy_model(student)
+        teaching = teacher
+        if distribute.replicas(strategy) > 1:  # the teacher's variables mirrored too
+            teaching = copy_model(teacher)
+            teaching.trainable = False
+        history = trainer_mod.fine_tune(
+            trained,
+            train,
+            epochs,
+            teacher=teaching,
+            distill=config,
+            loss=loss,
+            optimizer=optimizer,
+            compiled_from=student,
+            validation=validation,
+            verbose=verbose,
+            user_callbacks=callbacks,
+            stage="distill",
+        )
     report = {
         "distill": config.get_config(),
         "teacher_outputs": trainer_mod.resolve_teacher_kind(config, teacher),
@@ -155,7 +176,11 @@ def distill(
         "teacher_params": models.count_params(teacher),
         "student_params": models.count_params(trained),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "distribute": distribute.describe(strategy),
     }
+    stopped = user_callbacks.stopped_early(history, epochs)
+    if stopped is not None:
+        report["stopped_at_epoch"] = stopped
     student_accuracy = validation_accuracy(trained, val_samples)
     if student_accuracy is not None:
         report["accuracy"] = {

@@ -19,6 +19,7 @@ from keras_squeeze.pruning import verify as prune_verify
 from keras_squeeze.pruning.config import Prune
 from keras_squeeze.stages import NATIVE, TF_KERAS, Stage, chosen_layers, register_stage
 from keras_squeeze.stages.base import choose_engine
+from keras_squeeze.training import distribute
 
 # A pruned layer this far below its target sparsity in the .tflite is reported.
 SPARSITY_TOLERANCE = 0.02
@@ -49,6 +50,10 @@ class PruneStage(Stage):
 
     def engine_for(self, model, config: Prune) -> str:
         return choose_engine(model, config.engine)
+
+    def check_strategy(self, model, config: Prune, replicas: int) -> None:
+        if self.engine_for(model, config) == NATIVE:
+            distribute.refuse_step_hooks(self.title, replicas, model)
 
     def check_model(self, model, config: Prune) -> None:
         graph = models.is_graph_model(model)

@@ -44,6 +44,7 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.errors import ModelError, RecipeError
 from keras_squeeze.layer_plan import Decision
+from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import rate, trainer
 from keras_squeeze.training.evaluation import (
     headline,
@@ -145,6 +146,11 @@ class TrainingContext:
         done: names of the stages that ran before this one, in order.
         produced: what those stages left in the weights (their `produces`),
             e.g. {"sparsity"}: what a later stage must preserve.
+        callbacks: the user's Keras callbacks, run in every stage's fit (see
+            `training.callbacks`).
+        strategy: the tf.distribute.Strategy the run trains under (None: default).
+        epochs_run: per stage name, the epochs its fit ran when a callback stopped it
+            early (its record counts those).
     """
 
     train: object
@@ -160,6 +166,9 @@ class TrainingContext:
     samples: data_inputs.Samples | None = None
     done: list[str] = dataclasses.field(default_factory=list)
     produced: set[str] = dataclasses.field(default_factory=set)
+    callbacks: tuple = ()
+    strategy: object = None
+    epochs_run: dict = dataclasses.field(default_factory=dict)
 
     @property
     def total_steps(self) -> int:
@@ -243,6 +252,10 @@ class Stage:
     def check_model(self, model, config) -> None:
         """Refuses a model this stage cannot work on, before any stage trains."""
 
+    def check_strategy(self, model, config, replicas: int) -> None:
+        """Refuses, before any stage trains, to run on `replicas` devices where the stage
+        cannot train distributed (raises RecipeError); by default it can."""
+
     def engine_for(self, model, config) -> str:
         """The engine (NATIVE or TF_KERAS) this stage runs `config` on `model` with (the
         user's model); the class's `engine` unless the stage has a choice."""
@@ -311,9 +324,16 @@ class Stage:
             verbose=1 if ctx.verbose else 0,
             learning_rate_scale=self.scale(config),
             what=f"the {self.name} stage",
+            user_callbacks=ctx.callbacks,
+            stage=self.name,
             **extra,
         )
-        return "fine-tuned with " + rate.describe(history.model.optimizer)
+        note = "fine-tuned with " + rate.describe(history.model.optimizer)
+        stopped = user_callbacks.stopped_note(history, ctx.epochs)
+        if stopped is None:
+            return note
+        ctx.epochs_run[self.name] = len(history.epoch)
+        return f"{note}; {stopped}"
 
     def native_copy(self, ctx: TrainingContext, model):
         """A working copy of `model` in its own flavour (`core.models.copy_model`, which
@@ -332,11 +352,12 @@ class Stage:
             names = models.output_names(ctx.compiled_from)
             scores = validation_scores(model, ctx.val_samples, roles, names)
         figures = headline(scores)
+        epochs = ctx.epochs_run.get(self.name, ctx.epochs)
         return StageRecord(
             name=self.name,
             settings=settings,
-            epochs=ctx.epochs,
-            steps=ctx.total_steps,
+            epochs=epochs,
+            steps=epochs * ctx.train.steps_per_epoch,
             seconds=seconds,
             accuracy=figures["accuracy"],
             decisions=decisions,

@@ -23,6 +23,7 @@ from keras_squeeze.core import models
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
 from keras_squeeze.errors import DataError, ModelError, NonFiniteError, RecipeError
+from keras_squeeze.training import callbacks as user_callbacks_mod
 from keras_squeeze.training import losses, rate, tasks
 from keras_squeeze.training.defaults import DEFAULT_LEARNING_RATE
 
@@ -255,6 +256,9 @@ def _trainer_class(flavour: str):
                 loss, out = self._ks_loss(x, y, training=True)
                 regularization = self.student.losses
                 full = loss + tf.add_n(regularization) if regularization else loss
+                # Under tf.distribute the replicas' gradients are summed: each replica's
+                # share is 1/N of its batch mean, so N replicas step like one device.
+                full = full / tf.distribute.get_strategy().num_replicas_in_sync
             grads = tape.gradient(full, variables)
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
             for hook in self._ks_after_step:  # e.g. pruning masks, cluster assignments
@@ -442,6 +446,8 @@ def fine_tune(
     after_step=(),
     verbose: int = 1,
     what: str = "fine-tuning",
+    user_callbacks=(),
+    stage: str = "fine-tune",
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
 
@@ -461,7 +467,7 @@ def fine_tune(
             `learning_rate`.
         learning_rate_scale: multiplies that optimizer's learning rate (a
             stage's share of the run's rate; see training.rate).
-        callbacks: Keras callbacks of the student's flavour.
+        callbacks: Keras callbacks of the student's flavour (the engine's own).
         validation: a training.data.TrainData evaluated after each epoch.
         frozen: optional predicate on a trainable variable: True keeps it fixed.
         after_step: callables run inside the training step right after every
@@ -470,6 +476,9 @@ def fine_tune(
             cluster assignments re-applied to the weights.
         verbose: Keras verbosity (1 = progress bars).
         what: what is training, for messages ("the prune stage").
+        user_callbacks / stage: the user's callbacks (see `training.callbacks`):
+            checked to be of the student's flavour, each told `stage` (its
+            `.stage` attribute), then run after `callbacks`.
 
     Returns:
         The Keras History.
@@ -480,6 +489,7 @@ def fine_tune(
             stops at once.
     """
     flavour = _compat.keras_flavour(student)
+    user_callbacks_mod.check_flavour(user_callbacks, flavour, f"The {stage} stage")
     if teacher is not None:
         distill = distill or Distill()
         check_teacher(teacher, student)
@@ -499,7 +509,11 @@ def fine_tune(
         train.dataset,
         epochs=epochs,
         steps_per_epoch=train.steps_per_epoch,
-        callbacks=[*callbacks, _finite_guard_class(flavour)(student, what)],
+        callbacks=[
+            *callbacks,
+            _finite_guard_class(flavour)(student, what),
+            *user_callbacks_mod.for_stage(user_callbacks, stage),
+        ],
         validation_data=validation.dataset if validation is not None else None,
         validation_steps=validation.steps_per_epoch if validation is not None else None,
         shuffle=False,  # the dataset is shuffled already
