@@ -24,6 +24,7 @@ from benchmarks import (
     depth,
     distillation,
     edgetpu,
+    families,
     harness,
     outputs,
     pruning,
@@ -48,6 +49,7 @@ SECTIONS = {
     "subclassed": subclassed.run,
     "robustness": robustness.run,
     "outputs": outputs.run,
+    "families": families.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 
