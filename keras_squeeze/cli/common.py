@@ -104,7 +104,7 @@ def parse_flags(program: str, flag_values: flags.FlagValues, argv) -> list[str]:
             f"The flag file {_flagfiles(given)} is not text. Expected one --flag=value per line, "
             f"UTF-8 encoded. Received: {e.reason} at byte {e.start}",
         )
-    except ValueError as e:  # open() of a --flagfile name with a NUL byte; a bad value
+    except (ValueError, OSError) as e:  # a --flagfile name with a NUL byte, or too long
         usage_error(
             program,
             f"A flag file cannot be opened. Expected --flagfile=<path>. Received: {e} "

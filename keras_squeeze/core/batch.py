@@ -70,15 +70,26 @@ def with_batch_size(model, batch_size: int = 1):
             "functional or Sequential model (build subclassed models on keras.Input(batch_size=1) "
             f"instead). Received: {type(e).__name__}: {e}"
         ) from e
-    try:
-        models.copy_weights(model, clone)
-    except ValueError as e:  # a clone whose layers made other weights (a tfmot scheme's quantizers)
-        raise ModelError(
-            f"The model '{model.name}' cannot be copied with a fixed batch size: its clone holds "
-            f"other weights. Expected the same weights in a clone. Received: {e}"[:600]
-        ) from e
-    _check_same(model, clone, specs, batch_size)
-    return clone
+    # In the model's own order first (a clone lists its weights as the model does), else
+    # each weight by its name within its layer (tfmot's stripped MultiHeadAttention lists
+    # its weights in another order); the copy is kept only if it computes the same.
+    failure = None
+    for copy in (
+        lambda: clone.set_weights(model.get_weights()),
+        lambda: models.copy_weights(model, clone),
+    ):
+        try:
+            copy()
+            _check_same(model, clone, specs, batch_size)
+            return clone
+        except (ValueError, VerificationError) as e:
+            failure = failure or e
+    if isinstance(failure, VerificationError):
+        raise failure
+    raise ModelError(
+        f"The model '{model.name}' cannot be copied with a fixed batch size: its clone holds "
+        f"other weights. Expected the same weights in a clone. Received: {failure}"[:600]
+    ) from failure
 
 
 def _check_same(model, clone, specs, batch_size: int) -> None:

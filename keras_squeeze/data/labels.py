@@ -66,7 +66,7 @@ def _traced_shapes(model, names) -> list:
         if any(d is None for s in specs for d in s.shape):
             return [None] * len(names)  # output sizes may follow the free input sizes
         zeros = [np.zeros((1, *[1 if d is None else d for d in s.shape]), s.dtype) for s in specs]
-        out = model(zeros if len(zeros) > 1 else zeros[0], training=False)
+        out = models.call_model(model, zeros)  # packed as the model takes them (a dict, ...)
     except Exception:  # a model that cannot run on zeros: shapes stay unknown
         return [None] * len(names)
     if isinstance(out, Mapping):

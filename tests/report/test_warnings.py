@@ -58,13 +58,6 @@ def test_poorly_calibrated_int8_warns_about_top1_agreement(trained_models, digit
     assert first in {layer.name for layer in trained_models["keras3"].layers}
     (loud,) = [w for w in result.report.warnings if w.startswith("THE .tflite DEPARTS")]
     assert f"they first part at layer '{first}'" in loud
-    # ... and the accuracy it lost (a one-output classifier) is a warning of its own
-    acc = result.report.accuracy
-    assert acc["original"] - acc["compressed"] > 0.02, acc
-    assert any(
-        w.startswith("the compressed .tflite's accuracy is ") and "points under" in w
-        for w in result.report.warnings
-    ), result.report.warnings
 
 
 def test_strict_turns_a_departing_tflite_into_an_error(trained_models, digits8):
