@@ -17,6 +17,7 @@ import time
 
 from keras_squeeze.core.batch import batch_one
 from keras_squeeze.core.progress import say
+from keras_squeeze.errors import ExportError
 from keras_squeeze.export import recurrent
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
@@ -95,16 +96,32 @@ def convert_like(
                 verbose=job.verbose,
                 allow_tf_ops=job.allow_tf_ops,
             )
-        return tflite_export.convert(
-            deployable(job, prepared_model, stages, free),
-            mode,
-            job.calibration,
-            job.in_type,
-            job.out_type,
-            job.verbose,
-            allow_tf_ops=job.allow_tf_ops,
-            **options,
-        )
+        fixed = deployable(job, prepared_model, stages, free)
+
+        def run(m):
+            return tflite_export.convert(
+                m,
+                mode,
+                job.calibration,
+                job.in_type,
+                job.out_type,
+                job.verbose,
+                allow_tf_ops=job.allow_tf_ops,
+                **options,
+            )
+
+        if fixed is prepared_model:
+            return run(fixed)
+        try:
+            return run(fixed)
+        except ExportError as e:
+            # a batch-1 clone that computes like the model yet does not convert (a clone
+            # of a quantization-aware model can lose what its quantizers tell the
+            # converter): the model itself converts, with its free batch
+            note = f"{FREE_BATCH}: its batch-1 copy did not convert ({str(e)[:200]})"
+            if note not in job.notes:
+                job.notes.append(note)
+            return run(prepared_model)
 
     content, prepared = recurrent.convert_best(
         model,
