@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import data as train_data_mod
@@ -71,3 +73,24 @@ def fit(
 
 def describe_custom(fine_tune: FineTune) -> str:
     return f"custom fine_tune step {getattr(fine_tune, '__name__', type(fine_tune).__name__)}"
+
+
+def run(model, fine_tune, epochs: int, train_data, specs, verbose: int = 1, **fit_args):
+    """Fine-tunes a model whose structure was changed (channels or blocks removed): with
+    the user's `fine_tune(model)` when given (the model it returns, if any, replaces
+    it), else `epochs` of `fit` (none when 0).
+
+    Returns:
+        (model, description of the fine-tuning, or None when there was none).
+    """
+    if fine_tune is not None:
+        description = describe_custom(fine_tune)
+        say(verbose, f"fine-tuning: {description}")
+        replaced = fine_tune(model)
+        if replaced is not None:
+            model = models.ensure_model(replaced, "the model fine_tune returned")
+        return model, description
+    if epochs > 0:
+        say(verbose, f"fine-tuning for {epochs} epoch(s)")
+        return model, fit(model, train_data, specs, epochs=epochs, verbose=verbose, **fit_args)
+    return model, None

@@ -308,29 +308,21 @@ def prune_channels(
             "fine_tuned": None,
             "samples": validation.count,
         }
-    description = None
-    if fine_tune is not None:
-        description = fine_tuning.describe_custom(fine_tune)
-        say(verbose, f"fine-tuning: {description}")
-        replaced = fine_tune(pruned)
-        if replaced is not None:
-            pruned = models.ensure_model(replaced, "the model fine_tune returned")
-    elif epochs > 0:
-        say(verbose, f"fine-tuning for {epochs} epoch(s)")
-        description = fine_tuning.fit(
-            pruned,
-            train_data,
-            specs,
-            epochs=epochs,
-            loss=train_loss,
-            optimizer=optimizer,
-            compiled_from=model,
-            learning_rate_scale=settings.learning_rate_scale,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            verbose=verbose,
-            callbacks=callbacks,
-        )
+    pruned, description = fine_tuning.run(
+        pruned,
+        fine_tune,
+        epochs,
+        train_data,
+        specs,
+        verbose,
+        loss=train_loss,
+        optimizer=optimizer,
+        compiled_from=model,
+        learning_rate_scale=settings.learning_rate_scale,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        callbacks=callbacks,
+    )
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(pruned, validation)
 

@@ -378,28 +378,20 @@ def remove_blocks(
             f"fine-tuning (largest relative output difference {worst:.2g})"
         )
         removed_model = merged_model
-    description = None
-    if fine_tune is not None:
-        description = fine_tuning.describe_custom(fine_tune)
-        say(verbose, f"fine-tuning: {description}")
-        replaced = fine_tune(removed_model)
-        if replaced is not None:
-            removed_model = models.ensure_model(replaced, "the model fine_tune returned")
-    elif epochs > 0:
-        say(verbose, f"fine-tuning for {epochs} epoch(s)")
-        description = fine_tuning.fit(
-            removed_model,
-            train_data,
-            specs,
-            epochs=epochs,
-            loss=user_loss,
-            optimizer=optimizer,
-            compiled_from=model,
-            learning_rate_scale=settings.learning_rate_scale,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            verbose=verbose,
-        )
+    removed_model, description = fine_tuning.run(
+        removed_model,
+        fine_tune,
+        epochs,
+        train_data,
+        specs,
+        verbose,
+        loss=user_loss,
+        optimizer=optimizer,
+        compiled_from=model,
+        learning_rate_scale=settings.learning_rate_scale,
+        batch_size=batch_size,
+        validation_data=validation_data,
+    )
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(removed_model, validation)
 
