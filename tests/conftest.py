@@ -56,6 +56,14 @@ def assert_weights_equal(before, model):
         np.testing.assert_array_equal(a, b)
 
 
+def warnings_besides_task_drop(report):
+    """The report's warnings other than the task-metric drop (a tiny model fine-tuned for a
+    few steps may lose more than the 2 points that warning allows; what these tests check
+    is that no target of the stage went unmet; tests/report/test_warnings.py makes the
+    task-drop warning fire)."""
+    return [w for w in report.warnings if " points under the original" not in w]
+
+
 def assert_saved_files(out, artifacts, charts=("size",)):
     """`out` holds exactly `artifacts`, the three reports and the report_*.png charts.
 

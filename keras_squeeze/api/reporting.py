@@ -283,17 +283,20 @@ def warn_on_low_fidelity(report: Report, mode: ptq.PTQMode) -> None:
 
 def warn_on_task_drop(report: Report) -> None:
     """A warning for each output the compressed .tflite does worse on than the original
-    by more than MAX_TASK_DROP: points of accuracy on each classification output of a
-    model with several outputs, points of relative MSE on a regression output. (A
-    one-output classifier's accuracy before and after is the summary's own row.)"""
+    by more than MAX_TASK_DROP: points of accuracy on a classification output, points of
+    relative MSE on a regression output."""
     acc, reg = report.accuracy, report.regression
     on = "{} samples of {}"
     if acc:
-        for name, v in (acc.get("per_output") or {}).items():
+        per_output = acc.get("per_output") or {
+            None: {"original": acc["original"], "compressed": acc["compressed"]}
+        }
+        for name, v in per_output.items():
             drop = v["original"] - v["compressed"]
             if drop > MAX_TASK_DROP:
+                where = f" on output '{name}'" if name else ""
                 report.warnings.append(
-                    f"the compressed .tflite's accuracy on output '{name}' is "
+                    f"the compressed .tflite's accuracy{where} is "
                     f"{v['compressed']:.4f}, {100 * drop:.1f} points under the original model's "
                     f"{v['original']:.4f} "
                     f"({on.format(acc['samples'], acc['data'])}); train longer (epochs=) or "

@@ -58,6 +58,12 @@ def test_poorly_calibrated_int8_warns_about_top1_agreement(trained_models, digit
     assert first in {layer.name for layer in trained_models["keras3"].layers}
     (loud,) = [w for w in result.report.warnings if w.startswith("THE .tflite DEPARTS")]
     assert f"they first part at layer '{first}'" in loud
+    # ... and the accuracy it lost on the labelled data is a warning of its own
+    acc = result.report.accuracy
+    assert acc["original"] - acc["compressed"] > 0.02
+    (drop,) = [w for w in result.report.warnings if "points under the original" in w]
+    assert drop.startswith(f"the compressed .tflite's accuracy is {acc['compressed']:.4f}, ")
+    assert f"({acc['samples']} samples of validation_data)" in drop
 
 
 def test_strict_turns_a_departing_tflite_into_an_error(trained_models, digits8):
