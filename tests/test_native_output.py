@@ -43,6 +43,29 @@ def test_catches_descriptors_c_stdio_and_python_streams(capfd):
     assert "b fd2" in after.err and "b stderr" in after.err
 
 
+def test_a_handler_made_during_a_block_writes_where_stderr_is_after_it(capfd):
+    """TensorFlow's logger makes its StreamHandler(sys.stderr) on first use: made inside a
+    block, it must not be left holding a closed file ("--- Logging error --- ... I/O
+    operation on closed file" on every later warning)."""
+    import logging
+
+    logger = logging.getLogger("keras_squeeze.tests.native_output")
+    logger.propagate = False
+    with NativeOutput() as log:
+        handler = logging.StreamHandler()  # binds the sys.stderr of this moment
+        logger.addHandler(handler)
+        logger.warning("inside")
+    try:
+        logger.warning("after")
+        print("print after", file=handler.stream)
+    finally:
+        logger.removeHandler(handler)
+    assert log.lines() == ["inside"]
+    err = capfd.readouterr().err
+    assert "after" in err and "print after" in err
+    assert "Logging error" not in err and "closed file" not in err
+
+
 def test_disabled_passes_everything_through(capfd):
     with NativeOutput(enabled=False) as log:
         os.write(2, b"shown\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import sys
 import tempfile
@@ -35,6 +36,48 @@ def _flush_c_streams() -> None:
     # No C library handle by that name on some platforms (Windows).
     with contextlib.suppress(OSError, TypeError, AttributeError):
         ctypes.CDLL(None).fflush(None)
+
+
+class _Stream(io.TextIOBase):
+    """What `sys.stdout` / `sys.stderr` are during a block: writes go to the capture, and
+    after the block to the stream that was there before. Something that keeps a reference
+    taken during the block (a `logging.StreamHandler()` created then, as TensorFlow's
+    logger is on its first use) goes on writing where it should, never to a closed file."""
+
+    def __init__(self, capture, original):
+        super().__init__()
+        self._capture = capture
+        self._original = original
+
+    def _target(self):
+        return self._capture if self._capture is not None else self._original
+
+    def release(self) -> None:
+        self._capture = None
+
+    def write(self, text):
+        return self._target().write(text)
+
+    def flush(self):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._target().flush()
+
+    def fileno(self):
+        return self._target().fileno()
+
+    def isatty(self):
+        return self._capture is None and bool(getattr(self._original, "isatty", bool)())
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return getattr(self._target(), "encoding", "utf-8")
+
+    @property
+    def errors(self):
+        return getattr(self._target(), "errors", "replace")
 
 
 def _flush_python_streams() -> None:
@@ -58,6 +101,7 @@ class NativeOutput:
         self._file = None
         self._writer = None
         self._streams = None
+        self._proxies: tuple[_Stream, ...] = ()
         self._locked = False
 
     def lines(self) -> list[str]:
@@ -89,7 +133,8 @@ class NativeOutput:
             for fd in _FDS:
                 os.dup2(self._file.fileno(), fd)
             self._streams = (sys.stdout, sys.stderr)
-            sys.stdout = sys.stderr = self._writer
+            self._proxies = tuple(_Stream(self._writer, s) for s in self._streams)
+            sys.stdout, sys.stderr = self._proxies
         except OSError:
             # A closed descriptor (a daemon, pythonw): nothing to redirect.
             self._restore()
@@ -102,6 +147,9 @@ class NativeOutput:
     def _restore(self) -> None:
         try:
             if self._streams is not None:
+                for proxy in self._proxies:
+                    proxy.release()
+                self._proxies = ()
                 sys.stdout, sys.stderr = self._streams
                 self._streams = None
             if self._writer is not None:
