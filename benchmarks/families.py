@@ -19,6 +19,7 @@ import traceback
 
 import numpy as np
 
+from benchmarks import common
 from benchmarks.common import Table
 
 POST_TRAINING = ["float32", "dynamic", "float16", "int8", "int16x8"]
@@ -26,7 +27,7 @@ TRAINING = ["prune", "qat", "cluster", "prune-cluster-qat", "channel-prune"]
 RECIPES = POST_TRAINING + TRAINING
 FINE_TUNE_EPOCHS = 1
 MAX_DROP = 0.02
-N_TRAIN, N_TEST = 384, 192
+N_TRAIN, N_TEST = common.quick((384, 192), (96, 64))
 
 
 # ---------------------------------------------------------------- data with a rule

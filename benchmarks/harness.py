@@ -16,15 +16,16 @@ import time
 import numpy as np
 
 import keras_squeeze as ks
+from benchmarks import common
 from benchmarks.common import Table, pink_noise_images
 from benchmarks.ptq import _mobilenet_v2
 from keras_squeeze.bench import benchmark
 from keras_squeeze.bench.stats import relative_gap
 
 MAX_GAP = 0.05
-RUNS = 300
-SECONDS = 2.0
-TRIALS = 5
+RUNS = common.quick(300, 30)
+SECONDS = common.quick(2.0, 0.2)
+TRIALS = common.quick(5, 2)
 
 
 def _bare_loop_p50(content: bytes, runs: int, threads: int = 1) -> float:

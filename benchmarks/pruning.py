@@ -23,7 +23,7 @@ TARGET_GZIP = 0.09
 SPARSITY = 0.8
 
 
-def _tfmot_script(model, x, y, seed: int) -> bytes:
+def _tfmot_script(model, x, y, seed: int, epochs: int | None = None) -> bytes:
     """The tfmot pruning guide: whole-model prune_low_magnitude, PolynomialDecay
     0.50 -> 0.80 ending at the last step, default frequency, Adam, strip, int8."""
     import tf_keras
@@ -33,7 +33,8 @@ def _tfmot_script(model, x, y, seed: int) -> bytes:
     tfmot = _compat.import_tfmot()
     tf_keras.utils.set_random_seed(seed)
     batch_size = 32
-    end_step = int(np.ceil(len(x) / batch_size)) * common.FINE_TUNE_EPOCHS
+    epochs = epochs or common.FINE_TUNE_EPOCHS
+    end_step = int(np.ceil(len(x) / batch_size)) * epochs
     params = {
         "pruning_schedule": tfmot.sparsity.keras.PolynomialDecay(
             initial_sparsity=0.50, final_sparsity=SPARSITY, begin_step=0, end_step=end_step
@@ -49,7 +50,7 @@ def _tfmot_script(model, x, y, seed: int) -> bytes:
         x,
         y,
         batch_size=batch_size,
-        epochs=common.FINE_TUNE_EPOCHS,
+        epochs=epochs,
         verbose=0,
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
     )
@@ -113,7 +114,9 @@ def _comparison() -> list[Table]:
 
 
 # Coverage: keras.applications at 32x32, one epoch of 8 steps (128 digits, batch 16).
-COVERAGE_MODELS = ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0")
+COVERAGE_MODELS = common.quick(
+    ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0"), ("MobileNetV2",)
+)
 COVERAGE_SIZE = 32
 SAMPLES = 128
 BATCH_SIZE = 16
@@ -122,7 +125,7 @@ _RESCALE_INSIDE = ("MobileNetV3Small", "EfficientNetB0")
 # A pruned layer whose .tflite kernel is more than this short of its target.
 SHORTFALL = 0.05
 # XNNPACK sparse inference: MobileNetV2 1.0 at 96x96, its 1x1 convolutions at 80%.
-XNNPACK_SIZE = 96
+XNNPACK_SIZE = common.quick(96, 32)
 XNNPACK_SPARSITY = 0.8
 
 

@@ -33,10 +33,12 @@ APPLICATIONS = {
     "ResNet50": {},
     "EfficientNetB0": {},
 }
+if common.QUICK:
+    APPLICATIONS = {"MobileNetV2": APPLICATIONS["MobileNetV2"]}
 RESCALES_INSIDE = ("MobileNetV3Small", "EfficientNetB0")  # built-in Rescaling: 0..255 input
 
 
-def _tfmot_qat(model, x, y, seed: int) -> bytes:
+def _tfmot_qat(model, x, y, seed: int, epochs: int | None = None) -> bytes:
     """The tfmot QAT guide: whole-model quantize_model, Adam, sparse CE from logits, int8."""
     import tf_keras
 
@@ -50,7 +52,7 @@ def _tfmot_qat(model, x, y, seed: int) -> bytes:
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    q_aware.fit(x, y, batch_size=32, epochs=common.FINE_TUNE_EPOCHS, verbose=0)
+    q_aware.fit(x, y, batch_size=32, epochs=epochs or common.FINE_TUNE_EPOCHS, verbose=0)
     return common.tflite_int8(q_aware, x)
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import Table
+from benchmarks.common import QUICK, Table
 
 SEED = 20261202
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -50,9 +50,9 @@ FILE_CASES = {
     "load_image_folder": 150,
     "flag files (3 scripts)": 1200,
 }
-GRAPH_SECONDS = float(os.environ.get("KS_ROBUSTNESS_GRAPH_SECONDS", 3600))
+GRAPH_SECONDS = float(os.environ.get("KS_ROBUSTNESS_GRAPH_SECONDS", 60 if QUICK else 3600))
 # A quick look (e.g. 0.01) before the full run; the section is written at 1.
-SCALE = float(os.environ.get("KS_ROBUSTNESS_SCALE", 1))
+SCALE = float(os.environ.get("KS_ROBUSTNESS_SCALE", 0.01 if QUICK else 1))
 MAX_GRAPHS = 2000  # an upper bound: the campaign stops after GRAPH_SECONDS
 CASE_BOUND_S = 600.0
 GRAPH_BOUND_S = 1800.0

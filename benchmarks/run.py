@@ -2,6 +2,7 @@
 
 python benchmarks/run.py            # every section
 python benchmarks/run.py ptq        # one section
+python benchmarks/run.py --quick    # every section at reduced sizes, to RESULTS.quick.md
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "--quick" in sys.argv:  # read by benchmarks.common at import
+    os.environ["KS_BENCH_QUICK"] = "1"
 
 from benchmarks import (
     bridge,
@@ -31,6 +34,7 @@ from benchmarks import (
     ptq,
     qat,
     robustness,
+    significance,
     subclassed,
 )
 
@@ -50,8 +54,11 @@ SECTIONS = {
     "robustness": robustness.run,
     "outputs": outputs.run,
     "families": families.run,
+    "significance": significance.run,
 }
-RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS = pathlib.Path(__file__).resolve().parent / (
+    "RESULTS.quick.md" if common.QUICK else "RESULTS.md"
+)
 
 
 def _sections_on_disk() -> dict[str, str]:
@@ -70,7 +77,7 @@ def _sections_on_disk() -> dict[str, str]:
 
 def _write(sections: dict[str, str]) -> None:
     header = [
-        "# keras_squeeze benchmark results",
+        "# keras_squeeze benchmark results" + (" (--quick: reduced sizes)" if common.QUICK else ""),
         "",
         f"Last run {datetime.date.today().isoformat()} on {common.machine()}, "
         f"{os.cpu_count()} cores (shared machine: latency figures are ratios measured side by "
@@ -85,7 +92,7 @@ def _write(sections: dict[str, str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv[1:] or list(SECTIONS)
+    chosen = [a for a in argv[1:] if a != "--quick"] or list(SECTIONS)
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
