@@ -323,6 +323,14 @@ def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[d
                 killed = proc.returncode == -9 and time.monotonic() - last > bound
                 kind = "hang" if killed else "crash"
                 tail = (stderr.strip().splitlines() or ["no output"])[-1][:200]
+                crash = pathlib.Path(str(results) + ".crash")
+                stack = crash.read_text(errors="replace").strip() if crash.exists() else ""
+                if stack:
+                    log(f"  {name}: the worker's Python stack at the crash:\n{stack[-4000:]}")
+                    tail = next(
+                        (ln.strip() for ln in stack.splitlines() if ln.strip().startswith("File")),
+                        tail,
+                    )[:200]
                 message = f"exit code {proc.returncode}: {tail}"
                 records.append(
                     {"i": pending[0]["i"], "kind": kind, "message": message, "recipes": None}
@@ -486,6 +494,12 @@ def run() -> list[Table]:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         _, _, campaign, name, seed, count, results = sys.argv
+        # A crash's Python stack to a file of its own: native blocks point descriptor 2
+        # at a capture file, where faulthandler's report would be lost with the process.
+        import faulthandler
+
+        crash_log = open(results + ".crash", "w")  # noqa: SIM115 (open until the process ends)
+        faulthandler.enable(file=crash_log, all_threads=True)
         sys.exit(_worker(campaign, name, int(seed), int(count), results))
     for table in run():
         print(table.text(), end="\n\n")
