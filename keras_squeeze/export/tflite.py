@@ -19,6 +19,7 @@ from keras_squeeze.export.artifact import (
     check_outputs_finite,
     verification_samples,
 )
+from keras_squeeze.export.loadable import check_loadable
 from keras_squeeze.export.runtime import TFLiteRunner
 from keras_squeeze.export.signature import traced_converter
 from keras_squeeze.quantization import ptq
@@ -106,9 +107,11 @@ def convert(
     Raises:
         DataError: calibration samples are needed and missing.
         RecipeError: "int16x8" for a model with integer inputs (`ptq.check_inputs`).
-        ExportError: the converter failed, or calibrating would run a recurrent
+        ExportError: the converter failed, calibrating would run a recurrent
             WHILE loop (which crashes TensorFlow's calibrator; see
-            `export.recurrent`).
+            `export.recurrent`), or the calibrated file holds quantization
+            parameters LiteRT's kernels would abort the process on (see
+            `export.loadable`).
     """
     import tensorflow as tf
 
@@ -150,7 +153,7 @@ def convert(
                 per_tensor_dense,
                 allow_tf_ops,
             )
-            return bytes(converter.convert())
+            content = bytes(converter.convert())
     except (DataError, ModelError):
         raise
     except Exception as e:
@@ -168,6 +171,9 @@ def convert(
             "a model of TFLite-convertible layers. "
             f"Received: {type(e).__name__}: {_converter_error(e, log)}"
         ) from e
+    if mode.needs_calibration:
+        check_loadable(content, mode.name)
+    return content
 
 
 @dataclasses.dataclass
