@@ -91,3 +91,24 @@ def refuse_step_hooks(title: str, replicas: int, model) -> None:
             f"model, or one device (strategy=None). Received: {replicas} replicas, "
             f"{type(model).__name__}"
         )
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process writes the run's files (artifacts, checkpoints).
+
+    Every process of a one-host strategy is the chief. Under
+    MultiWorkerMirroredStrategy (TF_CONFIG) it is the task of type "chief", else
+    worker 0 when the cluster has no chief; the other workers train the same
+    steps and write nothing.
+    """
+    if strategy is None:
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and int(resolver.task_id) == 0 and not has_chief
