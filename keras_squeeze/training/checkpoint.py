@@ -239,6 +239,7 @@ class FitCheckpoint:
     def __init__(self, run: RunCheckpoint, key: str):
         self.run, self.key = run, key
         self.path = run.directory / f"{key}.npz"
+        self.extra: tuple = ()  # variables outside the model (training.trainer's `state`)
 
     @property
     def _entry(self) -> dict:
@@ -248,12 +249,12 @@ class FitCheckpoint:
     def finished(self) -> bool:
         return bool(self.run.manifest["fits"].get(self.key, {}).get("finished"))
 
-    @staticmethod
-    def state(trainer) -> tuple[list, list]:
-        """(the trained variables: student and projections; the optimizer's variables)."""
+    def state(self, trainer) -> tuple[list, list]:
+        """(the trained variables: student, projections and `extra`; the optimizer's)."""
         variables = list(trainer.student.weights)
         for projector in trainer.projectors:
             variables += list(projector.weights)
+        variables += list(self.extra)
         optimizer = trainer.optimizer.variables
         return variables, list(optimizer() if callable(optimizer) else optimizer)
 

@@ -451,6 +451,7 @@ def fine_tune(
     user_callbacks=(),
     stage: str = "fine-tune",
     checkpoint=None,
+    state=(),
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
 
@@ -486,6 +487,9 @@ def fine_tune(
             finished epoch is restored before `fit` (which then starts after it,
             with that epoch's data order; a finished fine-tune trains no
             epoch), and the state is saved after every epoch.
+        state: variables outside the model that are part of its training
+            state (a native engine's masks, centroids and assignments), saved
+            and restored with it.
 
     Returns:
         The Keras History; `history.initial_epoch` is the epochs restored.
@@ -514,6 +518,7 @@ def fine_tune(
     trainer.compile(optimizer=rate.scaled(resolved, learning_rate_scale))
     initial, last, dataset, saving = 0, epochs, train.dataset, []
     if checkpoint is not None:
+        checkpoint.extra = tuple(state)
         initial = checkpoint.restore(trainer, trainer._ks_variables())
         last = initial if checkpoint.finished else epochs
         dataset = checkpoint_mod.advance(train, initial)

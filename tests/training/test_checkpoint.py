@@ -207,3 +207,51 @@ def _watch(seen):
             seen.append("trained")
 
     return Watch()
+
+
+def _crash_in_epoch_2():
+    from keras_squeeze import _compat
+
+    class Crash(_compat.keras_module(_compat.TF_KERAS).callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                raise RuntimeError("crash in epoch 2")
+
+    return Crash()
+
+
+@pytest.mark.parametrize("stage", ["prune", "cluster"])
+def test_native_engine_resumes_after_a_crash(tmp_path, tiny, stage):
+    """The native engines keep state outside the model (masks; latent weights, centroids
+    and assignments) and a step count: both come back with the checkpoint."""
+    import numpy as np
+    import tensorflow as tf
+
+    model, data = tiny
+    config = ks.Prune(engine="native") if stage == "prune" else ks.Cluster(engine="native")
+    recipe = ks.Recipe(**{stage: config})
+
+    def run(directory, callbacks=()):
+        tf.keras.utils.set_random_seed(0)
+        return ks.compress(
+            model,
+            recipe,
+            train_data=data,
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+            checkpoint_dir=directory,
+            callbacks=list(callbacks),
+        )
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(RuntimeError, match="crash in epoch 2"):
+        run(tmp_path / "crashed", [_crash_in_epoch_2()])
+    resumed = run(tmp_path / "crashed")
+    assert resumed.report.training["checkpoint"]["resumed_epochs"] == {f"{stage}-0": 1}
+    assert resumed.report.stages[0]["settings"]["engine"] == "native"
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
