@@ -105,5 +105,5 @@ def run(
             model = models.copy_model(model)  # its variables made in the strategy's scope
             done = fit(model, train_data, specs, epochs=epochs, verbose=verbose, **fit_args)
         n = distribute.replicas(strategy)
-        return model, f"{done}; on {n} replica(s) of {type(strategy).__name__}"
+        return model, f"{done}; on {n} replica(s) of {distribute.name(strategy)}"
     return model, None
