@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import pathlib
+import threading
 
 import numpy as np
 
@@ -240,6 +241,8 @@ class FitCheckpoint:
         self.run, self.key = run, key
         self.path = run.directory / f"{key}.npz"
         self.extra: tuple = ()  # variables outside the model (training.trainer's `state`)
+        self._writer: threading.Thread | None = None
+        self._failed: BaseException | None = None
 
     @property
     def _entry(self) -> dict:
@@ -296,25 +299,53 @@ class FitCheckpoint:
         return epoch
 
     def save(self, trainer, epochs_done: int) -> None:
-        """Writes the state at the end of epoch `epochs_done` (atomically), then the manifest."""
+        """Saves the state at the end of epoch `epochs_done`: the values are read now, and
+        written (atomically, the .npz then the manifest) in a thread while the next epoch
+        trains; the next save, `wait` and `finish` wait for it."""
         if not self.run.writer:
             return
+        self.wait()
         variables, optimizer = self.state(trainer)
-        arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
-        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer)})
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
+        arrays = {f"v{i}": np.array(v.numpy()) for i, v in enumerate(variables)}
+        arrays.update({f"o{i}": np.array(v.numpy()) for i, v in enumerate(optimizer)})
+        arrays.update(
             epoch=np.int64(epochs_done),
             n_variables=np.int64(len(variables)),
             n_optimizer=np.int64(len(optimizer)),
-            **arrays,
         )
-        atomic.write_bytes(self.path, buffer.getvalue())
-        self._entry["epochs_done"] = epochs_done
-        self.run.write_manifest()
+        self._writer = threading.Thread(
+            target=self._write, args=(arrays, epochs_done), name=f"checkpoint {self.key}"
+        )
+        self._writer.start()
+
+    def _write(self, arrays: dict, epochs_done: int) -> None:
+        try:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            atomic.write_bytes(self.path, buffer.getvalue())
+            self._entry["epochs_done"] = epochs_done
+            self.run.write_manifest()
+        except BaseException as e:  # raised again by wait(), in the training thread
+            self._failed = e
+
+    def wait(self) -> None:
+        """Waits for the last save to be on disk.
+
+        Raises:
+            CheckpointError: it could not be written.
+        """
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.join()
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise CheckpointError(
+                "A checkpoint could not be written to checkpoint_dir. Expected a writable "
+                f"directory with room for it. Received: '{self.path}' ({failed})"
+            ) from failed
 
     def finish(self, epochs_done: int) -> None:
+        self.wait()
         entry = self._entry
         if not entry["finished"]:
             entry.update(epochs_done=epochs_done, finished=True)
@@ -329,6 +360,9 @@ class FitCheckpoint:
         class EpochCheckpoint(k.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 checkpoint.save(trainer, epoch + 1)
+
+            def on_train_end(self, logs=None):
+                checkpoint.wait()
 
         return EpochCheckpoint()
 

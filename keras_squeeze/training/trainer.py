@@ -11,6 +11,7 @@ Its defaults, the same for every caller, are in `training.defaults`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -23,7 +24,13 @@ from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
-from keras_squeeze.errors import DataError, ModelError, NonFiniteError, RecipeError
+from keras_squeeze.errors import (
+    CheckpointError,
+    DataError,
+    ModelError,
+    NonFiniteError,
+    RecipeError,
+)
 from keras_squeeze.training import callbacks as user_callbacks_mod
 from keras_squeeze.training import checkpoint as checkpoint_mod
 from keras_squeeze.training import losses, rate, tasks
@@ -529,22 +536,28 @@ def fine_tune(
                 verbose,
                 f"{what}: {initial} of {epochs} epochs restored from checkpoint_dir; {done}",
             )
-    history = trainer.fit(
-        dataset,
-        epochs=last,
-        initial_epoch=initial,
-        steps_per_epoch=train.steps_per_epoch,
-        callbacks=[
-            *callbacks,
-            _finite_guard_class(flavour)(student, what),
-            *user_callbacks_mod.for_stage(user_callbacks, stage),
-            *saving,
-        ],
-        validation_data=validation.dataset if validation is not None else None,
-        validation_steps=validation.steps_per_epoch if validation is not None else None,
-        shuffle=False,  # the dataset is shuffled already
-        verbose=verbose,
-    )
+    try:
+        history = trainer.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=initial,
+            steps_per_epoch=train.steps_per_epoch,
+            callbacks=[
+                *callbacks,
+                _finite_guard_class(flavour)(student, what),
+                *user_callbacks_mod.for_stage(user_callbacks, stage),
+                *saving,
+            ],
+            validation_data=validation.dataset if validation is not None else None,
+            validation_steps=validation.steps_per_epoch if validation is not None else None,
+            shuffle=False,  # the dataset is shuffled already
+            verbose=verbose,
+        )
+    except BaseException:
+        if checkpoint is not None:  # the last epoch's file on disk before the error goes up
+            with contextlib.suppress(CheckpointError):
+                checkpoint.wait()
+        raise
     history.initial_epoch = initial
     if checkpoint is not None:
         checkpoint.finish(initial + len(history.epoch))

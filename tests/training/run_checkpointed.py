@@ -19,11 +19,11 @@ import sys
 import time
 
 
-def tiny_model():
-    """A small tf_keras CNN for 8x8 digits, with seeded initializers (the same in every process)."""
+def tiny_model(flavour: str = "tf_keras"):
+    """A small CNN for 8x8 digits, with seeded initializers (the same in every process)."""
     from keras_squeeze import _compat
 
-    k = _compat.keras_module(_compat.TF_KERAS)
+    k = _compat.keras_module(flavour)
     init = k.initializers.GlorotUniform
     inputs = k.Input((8, 8, 1))
     h = k.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init(0))(inputs)

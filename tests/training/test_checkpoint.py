@@ -209,10 +209,10 @@ def _watch(seen):
     return Watch()
 
 
-def _crash_in_epoch_2():
+def _crash_in_epoch_2(flavour):
     from keras_squeeze import _compat
 
-    class Crash(_compat.keras_module(_compat.TF_KERAS).callbacks.Callback):
+    class Crash(_compat.keras_module(flavour).callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
 
@@ -223,14 +223,15 @@ def _crash_in_epoch_2():
     return Crash()
 
 
-@pytest.mark.parametrize("stage", ["prune", "cluster"])
-def test_native_engine_resumes_after_a_crash(tmp_path, tiny, stage):
+@pytest.mark.parametrize("stage, flavour", [("prune", "tf_keras"), ("cluster", "keras3")])
+def test_native_engine_resumes_after_a_crash(tmp_path, tiny, stage, flavour):
     """The native engines keep state outside the model (masks; latent weights, centroids
-    and assignments) and a step count: both come back with the checkpoint."""
+    and assignments) and a step count: both come back with the checkpoint, in either
+    Keras flavour (the native engines train the model in its own)."""
     import numpy as np
     import tensorflow as tf
 
-    model, data = tiny
+    model, data = (tiny[0] if flavour == "tf_keras" else tiny_model(flavour)), tiny[1]
     config = ks.Prune(engine="native") if stage == "prune" else ks.Cluster(engine="native")
     recipe = ks.Recipe(**{stage: config})
 
@@ -249,9 +250,32 @@ def test_native_engine_resumes_after_a_crash(tmp_path, tiny, stage):
 
     whole = run(tmp_path / "whole")
     with pytest.raises(RuntimeError, match="crash in epoch 2"):
-        run(tmp_path / "crashed", [_crash_in_epoch_2()])
+        run(tmp_path / "crashed", [_crash_in_epoch_2(flavour)])
     resumed = run(tmp_path / "crashed")
     assert resumed.report.training["checkpoint"]["resumed_epochs"] == {f"{stage}-0": 1}
     assert resumed.report.stages[0]["settings"]["engine"] == "native"
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run(tmp_path, tiny):
+    from keras_squeeze import _compat
+
+    model, data = tiny
+    directory = tmp_path / "ckpt"
+
+    class TakeTheFileName(_compat.keras_module(_compat.TF_KERAS).callbacks.Callback):
+        def on_train_begin(self, logs=None):  # the manifest exists by now
+            (directory / "prune-0.npz").mkdir()  # the epoch's file cannot replace a directory
+
+    with pytest.raises(CheckpointError, match=r"could not be written to checkpoint_dir"):
+        ks.compress(
+            model,
+            "prune",
+            train_data=data,
+            epochs=2,
+            batch_size=32,
+            verbose=0,
+            checkpoint_dir=directory,
+            callbacks=[TakeTheFileName()],
+        )
