@@ -26,6 +26,7 @@ from benchmarks import (
     common,
     depth,
     distillation,
+    distributed,
     edgetpu,
     families,
     harness,
@@ -55,6 +56,7 @@ SECTIONS = {
     "outputs": outputs.run,
     "families": families.run,
     "significance": significance.run,
+    "distributed": distributed.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

@@ -16,6 +16,7 @@ from keras_squeeze._version import __version__
 from keras_squeeze.errors import (
     BenchmarkError,
     BridgeError,
+    CheckpointError,
     ConfigError,
     DataError,
     DelegateError,
@@ -76,6 +77,7 @@ _LAZY_SUBMODULES = (
 __all__ = [
     "BenchmarkError",
     "BridgeError",
+    "CheckpointError",
     "ConfigError",
     "DataError",
     "DelegateError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BenchmarkError",
     "BridgeError",
+    "CheckpointError",
     "ConfigError",
     "DataError",
     "DelegateError",
@@ -59,6 +60,10 @@ class ExportError(KerasSqueezeError, RuntimeError):
 
 class VerificationError(ExportError):
     """An exported artifact does not load, run, or agree with the Keras model."""
+
+
+class CheckpointError(KerasSqueezeError, ValueError):
+    """A checkpoint_dir belongs to another run, or its files do not restore this one."""
 
 
 class ConfigError(KerasSqueezeError, ValueError):

@@ -24,7 +24,7 @@ from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
 from keras_squeeze.stages import get_stage
 from keras_squeeze.training import callbacks as user_callbacks
-from keras_squeeze.training import distribute, tasks
+from keras_squeeze.training import checkpoint, distribute, tasks
 
 DEFAULT_CALIBRATION_SAMPLES = tflite_export.DEFAULT_CALIBRATION_SAMPLES
 MAX_VALIDATION_SAMPLES = 10_000
@@ -45,6 +45,7 @@ class FitSettings:
     steps_per_epoch: int | None
     callbacks: tuple = ()
     strategy: object = None
+    checkpoint_dir: object = None
 
 
 @dataclasses.dataclass
@@ -147,6 +148,7 @@ def check(
     input_signature=None,
     callbacks=None,
     strategy=None,
+    checkpoint_dir=None,
 ) -> Job:
     """compress()'s arguments checked and resolved into a Job (see compress() for each).
 
@@ -171,6 +173,8 @@ def check(
     check_count(batch_size, "batch_size")
     callbacks = user_callbacks.check_callbacks(callbacks)
     strategy = distribute.resolve(strategy)
+    if checkpoint_dir is not None:
+        checkpoint_dir = checkpoint.check_dir(checkpoint_dir)
     signature, data = models.resolve_signature(
         model,
         input_signature,
@@ -196,6 +200,7 @@ def check(
             "epochs": epochs,
             "distill": distill,
             "callbacks": callbacks or None,
+            "checkpoint_dir": checkpoint_dir,
         }
         for name, value in given.items():
             if value is not None:
@@ -247,6 +252,7 @@ def check(
             steps_per_epoch,
             callbacks,
             strategy,
+            checkpoint_dir,
         )
     return Job(
         model=model,

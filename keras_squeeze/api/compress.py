@@ -49,6 +49,7 @@ def compress(
     input_signature=None,
     callbacks=None,
     strategy=None,
+    checkpoint_dir=None,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
@@ -146,6 +147,17 @@ def compress(
             teacher and optimizer are made in its scope and Keras' fit splits
             each batch across its replicas; `batch_size` is then the global
             batch and must be a multiple of the number of replicas.
+        checkpoint_dir: a directory where every training stage saves its state
+            at the end of each epoch, with a manifest of the run (model
+            fingerprint, recipe, data shapes, epochs, batch size, optimizer)
+            and of each finished stage. Called again with the same arguments
+            after a crash, the run resumes after the last finished epoch and
+            does not train finished stages again; called after the run
+            finished, nothing trains again (the result is converted from the
+            restored weights). A directory of another run is refused
+            (CheckpointError); one that cannot be written is refused before any
+            work (OutputError). See `training.checkpoint` and README "Runs that
+            resume".
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
@@ -192,6 +204,7 @@ def compress(
         input_signature=input_signature,
         callbacks=callbacks,
         strategy=strategy,
+        checkpoint_dir=checkpoint_dir,
     )
     with distribute.scope(job.fit.strategy if job.fit is not None else None):
         trained = pipeline.train(job)
@@ -213,4 +226,5 @@ def compress(
         samples=job.check,
         verbose=verbose,
         edgetpu_tflite=converted.edgetpu,
+        strategy=job.fit.strategy if job.fit is not None else None,
     )

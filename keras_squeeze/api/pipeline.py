@@ -222,6 +222,39 @@ def context(job) -> TrainingContext:
     )
 
 
+def open_checkpoint(job, ctx):
+    """The run's checkpoint in `checkpoint_dir` (None without one), checked to be this run's.
+
+    Raises:
+        CheckpointError: the directory holds another run.
+    """
+    fit = job.fit
+    if fit.checkpoint_dir is None:
+        return None
+    from keras_squeeze.training import checkpoint
+
+    identity = checkpoint.identity(
+        job.model,
+        job.recipe,
+        ctx.train,
+        epochs=fit.epochs,
+        batch_size=fit.batch_size,
+        optimizer=fit.optimizer,
+    )
+    run = checkpoint.RunCheckpoint.open(
+        fit.checkpoint_dir, identity, writer=distribute.is_chief(fit.strategy)
+    )
+    if run.finished:
+        say(
+            job.verbose,
+            f"checkpoint_dir {run.directory} holds this run, finished: no stage trains again "
+            "(each one's last weights are restored); converting its result",
+        )
+    elif run.manifest["fits"]:
+        say(job.verbose, f"resuming the run in checkpoint_dir {run.directory}")
+    return run
+
+
 def train(job) -> Trained:
     """Runs the recipe's training stages on working copies; the user's model is unchanged."""
     if not job.training:
@@ -235,6 +268,7 @@ def train(job) -> Trained:
     check_distributed(stages, engines, recipe, job)
     ctx = context(job)
     check_rates(stages, recipe, ctx)
+    ctx.checkpoint = open_checkpoint(job, ctx)
     current, records, bridges = job.model, [], []
     on_copy = False  # whether `current` is a tf_keras working copy
     like = None  # the Keras 3 model that copy was rebuilt from
@@ -250,6 +284,8 @@ def train(job) -> Trained:
         current, record = stage.run(current, recipe.config_of(stage.name), ctx)
         record.model = current
         records.append(record)
+        if ctx.checkpoint is not None:
+            ctx.checkpoint.stage_done(stage.name, current, record.epochs)
         ctx.produced.update(stage.produces)
     if on_copy and like is not None and all(s.hands_back_keras3 for s in stages):
         current = _back_to_keras3(current, like, job, bridges)
@@ -265,7 +301,10 @@ def train(job) -> Trained:
         "accuracy_before": validation_accuracy(job.model, job.validation),
         "bridge": bridges,
         "distribute": distribute.describe(ctx.strategy),
+        "checkpoint": ctx.checkpoint.summary() if ctx.checkpoint is not None else None,
     }
+    if ctx.checkpoint is not None:
+        ctx.checkpoint.run_done()
     return Trained(current, records, info)
 
 

@@ -18,6 +18,7 @@ from keras_squeeze.report import charts
 from keras_squeeze.report.files import HTML, write_report_files
 from keras_squeeze.report.report import Report
 from keras_squeeze.safety.paths import check_slots, contained
+from keras_squeeze.training import distribute
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
@@ -44,6 +45,7 @@ class CompressionResult:
     samples: Samples | None = None
     verbose: int = 0
     edgetpu_tflite: bytes | None = None
+    strategy: object = None
 
     def __repr__(self) -> str:
         return (
@@ -63,7 +65,8 @@ class CompressionResult:
         written into a staging directory first and moved into place only when
         all artifacts passed verification, so a failure leaves no partial file.
         The reports name the artifacts by their paths inside `directory`, so a
-        copied folder stays right.
+        copied folder stays right. Under MultiWorkerMirroredStrategy only the
+        chief writes: on the other workers save() writes nothing (and says so).
 
         Args:
             directory: the output directory (created if needed; files of the
@@ -76,6 +79,9 @@ class CompressionResult:
         """
         formats = check_formats(formats, RecipeError)
         out = atomic.check_writable_dir(directory)
+        if not distribute.is_chief(self.strategy):
+            say(self.verbose, f"not the chief worker: nothing written to {out} (the chief writes)")
+            return out
         slots = {FILE_NAMES[f]: f == "saved_model" for f in formats}
         slots.update(dict.fromkeys(("report.json", "report.md", HTML, *CHART_FILES), False))
         if self.edgetpu_tflite is not None:

@@ -20,7 +20,7 @@ from keras_squeeze.core.progress import say
 from keras_squeeze.data.labels import output_specs
 from keras_squeeze.training import callbacks as user_callbacks
 from keras_squeeze.training import data as train_data_mod
-from keras_squeeze.training import rate, trainer
+from keras_squeeze.training import distribute, rate, trainer
 
 FineTune = Callable[[object], object]
 
@@ -75,10 +75,17 @@ def describe_custom(fine_tune: FineTune) -> str:
     return f"custom fine_tune step {getattr(fine_tune, '__name__', type(fine_tune).__name__)}"
 
 
-def run(model, fine_tune, epochs: int, train_data, specs, verbose: int = 1, **fit_args):
+def run(
+    model, fine_tune, epochs: int, train_data, specs, verbose: int = 1, strategy=None, **fit_args
+):
     """Fine-tunes a model whose structure was changed (channels or blocks removed): with
     the user's `fine_tune(model)` when given (the model it returns, if any, replaces
     it), else `epochs` of `fit` (none when 0).
+
+    With a `strategy` (a tf.distribute.Strategy, see `training.distribute`), `fit`
+    trains a copy of the model made in the strategy's scope (its variables
+    mirrored on the replicas) and the copy replaces the model; the user's
+    `fine_tune` is called as it is (it picks its own strategy).
 
     Returns:
         (model, description of the fine-tuning, or None when there was none).
@@ -92,5 +99,11 @@ def run(model, fine_tune, epochs: int, train_data, specs, verbose: int = 1, **fi
         return model, description
     if epochs > 0:
         say(verbose, f"fine-tuning for {epochs} epoch(s)")
-        return model, fit(model, train_data, specs, epochs=epochs, verbose=verbose, **fit_args)
+        if strategy is None:
+            return model, fit(model, train_data, specs, epochs=epochs, verbose=verbose, **fit_args)
+        with distribute.scope(strategy):
+            model = models.copy_model(model)  # its variables made in the strategy's scope
+            done = fit(model, train_data, specs, epochs=epochs, verbose=verbose, **fit_args)
+        n = distribute.replicas(strategy)
+        return model, f"{done}; on {n} replica(s) of {distribute.name(strategy)}"
     return model, None

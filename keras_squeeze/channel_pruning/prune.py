@@ -21,7 +21,7 @@ from keras_squeeze.data.labels import output_specs
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
 from keras_squeeze.training import callbacks as user_callbacks
-from keras_squeeze.training import defaults
+from keras_squeeze.training import defaults, distribute
 from keras_squeeze.training.evaluation import validation_accuracy
 
 MAX_VALIDATION_SAMPLES = 10_000
@@ -165,6 +165,7 @@ def prune_channels(
     custom_objects: dict | None = None,
     verbose: int = 1,
     callbacks=None,
+    strategy=None,
 ) -> ChannelPruningResult:
     """Removes whole filters and their channels; returns a new, smaller Keras model.
 
@@ -199,6 +200,11 @@ def prune_channels(
         callbacks: Keras callbacks of the model's flavour for the fine-tuning
             fit (their `stage` attribute is set to "channel-prune"; see
             `training.callbacks`).
+        strategy: a `tf.distribute.Strategy` to fine-tune under (default: the
+            one in scope, else one device): the pruned model is copied into its
+            scope and Keras' fit splits each batch across its replicas, so
+            `batch_size` is the global batch and must be a multiple of the
+            number of replicas (see `training.distribute`).
 
     Returns:
         A ChannelPruningResult with `.model`, `.report` and `.kept`.
@@ -208,7 +214,9 @@ def prune_channels(
             can be pruned (the reasons are listed).
         RecipeError: invalid settings, a skip or target layer name that is not
             in the model, a target layer that cannot be pruned.
-        DataError: missing or unlabelled data where it is needed.
+        DataError: missing or unlabelled data where it is needed, or a
+            batch_size the strategy's replicas cannot share.
+        RecipeError: also a strategy that is not a tf.distribute.Strategy.
 
     Example:
         >>> result = ks.channel_pruning.prune_channels(
@@ -220,6 +228,7 @@ def prune_channels(
     model = models.resolve_model(model, custom_objects)
     callbacks = user_callbacks.check_callbacks(callbacks)
     user_callbacks.check_flavour(callbacks, _compat.keras_flavour(model), "Channel pruning")
+    strategy = distribute.resolve(strategy)
     settings = _settings(settings)
     view = graph_view(model)
     models.check_finite_weights(model)
@@ -231,6 +240,8 @@ def prune_channels(
         epochs = defaults.DEFAULT_EPOCHS if train_data is not None and fine_tune is None else 0
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise DataError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
+    if fine_tune is None and epochs > 0:  # it fits, on the strategy's replicas
+        distribute.check_batch(strategy, batch_size)
     train_loss = scoring.resolve_loss(loss, model)
     if fine_tune is None and epochs > 0 and train_data is None:
         raise DataError(
@@ -322,6 +333,7 @@ def prune_channels(
         batch_size=batch_size,
         validation_data=validation_data,
         callbacks=callbacks,
+        strategy=strategy,
     )
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(pruned, validation)

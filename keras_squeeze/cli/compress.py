@@ -127,9 +127,17 @@ _FORMATS_FLAG = flags.DEFINE_multi_enum(
 _STRATEGY = flags.DEFINE_enum(
     "strategy",
     "default",
-    ["default", "mirrored"],
-    "tf.distribute strategy of fine-tuning: default (one device) or mirrored (every local "
-    "GPU, else the CPU; --batch_size is the global batch).",
+    ["default", "mirrored", "multi_worker"],
+    "tf.distribute strategy of fine-tuning: default (one device), mirrored (every local "
+    "GPU, else the CPU) or multi_worker (MultiWorkerMirroredStrategy over the workers "
+    "TF_CONFIG names; only the chief writes --output_dir). --batch_size is the global batch.",
+    flag_values=FLAGS,
+)
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    "checkpoint_dir",
+    None,
+    "Save every training stage's state at the end of each epoch to DIR; run the same command "
+    "again after a crash to resume after the last finished epoch.",
     flag_values=FLAGS,
 )
 _TENSORBOARD_DIR = flags.DEFINE_string(
@@ -230,6 +238,7 @@ def main(argv) -> int:
             verbose=_VERBOSE.value,
             strategy=_STRATEGY.value,
             tensorboard_dir=_TENSORBOARD_DIR.value,
+            checkpoint_dir=_CHECKPOINT_DIR.value,
         ),
     )
 

@@ -164,12 +164,27 @@ def distill_setting(distill: bool | None, temperature: float | None, alpha: floa
     return distill
 
 
-def _strategy(name: str):
-    if name == "mirrored":
-        import tensorflow as tf
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
+
+def _strategy(name: str):
+    """The tf.distribute strategy of --strategy; made before anything else runs TensorFlow
+    (MultiWorkerMirroredStrategy configures collective ops at start-up, from TF_CONFIG).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(
+            f"Unknown strategy. Expected one of {list(STRATEGIES)}. Received: strategy={name!r}"
+        )
+    if name == "default":
+        return None
+    import tensorflow as tf
+
+    if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    return None
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _tensorboard(log_dir: str | None, recipe, model):
@@ -218,6 +233,7 @@ def run(
     verbose: int = 1,
     strategy: str = "default",
     tensorboard_dir: str | None = None,
+    checkpoint_dir: str | None = None,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -247,10 +263,14 @@ def run(
         image_range: pixel range of image-folder data ("0-255", "0-1", "-1-1").
         allow_unsafe_deserialization: load a model file that carries Python code
             (Lambda layers) and run it (see `keras_squeeze.core.models.load_model`).
-        strategy: "default" (one device) or "mirrored" (tf.distribute.MirroredStrategy
-            over the local devices) for fine-tuning.
+        strategy: "default" (one device), "mirrored" (tf.distribute.MirroredStrategy
+            over the local devices) or "multi_worker" (MultiWorkerMirroredStrategy
+            over the workers TF_CONFIG names: every worker runs this with its own
+            TF_CONFIG, and only the chief writes `output_dir`) for fine-tuning.
         tensorboard_dir: TensorBoard logs of every training stage to
             tensorboard_dir/<stage> (`training.callbacks.stage_tensorboard`).
+        checkpoint_dir: compress(checkpoint_dir=...): every stage saves each
+            epoch there, and the same command resumes a run that was killed.
 
     Returns:
         The CompressionResult.
@@ -263,7 +283,9 @@ def run(
     from keras_squeeze.api.compress import compress
     from keras_squeeze.core import atomic, models
     from keras_squeeze.report.summary import terminal_summary
+    from keras_squeeze.training.distribute import is_chief
 
+    strategy_obj = _strategy(strategy)  # first: multi_worker must precede other TF work
     recipe_obj = resolve_recipe(recipe, target_sparsity=target_sparsity, clusters=clusters)
     check_options(
         recipe_obj,
@@ -277,6 +299,8 @@ def run(
     )
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
+    if checkpoint_dir is not None:
+        atomic.check_writable_dir(checkpoint_dir, "checkpoint_dir")
     if tensorboard_dir is not None:
         from keras_squeeze.training.callbacks import require_tensorboard
 
@@ -325,9 +349,12 @@ def run(
             dynamic_batch=dynamic_batch,
             verbose=verbose,
             callbacks=callbacks,
-            strategy=_strategy(strategy),
+            strategy=strategy_obj,
+            checkpoint_dir=checkpoint_dir,
         )
         out = result.save(output_dir, formats=formats)
+    if not is_chief(strategy_obj):
+        return result  # save() wrote nothing and said so
     print(terminal_summary(result.report))
     print(f"artifacts in {out}")
     return result

@@ -156,6 +156,11 @@ class Clusterer:
                     }
                 )
 
+    @property
+    def variables(self) -> list:
+        """Latent weights, centroids, assignments: training state outside the model."""
+        return [e[key] for e in self.entries for key in ("latent", "centroids", "idx")]
+
     def apply(self) -> None:
         """Latent weights, centroids and assignments after an optimizer step; the kernel
         back to its centroid values (TF ops)."""

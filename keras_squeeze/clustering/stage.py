@@ -98,7 +98,9 @@ class ClusterStage(Stage):
         }
         if engine == NATIVE:
             clusterer = native.Clusterer(model, decisions, config, preserve)
-            note, seconds = self.timed_fine_tune(ctx, model, config, after_step=[clusterer.apply])
+            note, seconds = self.timed_fine_tune(
+                ctx, model, config, after_step=[clusterer.apply], state=clusterer.variables
+            )
             notes += [native.ENGINE_NOTE, note]
             record = self.record(
                 ctx, settings, seconds, model, decisions, notes, details={"per_tensor": []}

@@ -21,7 +21,7 @@ from keras_squeeze.depth_pruning.settings import BlockRemoval
 from keras_squeeze.depth_pruning.units import Unit, find_units
 from keras_squeeze.errors import DataError, ModelError, RecipeError
 from keras_squeeze.export.artifact import check_outputs_finite
-from keras_squeeze.training import defaults
+from keras_squeeze.training import defaults, distribute
 from keras_squeeze.training.evaluation import validation_accuracy
 
 MAX_VALIDATION_SAMPLES = 10_000
@@ -228,6 +228,7 @@ def remove_blocks(
     fine_tune: fine_tuning.FineTune | None = None,
     custom_objects: dict | None = None,
     verbose: int = 1,
+    strategy=None,
 ) -> BlockRemovalResult:
     """Removes whole residual blocks and layers that do little; returns a shallower model.
 
@@ -260,6 +261,8 @@ def remove_blocks(
             distillation loop); it trains in place or returns the model to use.
         custom_objects: custom layers by name, for loading from a path.
         verbose: 0 silent, 1 a line per step and Keras progress bars.
+        strategy: a `tf.distribute.Strategy` to fine-tune under, as in
+            `prune_channels` (`batch_size` is then the global batch).
 
     Returns:
         A BlockRemovalResult with `.model`, `.report` and `.removed`.
@@ -278,6 +281,7 @@ def remove_blocks(
         ['conv2_block3', 'conv4_block5', 'conv4_block4']
     """
     model = models.resolve_model(model, custom_objects)
+    strategy = distribute.resolve(strategy)
     settings = _settings(settings)
     if not models.is_graph_model(model):
         raise _subclassed(model)
@@ -294,6 +298,8 @@ def remove_blocks(
         epochs = defaults.DEFAULT_EPOCHS if train_data is not None and fine_tune is None else 0
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise DataError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
+    if fine_tune is None and epochs > 0:  # it fits, on the strategy's replicas
+        distribute.check_batch(strategy, batch_size)
     if fine_tune is None and epochs > 0 and train_data is None:
         raise DataError(
             f"Fine-tuning for {epochs} epoch(s) needs labelled training data. Expected "
@@ -391,6 +397,7 @@ def remove_blocks(
         learning_rate_scale=settings.learning_rate_scale,
         batch_size=batch_size,
         validation_data=validation_data,
+        strategy=strategy,
     )
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(removed_model, validation)

@@ -161,11 +161,23 @@ class Pruner:
         for variable, mask, _, _ in self.entries:
             variable.assign(variable * mask)
 
+    @property
+    def variables(self) -> list:
+        """The masks: training state outside the model (saved with a checkpoint)."""
+        return [mask for _, mask, _, _ in self.entries]
+
     def callback(self):
         k = _compat.keras_module(_compat.keras_flavour(self.model))
+        pruner = self
 
-        def on_batch_begin(batch, logs=None):
-            self.update(self.step)
-            self.step += 1
+        class UpdateMasks(k.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                # The optimizer's step count: 0 for a new fine-tune, the steps done for one
+                # resumed from a checkpoint.
+                pruner.step = int(np.asarray(self.model.optimizer.iterations))
 
-        return k.callbacks.LambdaCallback(on_train_batch_begin=on_batch_begin)
+            def on_train_batch_begin(self, batch, logs=None):
+                pruner.update(pruner.step)
+                pruner.step += 1
+
+        return UpdateMasks()

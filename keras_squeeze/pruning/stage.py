@@ -124,7 +124,12 @@ class PruneStage(Stage):
         if engine == NATIVE:
             pruner = native.Pruner(model, decisions, config, schedule)
             note, seconds = self.timed_fine_tune(
-                ctx, model, config, callbacks=[pruner.callback()], after_step=[pruner.apply]
+                ctx,
+                model,
+                config,
+                callbacks=[pruner.callback()],
+                after_step=[pruner.apply],
+                state=pruner.variables,
             )
             notes += [native.ENGINE_NOTE, note]
             return model, self.record(ctx, settings, seconds, model, decisions, notes)

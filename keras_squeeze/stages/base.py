@@ -151,6 +151,8 @@ class TrainingContext:
         strategy: the tf.distribute.Strategy the run trains under (None: default).
         epochs_run: per stage name, the epochs its fit ran when a callback stopped it
             early (its record counts those).
+        checkpoint: the run's `training.checkpoint.RunCheckpoint` (compress()'s
+            checkpoint_dir), or None: each fine-tune saves every epoch and resumes.
     """
 
     train: object
@@ -169,6 +171,7 @@ class TrainingContext:
     callbacks: tuple = ()
     strategy: object = None
     epochs_run: dict = dataclasses.field(default_factory=dict)
+    checkpoint: object = None
 
     @property
     def total_steps(self) -> int:
@@ -326,13 +329,14 @@ class Stage:
             what=f"the {self.name} stage",
             user_callbacks=ctx.callbacks,
             stage=self.name,
+            checkpoint=ctx.checkpoint.fit_checkpoint(self.name) if ctx.checkpoint else None,
             **extra,
         )
         note = "fine-tuned with " + rate.describe(history.model.optimizer)
         stopped = user_callbacks.stopped_note(history, ctx.epochs)
         if stopped is None:
             return note
-        ctx.epochs_run[self.name] = len(history.epoch)
+        ctx.epochs_run[self.name] = user_callbacks.stopped_early(history, ctx.epochs)
         return f"{note}; {stopped}"
 
     def native_copy(self, ctx: TrainingContext, model):

@@ -74,8 +74,9 @@ def for_stage(callbacks, stage: str) -> list:
 
 
 def stopped_early(history, epochs: int) -> int | None:
-    """The number of epochs a fit ran when a callback stopped it before `epochs`, else None."""
-    ran = len(history.epoch)
+    """The number of epochs a fit ran when a callback stopped it before `epochs`, else None
+    (the epochs restored from a checkpoint count: `history.initial_epoch`)."""
+    ran = getattr(history, "initial_epoch", 0) + len(history.epoch)
     return ran if ran < epochs else None
 
 

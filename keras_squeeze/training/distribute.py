@@ -52,7 +52,7 @@ def check_batch(strategy, batch_size: int) -> None:
     if batch_size % n:
         raise DataError(
             f"batch_size is the global batch, split evenly across the {n} replicas of "
-            f"{type(strategy).__name__}. Expected a multiple of {n}. Received: "
+            f"{name(strategy)}. Expected a multiple of {n}. Received: "
             f"batch_size={batch_size}"
         )
 
@@ -68,11 +68,36 @@ def scope(strategy):
     return strategy.scope()
 
 
+# tf.distribute's public names; e.g. MultiWorkerMirroredStrategy's class is named
+# CollectiveAllReduceStrategy.
+PUBLIC_NAMES = (
+    "MultiWorkerMirroredStrategy",
+    "MirroredStrategy",
+    "TPUStrategy",
+    "OneDeviceStrategy",
+    "experimental.CentralStorageStrategy",
+    "experimental.ParameterServerStrategy",
+)
+
+
+def name(strategy) -> str:
+    """The strategy's public tf.distribute name (its class name for another kind)."""
+    import tensorflow as tf
+
+    for public in PUBLIC_NAMES:
+        cls = tf.distribute
+        for part in public.split("."):
+            cls = getattr(cls, part, None)
+        if isinstance(cls, type) and isinstance(strategy, cls):
+            return public.rsplit(".", 1)[-1]
+    return type(strategy).__name__
+
+
 def describe(strategy) -> dict | None:
-    """For the report: the strategy's class and number of replicas (None without one)."""
+    """For the report: the strategy's name and number of replicas (None without one)."""
     if strategy is None:
         return None
-    return {"strategy": type(strategy).__name__, "replicas": replicas(strategy)}
+    return {"strategy": name(strategy), "replicas": replicas(strategy)}
 
 
 def refuse_step_hooks(title: str, replicas: int, model) -> None:
@@ -91,3 +116,24 @@ def refuse_step_hooks(title: str, replicas: int, model) -> None:
             f"model, or one device (strategy=None). Received: {replicas} replicas, "
             f"{type(model).__name__}"
         )
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process writes the run's files (artifacts, checkpoints).
+
+    Every process of a one-host strategy is the chief. Under
+    MultiWorkerMirroredStrategy (TF_CONFIG) it is the task of type "chief", else
+    worker 0 when the cluster has no chief; the other workers train the same
+    steps and write nothing.
+    """
+    if strategy is None:
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and int(resolver.task_id) == 0 and not has_chief

@@ -11,6 +11,7 @@ Its defaults, the same for every caller, are in `training.defaults`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -20,10 +21,18 @@ import numpy as np
 
 from keras_squeeze import _compat
 from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.distillation import losses as kd
 from keras_squeeze.distillation.config import AUTO, Distill
-from keras_squeeze.errors import DataError, ModelError, NonFiniteError, RecipeError
+from keras_squeeze.errors import (
+    CheckpointError,
+    DataError,
+    ModelError,
+    NonFiniteError,
+    RecipeError,
+)
 from keras_squeeze.training import callbacks as user_callbacks_mod
+from keras_squeeze.training import checkpoint as checkpoint_mod
 from keras_squeeze.training import losses, rate, tasks
 from keras_squeeze.training.defaults import DEFAULT_LEARNING_RATE
 
@@ -448,6 +457,8 @@ def fine_tune(
     what: str = "fine-tuning",
     user_callbacks=(),
     stage: str = "fine-tune",
+    checkpoint=None,
+    state=(),
 ):
     """Trains `student` in place on `train` (a training.data.TrainData).
 
@@ -479,9 +490,16 @@ def fine_tune(
         user_callbacks / stage: the user's callbacks (see `training.callbacks`):
             checked to be of the student's flavour, each told `stage` (its
             `.stage` attribute), then run after `callbacks`.
+        checkpoint: a `training.checkpoint.FitCheckpoint`: the state of its last
+            finished epoch is restored before `fit` (which then starts after it,
+            with that epoch's data order; a finished fine-tune trains no
+            epoch), and the state is saved after every epoch.
+        state: variables outside the model that are part of its training
+            state (a native engine's masks, centroids and assignments), saved
+            and restored with it.
 
     Returns:
-        The Keras History.
+        The Keras History; `history.initial_epoch` is the epochs restored.
 
     Raises:
         NonFiniteError: the loss became NaN or Inf (checked every step), or a
@@ -505,20 +523,45 @@ def fine_tune(
     )
     resolved = resolve_optimizer(optimizer, flavour, compiled_from, learning_rate)
     trainer.compile(optimizer=rate.scaled(resolved, learning_rate_scale))
-    return trainer.fit(
-        train.dataset,
-        epochs=epochs,
-        steps_per_epoch=train.steps_per_epoch,
-        callbacks=[
-            *callbacks,
-            _finite_guard_class(flavour)(student, what),
-            *user_callbacks_mod.for_stage(user_callbacks, stage),
-        ],
-        validation_data=validation.dataset if validation is not None else None,
-        validation_steps=validation.steps_per_epoch if validation is not None else None,
-        shuffle=False,  # the dataset is shuffled already
-        verbose=verbose,
-    )
+    initial, last, dataset, saving = 0, epochs, train.dataset, []
+    if checkpoint is not None:
+        checkpoint.extra = tuple(state)
+        initial = checkpoint.restore(trainer, trainer._ks_variables())
+        last = initial if checkpoint.finished else epochs
+        dataset = checkpoint_mod.advance(train, initial)
+        saving = [checkpoint.callback(trainer, flavour)]
+        if initial:
+            done = "finished earlier, not trained again" if last == initial else "resuming"
+            say(
+                verbose,
+                f"{what}: {initial} of {epochs} epochs restored from checkpoint_dir; {done}",
+            )
+    try:
+        history = trainer.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=initial,
+            steps_per_epoch=train.steps_per_epoch,
+            callbacks=[
+                *callbacks,
+                _finite_guard_class(flavour)(student, what),
+                *user_callbacks_mod.for_stage(user_callbacks, stage),
+                *saving,
+            ],
+            validation_data=validation.dataset if validation is not None else None,
+            validation_steps=validation.steps_per_epoch if validation is not None else None,
+            shuffle=False,  # the dataset is shuffled already
+            verbose=verbose,
+        )
+    except BaseException:
+        if checkpoint is not None:  # the last epoch's file on disk before the error goes up
+            with contextlib.suppress(CheckpointError):
+                checkpoint.wait()
+        raise
+    history.initial_epoch = initial
+    if checkpoint is not None:
+        checkpoint.finish(initial + len(history.epoch))
+    return history
 
 
 def _projectors(student, teacher, distill, flavour):

@@ -53,6 +53,7 @@ def main(flavour: str, recipes: list[str]) -> dict:
             "distribute": result.report["distribute"],
         }
     out["distill"] = runs
+    out["prune_channels"] = _structural(ks, model, mirrored, x, y, xt, yt)
     for recipe in recipes:
         runs = {}
         for name, strategy in (("default", None), ("mirrored", mirrored)):
@@ -130,9 +131,60 @@ def _fine_tune_diff(mirrored, x, y):
     )
 
 
+def _structural(ks, model, mirrored, x, y, xt, yt):
+    """prune_channels (the example CNN) and remove_blocks (a residual CNN) fine-tuned on
+    one device and on two replicas: accuracy after fine-tuning, and what the report says."""
+    from tests.depth_pruning.builders import residual_cnn
+
+    runs = {}
+    for name, strategy in (("default", None), ("mirrored", mirrored)):
+        result = ks.prune_channels(
+            model,
+            train_data=(x, y),
+            validation_data=(xt, yt),
+            epochs=1,
+            batch_size=32,
+            verbose=0,
+            strategy=strategy,
+        )
+        runs[name] = {
+            "accuracy": result.report.accuracy["fine_tuned"],
+            "fine_tuning": result.report.fine_tuning,
+        }
+    blocks = ks.remove_blocks(
+        residual_cnn(model_flavour(model)),
+        ks.BlockRemoval(target=0.7),
+        train_data=(x, y),
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        strategy=mirrored,
+    )
+    runs["remove_blocks"] = {"fine_tuning": blocks.report.fine_tuning}
+    return runs
+
+
+def model_flavour(model):
+    from keras_squeeze import _compat
+
+    return _compat.keras_flavour(model)
+
+
 def _errors(ks, model, mirrored, x, y):
     """{case: [error class, message]} for what is refused under two replicas."""
+    from tests.depth_pruning.builders import residual_cnn
+
     cases = {
+        "channel_odd_batch": lambda: ks.prune_channels(
+            model, train_data=(x, y), batch_size=31, strategy=mirrored, verbose=0
+        ),
+        "blocks_odd_batch": lambda: ks.remove_blocks(
+            residual_cnn(model_flavour(model)),
+            train_data=(x, y),
+            batch_size=31,
+            strategy=mirrored,
+            verbose=0,
+        ),
         "odd_batch": lambda: ks.compress(
             model, "prune", train_data=(x, y), batch_size=31, strategy=mirrored, verbose=0
         ),

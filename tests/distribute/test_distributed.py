@@ -80,3 +80,21 @@ def test_refused_on_two_replicas(runs):
     kind, message = runs["errors"]["native_prune"]
     assert kind == "RecipeError"
     assert re.search(r"native engine .* does not run distributed", message)
+
+
+def test_prune_channels_on_two_replicas(runs):
+    """prune_channels' fine-tuning under MirroredStrategy: a copy of the pruned model in its
+    scope; accuracy within 0.1 of one device (batch normalization statistics per replica)."""
+    d = runs["prune_channels"]
+    assert d["default"]["fine_tuning"].startswith("fine-tuned for 1 epoch(s)")
+    assert "replica" not in d["default"]["fine_tuning"]
+    assert d["mirrored"]["fine_tuning"].endswith("; on 2 replica(s) of MirroredStrategy")
+    assert abs(d["default"]["accuracy"] - d["mirrored"]["accuracy"]) <= 0.1, d
+    assert d["remove_blocks"]["fine_tuning"].endswith("; on 2 replica(s) of MirroredStrategy")
+
+
+@pytest.mark.parametrize("case", ["channel_odd_batch", "blocks_odd_batch"])
+def test_structural_pruning_refuses_an_odd_global_batch(runs, case):
+    kind, message = runs["errors"][case]
+    assert kind == "DataError"
+    assert re.search(r"batch_size is the global batch.*Expected a multiple of 2.*31", message)

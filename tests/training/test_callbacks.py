@@ -134,3 +134,12 @@ def test_callbacks_without_training_are_ignored_with_a_warning(trained_models):
             trained_models[_compat.TF_KERAS], "float16", callbacks=[recorder], verbose=0
         )
     assert recorder.seen == [] and any("callbacks is ignored" in n for n in result.report.notes)
+
+
+def test_structural_pruning_refuses_a_strategy_that_is_not_one(trained_models, digits8):
+    (x, y), _ = digits8
+    model = trained_models[_compat.TF_KERAS]
+    with pytest.raises(RecipeError, match=r"strategy must be a tf\.distribute\.Strategy"):
+        ks.prune_channels(model, train_data=(x, y), strategy="mirrored")
+    with pytest.raises(RecipeError, match=r"strategy must be a tf\.distribute\.Strategy.*dict"):
+        ks.remove_blocks(model, train_data=(x, y), strategy={})
