@@ -56,6 +56,8 @@ _LAZY_ATTRS = {
     "Stage": "keras_squeeze.stages",
     "register_stage": "keras_squeeze.stages",
     "unregister_stage": "keras_squeeze.stages",
+    "sensitivity": "keras_squeeze.layer_sensitivity.measure",
+    "Sensitivity": "keras_squeeze.layer_sensitivity.table",
 }
 _LAZY_SUBMODULES = (
     "export",
