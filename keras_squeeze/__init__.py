@@ -14,6 +14,7 @@ import importlib
 
 from keras_squeeze._version import __version__
 from keras_squeeze.errors import (
+    AccuracyBudgetWarning,
     BenchmarkError,
     BridgeError,
     ConfigError,
@@ -76,6 +77,7 @@ _LAZY_SUBMODULES = (
 )
 
 __all__ = [
+    "AccuracyBudgetWarning",
     "BenchmarkError",
     "BridgeError",
     "ConfigError",

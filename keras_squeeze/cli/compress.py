@@ -121,6 +121,21 @@ _BENCHMARK = flags.DEFINE_boolean(
     "Also time the original float32 and the compressed .tflite on this CPU, interleaved.",
     flag_values=FLAGS,
 )
+_MAX_ACCURACY_DROP = flags.DEFINE_float(
+    "max_accuracy_drop",
+    None,
+    "The most of the model's metric the compressed .tflite may lose on the validation split, "
+    "in [0, 1) (0.01: one point of accuracy; points of relative MSE for regression); a "
+    "larger drop is a loud warning in the terminal and the report.",
+    lower_bound=0.0,
+    flag_values=FLAGS,
+)
+flags.register_validator(
+    "max_accuracy_drop",
+    lambda value: value is None or value < 1.0,
+    message="--max_accuracy_drop must be under 1 (a fraction of the metric, e.g. 0.01)",
+    flag_values=FLAGS,
+)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -230,6 +245,7 @@ def main(argv) -> int:
             verbose=_VERBOSE.value,
             strategy=_STRATEGY.value,
             tensorboard_dir=_TENSORBOARD_DIR.value,
+            max_accuracy_drop=_MAX_ACCURACY_DROP.value,
         ),
     )
 

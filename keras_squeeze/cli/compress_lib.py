@@ -218,6 +218,7 @@ def run(
     verbose: int = 1,
     strategy: str = "default",
     tensorboard_dir: str | None = None,
+    max_accuracy_drop: float | None = None,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -251,6 +252,8 @@ def run(
             over the local devices) for fine-tuning.
         tensorboard_dir: TensorBoard logs of every training stage to
             tensorboard_dir/<stage> (`training.callbacks.stage_tensorboard`).
+        max_accuracy_drop: compress(max_accuracy_drop=...), measured on the
+            data's validation split.
 
     Returns:
         The CompressionResult.
@@ -326,6 +329,7 @@ def run(
             verbose=verbose,
             callbacks=callbacks,
             strategy=_strategy(strategy),
+            max_accuracy_drop=max_accuracy_drop,
         )
         out = result.save(output_dir, formats=formats)
     print(terminal_summary(result.report))
