@@ -31,6 +31,7 @@ from benchmarks import (
     ptq,
     qat,
     robustness,
+    sensitivity,
     subclassed,
 )
 
@@ -50,6 +51,7 @@ SECTIONS = {
     "robustness": robustness.run,
     "outputs": outputs.run,
     "families": families.run,
+    "sensitivity": sensitivity.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -81,8 +81,10 @@ def _input_order(tflite_model, specs) -> list[int]:
     names = [tflite_model.tensors[i].name for i in tflite_model.inputs]
     order = []
     for position, name in enumerate(names):
-        found = [k for k, s in enumerate(specs) if name.split(":")[0].endswith(s.name)]
-        order.append(found[-1] if len(found) >= 1 else position)
+        base = name.split(":")[0]  # e.g. "serving_default_features"
+        found = [k for k, s in enumerate(specs) if base == s.name or base.endswith(f"_{s.name}")]
+        found.sort(key=lambda k: len(specs[k].name))
+        order.append(found[-1] if found else position)
     return order if sorted(order) == list(range(len(specs))) else list(range(len(specs)))
 
 

@@ -321,8 +321,8 @@ def sensitivity(
                     row.skipped[probe.name] = skipped[0]
                     continue
                 try:
-                    for v, c in zip(variables, changed, strict=True):
-                        v.assign(c.astype(originals[0].dtype))
+                    for v, c, k in zip(variables, changed, originals, strict=True):
+                        v.assign(np.asarray(c, dtype=k.dtype))
                     row.drops[probe.name] = metric.drop(metric.scores(copy))
                 finally:
                     for v, k in zip(variables, originals, strict=True):

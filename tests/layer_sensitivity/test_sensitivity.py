@@ -236,3 +236,22 @@ def test_bad_arguments_of_the_table(measured, tmp_path):
     file.write_text("x")
     with pytest.raises(ks.OutputError, match="is a file"):
         table.save(file)
+
+
+def test_two_inputs_and_two_outputs():
+    import keras
+
+    a = keras.Input((8,), name="zeta")
+    b = keras.Input((4,), name="alpha")
+    x = keras.layers.Dense(8, name="mix")(keras.layers.Concatenate()([b, a]))
+    model = keras.Model(
+        [a, b], [keras.layers.Dense(3, name="cls")(x), keras.layers.Dense(1, name="reg")(x)]
+    )
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=(48, 8)).astype("float32"), rng.normal(size=(48, 4)).astype("float32")]
+    table = ks.sensitivity(model, xs, prune_rates=(0.9,), cluster_counts=(), num_debug_samples=8,
+                           verbose=0)  # fmt: skip
+    assert table.metric.endswith("(the worst output's drop)")
+    assert [r.name for r in table.layers] == ["mix", "cls", "reg"]
+    assert all(r.errors["int8"] is not None for r in table.layers), table.notes
+    assert table.layer("mix").drops["prune_0.9"] > 0
