@@ -136,6 +136,20 @@ flags.register_validator(
     message="--max_accuracy_drop must be under 1 (a fraction of the metric, e.g. 0.01)",
     flag_values=FLAGS,
 )
+_SENSITIVITY_ONLY = flags.DEFINE_boolean(
+    "sensitivity_only",
+    False,
+    "Compress nothing: measure each layer's sensitivity (int8 error, metric drop when "
+    "pruned or clustered alone) on the validation split and write sensitivity.json / .png.",
+    flag_values=FLAGS,
+)
+flags.register_multi_flags_validator(
+    ["sensitivity_only", "max_accuracy_drop"],
+    lambda values: not (values["sensitivity_only"] and values["max_accuracy_drop"] is not None),
+    message="--max_accuracy_drop holds a compressed result to a budget; --sensitivity_only "
+    "compresses nothing",
+    flag_values=FLAGS,
+)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -246,6 +260,7 @@ def main(argv) -> int:
             strategy=_STRATEGY.value,
             tensorboard_dir=_TENSORBOARD_DIR.value,
             max_accuracy_drop=_MAX_ACCURACY_DROP.value,
+            sensitivity_only=_SENSITIVITY_ONLY.value,
         ),
     )
 
