@@ -134,6 +134,8 @@ def measure(ctx: ProbeContext) -> ProbeResult:
     import tensorflow as tf
 
     model = ctx.model
+    if recurrent.find(model):  # a WHILE loop would crash the calibrator: unrolled or fused
+        model = recurrent.prepare(model, "int8", ctx.debug, fuse=False).model
     recurrent.check_calibration_safe(model, "int8")
     say(
         ctx.verbose,

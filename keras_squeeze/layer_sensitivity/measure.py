@@ -52,9 +52,13 @@ def _budget(value) -> float | None:
     return float(value)
 
 
+# The weights the probes change: kernels, embeddings and a recurrent layer's recurrent kernel.
+PROBED_WEIGHTS = (*KERNEL_NAMES, "recurrent_kernel")
+
+
 def kernel_variables(layer) -> list:
     """The variables the weight probes change: the layer's kernel-like weights."""
-    return [w for w in models.layer_weights(layer) if weight_short_name(w) in KERNEL_NAMES]
+    return [w for w in models.layer_weights(layer) if weight_short_name(w) in PROBED_WEIGHTS]
 
 
 def _read(variable) -> np.ndarray:

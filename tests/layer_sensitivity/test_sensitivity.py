@@ -255,3 +255,18 @@ def test_two_inputs_and_two_outputs():
     assert [r.name for r in table.layers] == ["mix", "cls", "reg"]
     assert all(r.errors["int8"] is not None for r in table.layers), table.notes
     assert table.layer("mix").drops["prune_0.9"] > 0
+
+
+def test_a_recurrent_layer():
+    import keras
+
+    inputs = keras.Input((6, 4), name="sequence")
+    x = keras.layers.LSTM(8, name="lstm")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    xs = np.random.default_rng(3).normal(size=(48, 6, 4)).astype("float32")
+    table = ks.sensitivity(model, xs, prune_rates=(0.9,), cluster_counts=(), num_debug_samples=8,
+                           verbose=0)  # fmt: skip
+    lstm = table.layer("lstm")
+    assert lstm.type == "LSTM" and lstm.kernel_params == 4 * 32 + 8 * 32  # and recurrent
+    assert lstm.errors["int8"] is not None, table.notes  # calibrated on an unrolled copy
+    assert lstm.drops["prune_0.9"] > 0
