@@ -21,7 +21,7 @@ from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data import labels as labels_mod
 from keras_squeeze.errors import ConfigError, DataError
 from keras_squeeze.layer_sensitivity import probes as probes_mod
-from keras_squeeze.layer_sensitivity.table import LayerSensitivity, Sensitivity
+from keras_squeeze.layer_sensitivity.table import LayerSensitivity, Sensitivity, format_points
 from keras_squeeze.report import metrics
 from keras_squeeze.report.layers import KERNEL_NAMES, weight_short_name
 from keras_squeeze.training import tasks
@@ -366,5 +366,5 @@ def _line(row: LayerSensitivity, weight_probes) -> str:
     parts = []
     for p in weight_probes:
         v = row.drops.get(p.name)
-        parts.append(f"{p.label} {'-' if v is None else f'{100 * v:+.1f}'}")
+        parts.append(f"{p.label} {format_points(v)}")
     return f"'{row.name}' ({row.type}): drop in points: " + ", ".join(parts)

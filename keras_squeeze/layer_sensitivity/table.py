@@ -44,6 +44,14 @@ def _json_float(value):
     return value
 
 
+def format_points(drop) -> str:
+    """A drop in points with its sign ("+1.5"); "+0.0" for a drop that rounds to zero."""
+    if drop is None:
+        return "-"
+    shown = round(100 * drop, 1)
+    return f"{shown if shown != 0 else 0.0:+.1f}"
+
+
 def _cell(value, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
@@ -278,7 +286,7 @@ class Sensitivity:
             cells = [row.name, row.type, f"{row.kernel_params:,}"]
             for name, _ in self.drop_probes:
                 v = row.drops.get(name)
-                cells.append("-" if v is None else f"{100 * v:+.1f}")
+                cells.append(format_points(v))
             for name, _ in self.error_probes:
                 err = row.errors.get(name)
                 if err is None:
@@ -316,8 +324,8 @@ class Sensitivity:
         from keras_squeeze.report import charts
 
         target = atomic.check_writable_dir(directory, "sensitivity directory")
-        written = {JSON_NAME: atomic.write_text(target / JSON_NAME, self.to_json() + "\n")}
-        png = charts.sensitivity_chart(self.to_dict())
+        files = {JSON_NAME: (self.to_json() + "\n").encode("utf-8")}
+        png = charts.sensitivity_chart(self.to_dict())  # drawn before anything is written
         if png is not None:
-            written[CHART_NAME] = atomic.write_bytes(target / CHART_NAME, png)
-        return written
+            files[CHART_NAME] = png
+        return {name: atomic.write_bytes(target / name, data) for name, data in files.items()}

@@ -53,6 +53,15 @@ def test_a_broken_budget_warns_loudly(regression, capsys):
     assert not any("DEPARTS" in w for w in result.report.warnings)
 
 
+def test_a_budget_that_cannot_be_measured_says_so(regression):
+    model, x, y = regression
+    with pytest.warns(ks.AccuracyBudgetWarning, match="ACCURACY BUDGET NOT CHECKED.*constant"):
+        result = ks.compress(model, "int8", representative_data=x,
+                             validation_data=(x, np.zeros_like(y)), max_accuracy_drop=0.1,
+                             verbose=0)  # fmt: skip
+    assert result.report.accuracy_budget is None
+
+
 def test_strict_makes_it_an_error_and_writes_nothing(regression, tmp_path, monkeypatch):
     model, x, y = regression
     monkeypatch.chdir(tmp_path)

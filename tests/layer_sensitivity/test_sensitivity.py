@@ -220,8 +220,10 @@ def test_bad_arguments_of_the_table(measured, tmp_path):
     flat_data = np.zeros((4, 4, 4), "float32")
     with pytest.raises(ks.ConfigError, match=r"without a kernel.*Received: \['flat'\]"):
         ks.sensitivity(flat, flat_data, layers=["flat"], verbose=0)
-    with pytest.raises(ks.ConfigError, match="Unknown sensitivity column"):
+    with pytest.raises(ks.ConfigError, match=r"Unknown sensitivity column.*by='prune_0.3'"):
         table.ranked("prune_0.3")
+    with pytest.raises(ks.ConfigError, match=r"Unknown sensitivity column.*Received: 'nope'"):
+        table.value(table.layers[0], "nope")
     with pytest.raises(ks.ConfigError, match="No layer of that name"):
         table.layer("nope")
     with pytest.raises(ks.ConfigError, match="Received: schema 7"):
