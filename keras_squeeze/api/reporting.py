@@ -181,7 +181,7 @@ def build_report(job, trained, converted, verified) -> Report:
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
     warn_on_task_drop(report)
-    budget = check_accuracy_budget(report, job.max_accuracy_drop, job.verbose)
+    budget = apply_accuracy_budget(report, job.max_accuracy_drop, job.verbose)
     if budget and job.strict:
         raise VerificationError(
             f"{budget}. Expected a drop of at most max_accuracy_drop={job.max_accuracy_drop:g} "
@@ -349,7 +349,7 @@ def task_drops(report: Report) -> dict[str, tuple[str, float]]:
     return drops
 
 
-def check_accuracy_budget(report: Report, max_drop: float | None, verbose: int) -> str | None:
+def apply_accuracy_budget(report: Report, max_drop: float | None, verbose: int) -> str | None:
     """compress(max_accuracy_drop=...): fills report.accuracy_budget; a larger drop than the
     budget is a loud warning (report and terminal), returned (None when the budget holds)."""
     if max_drop is None:

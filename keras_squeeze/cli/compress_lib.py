@@ -325,7 +325,8 @@ def run(
     sources.check_fits_outputs(splits, _output_units(keras_model))
     say(verbose, f"data: {splits.description}")
     if sensitivity_only:
-        return run_sensitivity(keras_model, splits, output_dir, verbose)
+        with custom_object_scope(objects):
+            return run_sensitivity(keras_model, splits, output_dir, verbose)
     trains = bool(recipe_obj.training_stages)
     callbacks = _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains else None
     with custom_object_scope(objects):
