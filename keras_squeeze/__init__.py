@@ -74,6 +74,7 @@ _LAZY_SUBMODULES = (
     "clustering",
     "stages",
     "edgetpu",
+    "layer_sensitivity",
 )
 
 __all__ = [

@@ -17,6 +17,12 @@ matches a layer's kernel by value (`report.layers.similarity`, as the
 report's per-layer table does) belongs to that layer; else by the name
 scopes of its output tensor (`bench.op_layers.layers_of_tensor`). A layer
 with several ops (attention's projections) sums their signal and noise.
+
+The debugger runs its debug model in TensorFlow's own (deprecated)
+`tf.lite.Interpreter`, the runtime that has the NumericVerify op; every file
+keras_squeeze deploys is verified in ai_edge_litert as before. Recurrent
+layers are calibrated on an unrolled copy (`export.recurrent.prepare`), as
+compress() converts them.
 """
 
 from __future__ import annotations
