@@ -272,3 +272,31 @@ def test_a_recurrent_layer():
     assert lstm.type == "LSTM" and lstm.kernel_params == 4 * 32 + 8 * 32  # and recurrent
     assert lstm.errors["int8"] is not None, table.notes  # calibrated on an unrolled copy
     assert lstm.drops["prune_0.9"] > 0
+
+
+def test_token_ids_attention_and_a_subclassed_model(digits8):
+    import keras
+
+    from tests import subclassed
+
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(40, 8, name="embed")(ids)
+    x = keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(ids, keras.layers.Dense(3, name="head")(x))
+    tokens = np.random.default_rng(4).integers(0, 40, size=(40, 6)).astype("int32")
+    table = ks.sensitivity(model, tokens, prune_rates=(0.9,), cluster_counts=(), num_debug_samples=6,
+                           verbose=0)  # fmt: skip
+    assert [r.name for r in table.layers] == ["embed", "attention", "head"]
+    assert table.layer("attention").kernel_params == 4 * 8 * 8  # query, key, value, output
+    assert all(r.errors["int8"] is not None for r in table.layers), table.table()
+
+    (x, _), _ = digits8
+    sub = subclassed.cnn("keras3")
+    sub(x[:1])
+    before = weights_snapshot(sub)
+    table = ks.sensitivity(sub, x[:32], prune_rates=(0.9,), cluster_counts=(), num_debug_samples=6,
+                           verbose=0)  # fmt: skip
+    assert [r.type for r in table.layers] == ["Conv2D", "Conv2D", "Dense", "Dense"]
+    assert all(r.errors["int8"] is not None for r in table.layers), table.table()
+    assert_weights_equal(before, sub)
