@@ -35,6 +35,7 @@ from benchmarks import (
     ptq,
     qat,
     robustness,
+    sensitivity,
     significance,
     subclassed,
 )
@@ -57,6 +58,7 @@ SECTIONS = {
     "families": families.run,
     "significance": significance.run,
     "distributed": distributed.run,
+    "sensitivity": sensitivity.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

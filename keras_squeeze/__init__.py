@@ -14,6 +14,7 @@ import importlib
 
 from keras_squeeze._version import __version__
 from keras_squeeze.errors import (
+    AccuracyBudgetWarning,
     BenchmarkError,
     BridgeError,
     CheckpointError,
@@ -57,6 +58,8 @@ _LAZY_ATTRS = {
     "Stage": "keras_squeeze.stages",
     "register_stage": "keras_squeeze.stages",
     "unregister_stage": "keras_squeeze.stages",
+    "sensitivity": "keras_squeeze.layer_sensitivity.measure",
+    "Sensitivity": "keras_squeeze.layer_sensitivity.table",
 }
 _LAZY_SUBMODULES = (
     "export",
@@ -72,9 +75,11 @@ _LAZY_SUBMODULES = (
     "clustering",
     "stages",
     "edgetpu",
+    "layer_sensitivity",
 )
 
 __all__ = [
+    "AccuracyBudgetWarning",
     "BenchmarkError",
     "BridgeError",
     "CheckpointError",

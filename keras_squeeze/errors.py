@@ -8,6 +8,7 @@ Messages follow one pattern: what is wrong. Expected .... Received: ....
 from __future__ import annotations
 
 __all__ = [
+    "AccuracyBudgetWarning",
     "BenchmarkError",
     "BridgeError",
     "CheckpointError",
@@ -84,3 +85,8 @@ class DeviceError(BenchmarkError):
 
 class DependencyError(KerasSqueezeError, ImportError):
     """An optional dependency (e.g. matplotlib for charts) is not installed."""
+
+
+class AccuracyBudgetWarning(UserWarning):
+    """compress(max_accuracy_drop=...): the compressed .tflite lost more of the model's
+    metric on the validation data than the budget allows (an error with strict=True)."""

@@ -29,7 +29,16 @@ LOW = (
     "clustering",
     "distillation",
 )
-HIGH = ("api", "cli", "bench", "edgetpu", "channel_pruning", "depth_pruning", "keras_bridge")
+HIGH = (
+    "api",
+    "cli",
+    "bench",
+    "edgetpu",
+    "channel_pruning",
+    "depth_pruning",
+    "keras_bridge",
+    "layer_sensitivity",
+)
 
 
 def imported_packages(source: str) -> list[tuple[int, str]]:

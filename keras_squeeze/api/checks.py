@@ -83,6 +83,7 @@ class Job:
     measure_latency: bool
     verbose: int
     notes: list[str]
+    max_accuracy_drop: float | None = None
 
     @property
     def training(self) -> bool:
@@ -106,6 +107,33 @@ def check_flag(value, argument: str) -> bool:
     if not isinstance(value, bool):
         raise RecipeError(f"{argument} must be True or False. Received: {argument}={value!r}")
     return value
+
+
+def check_accuracy_budget(value, validation: Samples | None) -> float | None:
+    """compress()'s max_accuracy_drop=: None, or a fraction in [0, 1) with labelled
+    validation data to measure it on.
+
+    Raises:
+        RecipeError: not a number in [0, 1).
+        DataError: no validation_data, or validation_data without labels.
+    """
+    if value is None:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 <= value < 1:
+        raise RecipeError(
+            "max_accuracy_drop is the metric the compressed model may lose, as a fraction "
+            "(0.01: one point of accuracy). Expected a value in [0, 1). "
+            f"Received: max_accuracy_drop={value!r}"
+        )
+    if validation is None or validation.labels is None:
+        got = "validation_data=None" if validation is None else "validation_data without labels"
+        raise DataError(
+            "max_accuracy_drop is measured on labelled validation data: the model's metric "
+            "before and after (on the .tflite). Expected validation_data=(x, y). "
+            f"Received: {got}"
+        )
+    return float(value)
 
 
 def resolve_recipe(recipe, distill) -> Recipe:
@@ -149,6 +177,7 @@ def check(
     callbacks=None,
     strategy=None,
     checkpoint_dir=None,
+    max_accuracy_drop=None,
 ) -> Job:
     """compress()'s arguments checked and resolved into a Job (see compress() for each).
 
@@ -226,6 +255,7 @@ def check(
         validation = data_inputs.take_samples(
             validation_data, specs, MAX_VALIDATION_SAMPLES, "validation_data", outputs=outputs
         )
+    max_accuracy_drop = check_accuracy_budget(max_accuracy_drop, validation)
     samples = validation or calibration
     if samples is None and train_data is not None:
         samples = data_inputs.take_samples(
@@ -273,4 +303,5 @@ def check(
         measure_latency=measure_latency,
         verbose=verbose,
         notes=notes,
+        max_accuracy_drop=max_accuracy_drop,
     )

@@ -50,6 +50,7 @@ def compress(
     callbacks=None,
     strategy=None,
     checkpoint_dir=None,
+    max_accuracy_drop: float | None = None,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
@@ -158,18 +159,28 @@ def compress(
             (CheckpointError); one that cannot be written is refused before any
             work (OutputError). See `training.checkpoint` and README "Runs that
             resume".
+        max_accuracy_drop: the most of the model's metric the compressed
+            .tflite may lose on `validation_data` (labelled), as a fraction: points
+            of top-1 accuracy for a classifier (0.01 = one point), points of
+            relative MSE (MSE / variance of the targets) for a regression
+            output; with several outputs, the worst output counts. A larger
+            drop is a loud `ks.AccuracyBudgetWarning` (report.accuracy_budget
+            says by how much); with `strict=True` a VerificationError, nothing
+            returned or written. Default None: no budget.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
 
     Raises:
         ModelError: not a Keras model, or a file that is not one.
-        RecipeError: unknown recipe, invalid stage settings, or an I/O type the
-            recipe does not allow.
-        DataError: missing or mismatched data.
+        RecipeError: unknown recipe, invalid stage settings, an I/O type the
+            recipe does not allow, or max_accuracy_drop outside [0, 1).
+        DataError: missing or mismatched data (max_accuracy_drop without
+            labelled validation_data).
         NonFiniteError: NaN or Inf in the weights or the data.
         ExportError / VerificationError: conversion failed, the .tflite does
-            not run, or (strict=True) it departs from its Keras model.
+            not run, or (strict=True) it departs from its Keras model or loses
+            more than max_accuracy_drop.
 
     Example:
         >>> result = ks.compress(model, "prune", train_data=(x_train, y_train),
@@ -205,6 +216,7 @@ def compress(
         callbacks=callbacks,
         strategy=strategy,
         checkpoint_dir=checkpoint_dir,
+        max_accuracy_drop=max_accuracy_drop,
     )
     with distribute.scope(job.fit.strategy if job.fit is not None else None):
         trained = pipeline.train(job)
@@ -212,7 +224,7 @@ def compress(
     verified = reporting.verify(job, trained, converted)
     report = reporting.build_report(job, trained, converted, verified)
     for message in report.warnings:
-        warnings.warn(message, stacklevel=2)
+        warnings.warn(message, reporting.warning_category(report, message), stacklevel=2)
     say(
         verbose,
         f"done: .tflite {report.compressed.tflite_bytes:,} bytes ({report.size_ratio:.2f}x of "

@@ -22,7 +22,7 @@ from keras_squeeze import _compat
 from keras_squeeze.api import conversion
 from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
-from keras_squeeze.errors import VerificationError
+from keras_squeeze.errors import AccuracyBudgetWarning, VerificationError
 from keras_squeeze.export import localise
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
@@ -181,6 +181,12 @@ def build_report(job, trained, converted, verified) -> Report:
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
     warn_on_task_drop(report)
+    budget = apply_accuracy_budget(report, job.max_accuracy_drop, job.verbose)
+    if budget and job.strict:
+        raise VerificationError(
+            f"{budget}. Expected a drop of at most max_accuracy_drop={job.max_accuracy_drop:g} "
+            "(strict=True; nothing was written). Received: the figures above"
+        )
     return report
 
 
@@ -320,3 +326,77 @@ def warn_on_task_drop(report: Report) -> None:
                     f"vs {v['mse']['original']:.4g}, {on.format(reg['samples'], reg['data'])}); "
                     "train longer (epochs=) or compress less"
                 )
+
+
+BUDGET_EXCEEDED = "ACCURACY BUDGET EXCEEDED"
+BUDGET_UNCHECKED = "ACCURACY BUDGET NOT CHECKED"
+
+
+def task_drops(report: Report) -> dict[str, tuple[str, float]]:
+    """{output name: (metric, drop)} from the original model to the compressed .tflite:
+    points of accuracy lost on a classification output, points of relative MSE gained on
+    a regression output (outputs with constant targets, which have no relative MSE, are
+    left out)."""
+    drops: dict[str, tuple[str, float]] = {}
+    acc, reg = report.accuracy, report.regression
+    if acc:
+        per_output = acc.get("per_output") or {acc.get("output") or "output": acc}
+        for name, v in per_output.items():
+            drops[name] = ("accuracy", v["original"] - v["compressed"])
+    if reg:
+        per_output = reg.get("per_output") or {reg.get("output") or "output": reg}
+        for name, v in per_output.items():
+            rel = v["relative_mse"]
+            if rel["original"] is not None and rel["compressed"] is not None:
+                drops[name] = ("relative MSE", rel["compressed"] - rel["original"])
+    return drops
+
+
+def apply_accuracy_budget(report: Report, max_drop: float | None, verbose: int) -> str | None:
+    """compress(max_accuracy_drop=...): fills report.accuracy_budget; a larger drop than the
+    budget is a loud warning (report and terminal), returned (None when the budget holds)."""
+    if max_drop is None:
+        return None
+    drops = task_drops(report)
+    if not drops:
+        report.warnings.append(
+            f"{BUDGET_UNCHECKED}: max_accuracy_drop={max_drop:g} could not be checked: no "
+            "output has a metric on the validation data (a regression output with constant "
+            "targets has no relative MSE)"
+        )
+        say(verbose, f"WARNING: {report.warnings[-1]}")
+        return report.warnings[-1]
+    name, (metric, drop) = max(drops.items(), key=lambda item: item[1][1])
+    met = drop <= max_drop
+    report.accuracy_budget = {
+        "max_drop": max_drop,
+        "drop": drop,
+        "metric": metric,
+        "output": name,
+        "met": met,
+        "per_output": {n: {"metric": m, "drop": d} for n, (m, d) in drops.items()},
+    }
+    samples = (report.accuracy or report.regression or {}).get("samples")
+    where = f" on output '{name}'" if len(drops) > 1 else ""
+    moved = "fell" if metric == "accuracy" else "rose"
+    if met:
+        report.notes.append(
+            f"accuracy budget met: the {metric}{where} {moved} by {100 * drop:.2f} points, "
+            f"within max_accuracy_drop={max_drop:g} ({samples} validation samples)"
+        )
+        say(verbose, report.notes[-1])
+        return None
+    report.warnings.append(
+        f"{BUDGET_EXCEEDED}: the compressed .tflite's {metric}{where} {moved} by "
+        f"{100 * drop:.2f} points from the original model's on {samples} validation samples, "
+        f"over max_accuracy_drop={max_drop:g} ({100 * max_drop:.2f} points); fine-tune longer "
+        "(epochs=), compress less, or raise the budget"
+    )
+    say(verbose, f"WARNING: {report.warnings[-1]}")
+    return report.warnings[-1]
+
+
+def warning_category(report: Report, message: str) -> type[Warning]:
+    """The Python warning class compress() emits a report warning under."""
+    budget = message.startswith((BUDGET_EXCEEDED, BUDGET_UNCHECKED))
+    return AccuracyBudgetWarning if budget else UserWarning

@@ -121,6 +121,35 @@ _BENCHMARK = flags.DEFINE_boolean(
     "Also time the original float32 and the compressed .tflite on this CPU, interleaved.",
     flag_values=FLAGS,
 )
+_MAX_ACCURACY_DROP = flags.DEFINE_float(
+    "max_accuracy_drop",
+    None,
+    "The most of the model's metric the compressed .tflite may lose on the validation split, "
+    "in [0, 1) (0.01: one point of accuracy; points of relative MSE for regression); a "
+    "larger drop is a loud warning in the terminal and the report.",
+    lower_bound=0.0,
+    flag_values=FLAGS,
+)
+flags.register_validator(
+    "max_accuracy_drop",
+    lambda value: value is None or value < 1.0,
+    message="--max_accuracy_drop must be under 1 (a fraction of the metric, e.g. 0.01)",
+    flag_values=FLAGS,
+)
+_SENSITIVITY_ONLY = flags.DEFINE_boolean(
+    "sensitivity_only",
+    False,
+    "Compress nothing: measure each layer's sensitivity (int8 error, metric drop when "
+    "pruned or clustered alone) on the validation split and write sensitivity.json / .png.",
+    flag_values=FLAGS,
+)
+flags.register_multi_flags_validator(
+    ["sensitivity_only", "max_accuracy_drop"],
+    lambda values: not (values["sensitivity_only"] and values["max_accuracy_drop"] is not None),
+    message="--max_accuracy_drop holds a compressed result to a budget; --sensitivity_only "
+    "compresses nothing",
+    flag_values=FLAGS,
+)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -239,6 +268,8 @@ def main(argv) -> int:
             strategy=_STRATEGY.value,
             tensorboard_dir=_TENSORBOARD_DIR.value,
             checkpoint_dir=_CHECKPOINT_DIR.value,
+            max_accuracy_drop=_MAX_ACCURACY_DROP.value,
+            sensitivity_only=_SENSITIVITY_ONLY.value,
         ),
     )
 

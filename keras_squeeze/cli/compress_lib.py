@@ -208,6 +208,17 @@ def _output_units(model) -> int | None:
         return None
 
 
+def run_sensitivity(model, splits, output_dir: str, verbose: int):
+    """--sensitivity_only: the per-layer table of `model` on the data's splits, saved."""
+    from keras_squeeze.layer_sensitivity import sensitivity
+
+    table = sensitivity(model, splits.validation, representative_data=splits.train, verbose=verbose)
+    table.save(output_dir)
+    print(table.table())
+    print(f"sensitivity table in {output_dir}")
+    return table
+
+
 def run(
     model: str | None = None,
     recipe: str = "int8",
@@ -234,6 +245,8 @@ def run(
     strategy: str = "default",
     tensorboard_dir: str | None = None,
     checkpoint_dir: str | None = None,
+    max_accuracy_drop: float | None = None,
+    sensitivity_only: bool = False,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -271,6 +284,12 @@ def run(
             tensorboard_dir/<stage> (`training.callbacks.stage_tensorboard`).
         checkpoint_dir: compress(checkpoint_dir=...): every stage saves each
             epoch there, and the same command resumes a run that was killed.
+        max_accuracy_drop: compress(max_accuracy_drop=...), measured on the
+            data's validation split.
+        sensitivity_only: compress nothing: measure `ks.sensitivity` on the
+            validation split (int8 calibrated on the training split), print its
+            table and write sensitivity.json / sensitivity.png to output_dir;
+            returns the Sensitivity.
 
     Returns:
         The CompressionResult.
@@ -329,6 +348,9 @@ def run(
     splits = sources.load_source(data, models.input_specs(keras_model), image_range, batch_size)
     sources.check_fits_outputs(splits, _output_units(keras_model))
     say(verbose, f"data: {splits.description}")
+    if sensitivity_only:
+        with custom_object_scope(objects):
+            return run_sensitivity(keras_model, splits, output_dir, verbose)
     trains = bool(recipe_obj.training_stages)
     callbacks = _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains else None
     with custom_object_scope(objects):
@@ -351,6 +373,7 @@ def run(
             callbacks=callbacks,
             strategy=strategy_obj,
             checkpoint_dir=checkpoint_dir,
+            max_accuracy_drop=max_accuracy_drop,
         )
         out = result.save(output_dir, formats=formats)
     if not is_chief(strategy_obj):

@@ -146,3 +146,33 @@ def update(latent, centroids, idx, moved, keep=None):
     centroids = tf.sort(centroids + shift, axis=-1)
     idx = assign(latent, centroids)
     return latent, centroids, idx, gather(centroids, idx) * keep
+
+
+def kmeans(values: np.ndarray, k: int, iterations: int = 20, seed: int = 0) -> np.ndarray:
+    """Lloyd's k-means on one row of values, from k-means++ seeding; returns the values
+    replaced by their nearest centroid (same shape and dtype).
+
+    Plain numpy, for measuring what clustering costs without training (a row with at
+    most `k` distinct values comes back unchanged).
+
+    Example:
+        >>> kmeans(np.array([0.0, 0.1, 5.0, 5.2]), 2)
+        array([0.05, 0.05, 5.1 , 5.1 ])
+    """
+    values = np.asarray(values)
+    flat = values.astype(np.float64).ravel()
+    distinct = np.unique(flat)
+    if distinct.size <= k:
+        return values.copy()
+    centroids = np.unique(initial(flat, k, "kmeans++", seed))
+    for _ in range(iterations):
+        idx = np.searchsorted((centroids[1:] + centroids[:-1]) / 2.0, flat, side="left")
+        sums = np.bincount(idx, weights=flat, minlength=centroids.size)
+        counts = np.bincount(idx, minlength=centroids.size)
+        moved = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
+        moved = np.sort(moved)
+        if np.allclose(moved, centroids):
+            break
+        centroids = moved
+    idx = np.searchsorted((centroids[1:] + centroids[:-1]) / 2.0, flat, side="left")
+    return centroids[idx].reshape(values.shape).astype(values.dtype)

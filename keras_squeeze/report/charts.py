@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+
 from keras_squeeze.report.summary import as_dict, stage_rows
 
 SIZE = "report_size.png"
@@ -212,3 +214,80 @@ def render_charts(report) -> dict[str, bytes]:
                 xlim=xlim,
             )
     return out
+
+
+_PROBE_COLOURS = ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#DD8452")
+
+
+def sensitivity_chart(table: dict) -> bytes | None:
+    """sensitivity.png of a `ks.sensitivity` table (its to_dict()): per layer, the metric
+    drop of every weight probe (grouped bars, points) and, beside it, each error probe's
+    SQNR in dB; None without matplotlib or rows."""
+    if not charts_available() or not table.get("layers"):
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = table["layers"]
+    drops = table["probes"]["drops"]
+    errors = table["probes"]["errors"]
+    panels = (1 if drops else 0) + (1 if errors else 0)
+    if panels == 0:
+        return None
+    fig = Figure(figsize=(4.5 * panels + 1.5, max(2.5, 0.45 * len(rows) + 1.2)), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = list(np.atleast_1d(fig.subplots(1, panels, sharey=True)))
+    ys = list(range(len(rows)))[::-1]
+    names = [r["name"] for r in rows]
+    if drops:
+        ax = axes.pop(0)
+        height = 0.8 / len(drops)
+        for k, probe in enumerate(drops):
+            offset = (k - (len(drops) - 1) / 2) * height
+            values = [r["drops"].get(probe["name"]) for r in rows]
+            points = [
+                (y + offset, 100 * v) for y, v in zip(ys, values, strict=True) if v is not None
+            ]
+            if points:
+                ax.barh(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    height,
+                    label=probe["label"],
+                    color=_PROBE_COLOURS[k % len(_PROBE_COLOURS)],
+                )
+        ax.axvline(0, color=_GREY, linewidth=0.8)
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_xlabel(f"drop in {table['metric']} (points)", fontsize=8)
+        ax.set_title("Each layer changed alone, no fine-tuning", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.legend(fontsize=7)
+    if errors:
+        ax = axes.pop(0)
+        height = 0.8 / len(errors)
+        for k, probe in enumerate(errors):
+            offset = (k - (len(errors) - 1) / 2) * height
+            points = []
+            for y, r in zip(ys, rows, strict=True):
+                err = r["errors"].get(probe["name"])
+                sqnr = None if err is None else err.get("sqnr_db")
+                if isinstance(sqnr, (int, float)) and np.isfinite(sqnr):
+                    points.append((y + offset, sqnr))
+            if points:
+                bars = ax.barh(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    height,
+                    label=probe["label"],
+                    color=_PROBE_COLOURS[(k + 3) % len(_PROBE_COLOURS)],
+                )
+                ax.bar_label(bars, labels=[f"{p[1]:.0f}" for p in points], fontsize=7, padding=2)
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_xlabel("SQNR of the layer's own quantization (dB, lower is worse)", fontsize=8)
+        ax.set_title("Per-layer quantization error", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.margins(x=0.15)
+        ax.legend(fontsize=7)
+    return _png(fig)

@@ -63,6 +63,9 @@ class Report:
             converted against its .tflite (the same fields; per layer when the
             .tflite departs from it).
         exports: per saved format, its Artifact record (filled by save()).
+        accuracy_budget: with compress(max_accuracy_drop=...): {"max_drop",
+            "drop" (the worst output's), "metric", "output", "met",
+            "per_output": {name: {"metric", "drop"}}}; else None.
         notes / warnings: what the user should know.
     """
 
@@ -86,6 +89,7 @@ class Report:
     conversion_parity: dict | None = None
     edgetpu: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
+    accuracy_budget: dict | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -122,6 +126,7 @@ class Report:
             "conversion_parity": self.conversion_parity,
             "edgetpu": self.edgetpu,
             "exports": {k: v for k, v in self.exports.items()},
+            "accuracy_budget": self.accuracy_budget,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
