@@ -293,7 +293,8 @@ def to_tflite(
         model: a Keras 3 or tf_keras model, or a path to one.
         path: where to write the .tflite (atomically); None keeps it in memory.
         quantization: "float32", "dynamic", "float16", "int8", "int16x8",
-            "int4-weights" or "int8-mixed" (see `keras_squeeze.quantization.ptq.PTQ_MODES` for each scheme).
+            "int4-weights" or "int8-mixed" (see
+            `keras_squeeze.quantization.ptq.PTQ_MODES` for each scheme).
         representative_data: calibration inputs for "int8" / "int16x8": an array,
             (x, y) tuple, tf.data.Dataset or generator; the first
             `num_calibration_samples` samples are used.

@@ -217,4 +217,3 @@ def describe_ops(ops: list[WeightOp]) -> str:
         key = f"{op.opcode} {kind}"
         counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{k} x{n}" for k, n in counts.items())
-

@@ -218,7 +218,12 @@ def quantize(converter, samples, reference, in_names, out_names, verbose: int = 
                 "op_sqnr_db": metrics.json_float(profiled.errors[name]),
                 "reason": (
                     f"its int8 output's SQNR was {profiled.errors[name]:.1f} dB, the "
-                    f"{i + 1}{_ordinal(i + 1)} lowest; plain int8 missed the bound"
+                    f"{i + 1}{_ordinal(i + 1)} lowest"
+                    + (
+                        "; plain int8 missed the bound"
+                        if i == 0
+                        else f"; with the {i} op(s) before it float32 the outputs still missed it"
+                    )
                 ),
             }
             for i, name in enumerate(kept)

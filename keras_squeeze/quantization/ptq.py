@@ -208,9 +208,7 @@ def configure_converter(
         # calibrated as "int8" with float I/O; quantization.mixed quantizes it op by op, and
         # the builtins stay beside the int8 set for the ops it keeps float
         converter.optimizations = [tf.lite.Optimize.DEFAULT, *extra]
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = (
-            per_tensor_dense
-        )
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
         converter.representative_dataset = representative_dataset
         if allow_tf_ops:
             converter.target_spec.supported_ops = [
