@@ -37,9 +37,7 @@ def mlp(digits8):
 def results(mlp):
     model, x, y = mlp
     return {
-        recipe: ks.compress(
-            model, recipe, representative_data=x, validation_data=(x, y), verbose=0
-        )
+        recipe: ks.compress(model, recipe, representative_data=x, validation_data=(x, y), verbose=0)
         for recipe in ("int4-weights", "int8")
     }
 
