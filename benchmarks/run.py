@@ -26,6 +26,7 @@ from benchmarks import (
     edgetpu,
     families,
     harness,
+    mixed,
     outputs,
     pruning,
     ptq,
@@ -50,6 +51,7 @@ SECTIONS = {
     "robustness": robustness.run,
     "outputs": outputs.run,
     "families": families.run,
+    "mixed": mixed.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 
