@@ -41,11 +41,25 @@ class OpPrecision:
         return dataclasses.asdict(self)
 
 
-def _precision(model: TFLiteModel, op) -> str:
-    ins = [model.tensors[i] for i in op.inputs if i >= 0]
+def _stored(model: TFLiteModel, index: int, producers: dict):
+    """The constant behind input `index`: itself, or what a DEQUANTIZE op expands into it
+    (float16 weights, weight-only quantization)."""
+    t = model.tensors[index]
+    if t.is_constant:
+        return t
+    producer = producers.get(index)
+    if producer is not None and producer.opcode == "DEQUANTIZE" and producer.inputs:
+        source = model.tensors[producer.inputs[0]]
+        return source if source.is_constant else None
+    return None
+
+
+def _precision(model: TFLiteModel, op, producers: dict) -> str:
+    ins = [i for i in op.inputs if i >= 0]
     outs = [model.tensors[i] for i in op.outputs if i >= 0]
-    consts = [t for t in ins if t.is_constant]
-    acts = [t for t in (*ins, *outs) if not t.is_constant]
+    stored = {i: _stored(model, i, producers) for i in ins}
+    consts = [t for t in stored.values() if t is not None]
+    acts = [model.tensors[i] for i in ins if stored[i] is None] + outs
     kinds = {t.dtype for t in acts}
     if "int16" in kinds:
         return "int16x8"
@@ -63,12 +77,13 @@ def _precision(model: TFLiteModel, op) -> str:
 
 def op_precisions(model: TFLiteModel) -> list[OpPrecision]:
     """Every compute op of the main subgraph with its precision, in execution order."""
+    producers = {o: op for op in model.operators for o in op.outputs}
     return [
         OpPrecision(
             op.index,
             op.opcode,
             model.tensors[op.outputs[0]].name if op.outputs else "",
-            _precision(model, op),
+            _precision(model, op, producers),
         )
         for op in model.operators
         if op.opcode not in _CONVERSIONS
