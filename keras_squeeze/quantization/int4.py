@@ -8,12 +8,13 @@ converter does for "float32") and hands that file to ai-edge-quantizer
   multiple of `BLOCK_SIZE`: int4 symmetric blockwise, `BLOCK_SIZE` (32)
   weights per block along the input axis, one float16 scale per block.
   32 rather than 64: a float16 scale per 32 weights costs 0.5 bit per weight
-  (4.5 bits in all, 0.14 of float32; 64 would give 4.25 bits, 0.133), and a
-  block of half the length bounds the rounding error of the weights around
-  an outlier to half as many neighbours: for transformer and MLP kernels,
-  whose rows hold a few large weights, that buys more agreement than the
-  0.25 bit saves (benchmarks/RESULTS.md, "int4 weights and mixed
-  precision", measures both). XNNPACK runs it as its blockwise int4
+  (4.5 bits in all, 0.14 of float32; 64 gives 4.25 bits), and a block half as
+  long shares its scale with half as many neighbours of an outlier weight.
+  Measured (benchmarks/RESULTS.md, "mixed"): on a heavy-tailed kernel (the
+  outliers of pretrained transformers) 32 keeps 2 dB more weight SQNR (16.8
+  vs 14.8 dB) for 6% more bytes; on the briefly trained benchmark encoder,
+  which has few outliers, the two agree within noise (28.8 dB both).
+  XNNPACK runs it as its blockwise int4
   fully-connected kernel (the input quantized per row at run time).
 - the other FULLY_CONNECTED kernels and CONV_2D kernels: int4 symmetric per
   output channel (ai-edge-quantizer has no blockwise kernel for them).
