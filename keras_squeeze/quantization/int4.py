@@ -14,8 +14,8 @@ converter does for "float32") and hands that file to ai-edge-quantizer
   outliers of pretrained transformers) 32 keeps 2 dB more weight SQNR (16.8
   vs 14.8 dB) for 6% more bytes; on the briefly trained benchmark encoder,
   which has few outliers, the two agree within noise (28.8 dB both).
-  XNNPACK runs it as its blockwise int4
-  fully-connected kernel (the input quantized per row at run time).
+  XNNPACK runs it as its blockwise int4 fully-connected kernel (the input
+  quantized per row at run time).
 - the other FULLY_CONNECTED kernels and CONV_2D kernels: int4 symmetric per
   output channel (ai-edge-quantizer has no blockwise kernel for them).
 - everything else (DEPTHWISE_CONV_2D, BATCH_MATMUL between activations,

@@ -9,6 +9,7 @@ import pytest
 import keras_squeeze as ks
 from keras_squeeze.data.inputs import Samples
 from keras_squeeze.errors import RecipeError
+from keras_squeeze.export import localise
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.export.runtime import TFLiteRunner
 from keras_squeeze.quantization import int4
@@ -113,3 +114,18 @@ def test_onnx_of_an_int4_result_says_its_weights_are_float(results, tmp_path):
     assert "FLOAT32 WEIGHTS" in onnx["notes"][0] and "INT4" in onnx["notes"][0]
     assert (out / "model.onnx").exists()
     assert onnx["bytes"] > len(results["int4-weights"].tflite)
+
+
+def test_localising_an_int4_departure_skips_prefixes_without_a_weight_op():
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    h = keras.layers.Embedding(50, 32, name="embed")(tokens)  # GATHER: no int4 recipe
+    h = keras.layers.Dense(32, name="proj")(h)
+    model = keras.Model(tokens, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(h)))
+    x = np.random.default_rng(0).integers(0, 50, (8, 6)).astype(np.int32)
+    samples = Samples([x], None, 8, 8, "tokens")
+    where, probes = localise.first_departing_layer(
+        model, lambda m: tflite_export.convert(m, "int4-weights"), samples, 200.0
+    )
+    assert where == "proj"  # int4 departs (at 200 dB) first where its first kernel is
+    assert {"layer": "embed", "sqnr_db": float("inf"), "ok": True} in probes
