@@ -58,8 +58,9 @@ def compress(
     "float32" (none), "int4-weights" (int4 blockwise weights by
     ai-edge-quantizer, float32 activations: for memory-bound models) and
     "int8-mixed" (int8, with the ops int8 represents worst kept float32 until
-    the outputs on the calibration samples meet `quantization.mixed`'s bound). Training recipes fine-tune a copy of the model on
-    `train_data` and then quantize to "int8": "prune" (magnitude sparsity),
+    the outputs on the calibration samples meet `quantization.mixed`'s bound).
+    Training recipes fine-tune a copy of the model on `train_data` and then
+    quantize to "int8": "prune" (magnitude sparsity),
     "prune-2:4" (2:4 structured sparsity), "cluster" (weight clustering),
     "qat" (quantization-aware training), "prune-cluster-qat" (all three,
     each preserving the last), "channel-prune" (whole filters removed) and

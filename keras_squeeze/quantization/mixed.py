@@ -12,7 +12,9 @@ The "int8-mixed" mode, measured on the calibration samples:
    they are within the bound (`within_bound`), that is the result. Otherwise
    the ops are kept float32 (the converter's `denylisted_nodes`) in order of
    their error, most sensitive first: the smallest number of them that puts
-   the outputs within the bound is found by doubling, then bisection.
+   the outputs within the bound is found by doubling, then bisection; then
+   each of those, least sensitive first, goes back to int8 when the bound
+   holds without it (`prune_kept`).
 
 Deterministic: the order is the measured error, ties broken by op position;
 the same model and samples give the same file. The plan (each op's error,
@@ -95,6 +97,21 @@ def smallest_passing(count: int, passes) -> int:
         else:
             low = mid
     return high
+
+
+def prune_kept(kept: list[str], passes) -> list[str]:
+    """`kept` without the ops the bound does not need: each in turn, least sensitive (last)
+    first, is tried back at int8 and stays int8 when `passes(the rest)`. (An op kept float32
+    can still be needed by a later int8 op that shares its scale, e.g. CONCATENATION, which
+    ranks low by its own error.)"""
+    kept = list(kept)
+    if len(kept) < 2:
+        return kept
+    for name in reversed(list(kept)):
+        rest = [n for n in kept if n != name]
+        if passes(rest):
+            kept = rest
+    return kept
 
 
 def operand_name(numeric_verify_name: str) -> str:
@@ -187,19 +204,21 @@ def quantize(converter, samples, reference, in_names, out_names, verbose: int = 
             f"converts. Received: {type(e).__name__}: {str(e)[:400]}"
         ) from e
     ranked = order(profiled.errors, profiled.positions)
-    measured: dict[int, tuple[bytes, object]] = {}
+    measured: dict[tuple, tuple[bytes, object]] = {}
 
-    def candidate(k: int):
-        if k not in measured:
-            content = _model_with_float(profiled, ranked[:k], verbose)
+    def candidate(names) -> tuple[bytes, object]:
+        key = tuple(names)
+        if key not in measured:
+            content = _model_with_float(profiled, key, verbose)
             outputs = TFLiteRunner(content=content).run(samples, in_names, out_names)
-            measured[k] = (content, metrics.compare(reference, outputs, out_names, ""))
-        return measured[k]
+            measured[key] = (content, metrics.compare(reference, outputs, out_names, ""))
+        return measured[key]
 
-    k = smallest_passing(len(ranked), lambda k: within_bound(candidate(k)[1]))
-    content, fidelity = candidate(k)
-    plain = candidate(0)[1]
-    kept = ranked[:k]
+    k = smallest_passing(len(ranked), lambda k: within_bound(candidate(ranked[:k])[1]))
+    kept = prune_kept(ranked[:k], lambda names: within_bound(candidate(names)[1]))
+    content, fidelity = candidate(kept)
+    plain = candidate(())[1]
+    rank = {name: i for i, name in enumerate(ranked)}
     plan = {
         "mode": "int8-mixed",
         "bound": bound_text(),
@@ -207,6 +226,7 @@ def quantize(converter, samples, reference, in_names, out_names, verbose: int = 
         "met": within_bound(fidelity),
         "int8": _figures(plain),
         "result": _figures(fidelity),
+        "candidates_measured": len(measured),
         # the most sensitive ops (all of a small model's), by output tensor name
         "op_sqnr_db": {
             n: metrics.json_float(profiled.errors[n]) for n in ranked[: max(PLAN_OPS, k + 5)]
@@ -218,15 +238,12 @@ def quantize(converter, samples, reference, in_names, out_names, verbose: int = 
                 "op_sqnr_db": metrics.json_float(profiled.errors[name]),
                 "reason": (
                     f"its int8 output's SQNR was {profiled.errors[name]:.1f} dB, the "
-                    f"{i + 1}{_ordinal(i + 1)} lowest"
-                    + (
-                        "; plain int8 missed the bound"
-                        if i == 0
-                        else f"; with the {i} op(s) before it float32 the outputs still missed it"
-                    )
+                    f"{rank[name] + 1}{_ordinal(rank[name] + 1)} lowest; with it int8"
+                    + (" (the other kept ops float32)" if len(kept) > 1 else "")
+                    + " the outputs miss the bound"
                 ),
             }
-            for i, name in enumerate(kept)
+            for name in kept
         ],
     }
     return with_plan(content, plan)

@@ -123,3 +123,16 @@ def test_bound():
     assert not mixed.within_bound(fid((25.0, 0.99)))
     assert not mixed.within_bound(fid((19.0, 1.0)))
     assert not mixed.within_bound(fid((29.0, None)))
+
+
+def test_prune_kept_returns_ops_the_bound_does_not_need_to_int8():
+    needed = {"a", "c"}
+    calls = []
+
+    def passes(names):
+        calls.append(tuple(names))
+        return needed <= set(names)
+
+    assert mixed.prune_kept(["a", "b", "c", "d"], passes) == ["a", "c"]
+    assert calls[0] == ("a", "b", "c")  # the least sensitive is tried first
+    assert mixed.prune_kept(["a"], lambda names: False) == ["a"]
