@@ -30,6 +30,7 @@ from benchmarks import (
     edgetpu,
     families,
     harness,
+    mixed,
     outputs,
     pruning,
     ptq,
@@ -59,6 +60,7 @@ SECTIONS = {
     "significance": significance.run,
     "distributed": distributed.run,
     "sensitivity": sensitivity.run,
+    "mixed": mixed.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

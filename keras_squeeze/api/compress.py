@@ -57,8 +57,12 @@ def compress(
     Post-training recipes quantize at conversion: "dynamic" (int8 weights),
     "float16", "int8" (full integer: int8 weights per-channel symmetric, int8
     activations per-tensor asymmetric, int8 or uint8 model I/O), "int16x8",
-    "float32" (none). Training recipes fine-tune a copy of the model on
-    `train_data` and then quantize to "int8": "prune" (magnitude sparsity),
+    "float32" (none), "int4-weights" (int4 blockwise weights by
+    ai-edge-quantizer, float32 activations: for memory-bound models) and
+    "int8-mixed" (int8, with the ops int8 represents worst kept float32 until
+    the outputs on the calibration samples meet `quantization.mixed`'s bound).
+    Training recipes fine-tune a copy of the model on `train_data` and then
+    quantize to "int8": "prune" (magnitude sparsity),
     "prune-2:4" (2:4 structured sparsity), "cluster" (weight clustering),
     "qat" (quantization-aware training), "prune-cluster-qat" (all three,
     each preserving the last), "channel-prune" (whole filters removed) and

@@ -35,7 +35,10 @@ class Recipe:
 
     Args:
         quantization: post-training quantization applied at conversion:
-            "float32" (none), "dynamic", "float16", "int8" or "int16x8". See
+            "float32" (none), "dynamic", "float16", "int8", "int16x8",
+            "int4-weights" (int4 blockwise weights by ai-edge-quantizer, float
+            activations) or "int8-mixed" (int8 with the most sensitive ops kept
+            float32 until a measured bound holds). See
             `keras_squeeze.quantization.ptq.PTQ_MODES` for each exact scheme.
         block_removal: a `ks.BlockRemoval` stage (removes whole residual
             blocks and layers that do little: a shallower model), or None.
@@ -219,6 +222,11 @@ RECIPES: dict[str, Recipe] = {
     "int8": Recipe(quantization="int8"),
     "int16x8": Recipe(quantization="int16x8"),
     "float32": Recipe(quantization="float32"),
+    # For memory-bound models (transformers, MLPs): 4.5 bits per Dense weight
+    # (quantization.int4 says why blocks of 32).
+    "int4-weights": Recipe(quantization="int4-weights", name="int4-weights"),
+    # Full int8 where int8 holds, float32 for the ops it does not (quantization.mixed).
+    "int8-mixed": Recipe(quantization="int8-mixed", name="int8-mixed"),
     # Dense kernels lose whole 4-input blocks: the same 80% zeros, stored contiguously, so
     # a smaller gzip at the same accuracy (benchmarks/RESULTS.md, pruning).
     "prune": Recipe(prune=Prune(block_size=(4, 1)), quantization="int8", name="prune"),

@@ -26,7 +26,7 @@ from keras_squeeze.errors import AccuracyBudgetWarning, VerificationError
 from keras_squeeze.export import localise
 from keras_squeeze.export import tflite as tflite_export
 from keras_squeeze.quantization import ptq
-from keras_squeeze.report import metrics, scheme
+from keras_squeeze.report import metrics, precision, scheme
 from keras_squeeze.report.layers import layer_rows, match_layers
 from keras_squeeze.report.report import ModelStats, Report
 from keras_squeeze.report.tflite_reader import read_tflite
@@ -178,6 +178,8 @@ def build_report(job, trained, converted, verified) -> Report:
             f"the .tflite uses TensorFlow ops ({', '.join(flex)}): the runtime needs the Flex "
             "delegate (org.tensorflow:tensorflow-lite-select-tf-ops on Android)"
         )
+    report.precision = precision.summary(tflite_model, converted.content)
+    explain_precision(report, tflite_model, matches, job.mode)
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
     warn_on_task_drop(report)
@@ -252,6 +254,60 @@ def annotate(report: Report, records, stages, matches) -> None:
                 row.add_reason(f"{record.name}: {decision.reason}")
             else:
                 stage.annotate(report, row, decision, matches.get(name, []), record)
+
+
+def explain_precision(report: Report, tflite_model, matches, mode: ptq.PTQMode) -> None:
+    """For the per-op precision modes: which layers' ops stayed float32 and why, from the
+    .tflite (its ops, and the plan "int8-mixed" stored in it), in the rows and the notes."""
+    if mode.name not in ("int4-weights", "int8-mixed"):
+        return
+    plan = (report.precision or {}).get("plan")
+    kept = {k["op"]: k for k in (plan or {}).get("kept", [])}
+    consumers = {}
+    for op in tflite_model.operators:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    for row in report.layers:
+        if row.quantized != "float32" or row.reason is not None:
+            continue
+        ops = [op for t in matches.get(row.name, []) for op in consumers.get(t.index, [])]
+        outputs = [tflite_model.tensors[o].name for op in ops for o in op.outputs]
+        why = next((kept[n]["reason"] for n in outputs if n in kept), None)
+        if why is not None:
+            row.reason = f"kept float32 by int8-mixed: {why}"
+        elif mode.name == "int4-weights" and ops:
+            names = ", ".join(sorted({op.opcode for op in ops}))
+            row.reason = f"kept float32: ai-edge-quantizer has no int4 recipe for {names}"
+    if plan is None:
+        return
+    before, after = plan.get("int8", {}), plan.get("result", {})
+
+    def db(value):
+        return f"{value:.1f}" if isinstance(value, (int, float)) else str(value)
+
+    def figures(f):
+        top1 = f.get("top1_agreement")
+        top1_text = f", top-1 {top1:.1%}" if top1 is not None else ""
+        return f"SQNR {db(f.get('sqnr_db'))} dB{top1_text}"
+
+    if kept:
+        names = "; ".join(f"{k['op']} ({db(k['op_sqnr_db'])} dB)" for k in kept.values())
+        report.notes.append(
+            f"int8-mixed kept {len(kept)} op(s) float32, the most sensitive by their measured "
+            f"int8 error, until the outputs met the bound ({plan.get('bound')}) on "
+            f"{plan.get('samples')}: {names}; plain int8 {figures(before)}, this file "
+            f"{figures(after)}"
+        )
+    else:
+        report.notes.append(
+            f"int8-mixed: plain int8 met the bound ({plan.get('bound')}) on "
+            f"{plan.get('samples')} with {figures(before)}: every op is int8"
+        )
+    if not plan.get("met", True):
+        report.warnings.append(
+            f"int8-mixed could not meet its bound ({plan.get('bound')}) even with every op "
+            f"float32: {figures(after)}"
+        )
 
 
 def explain_float_kernels(report: Report, mode: ptq.PTQMode) -> None:

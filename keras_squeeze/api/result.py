@@ -22,6 +22,14 @@ from keras_squeeze.training import distribute
 
 EDGETPU_INPUT = "model_for_edgetpu.tflite"
 EDGETPU_COMPILED = "model_edgetpu.tflite"
+# Modes whose .tflite tf2onnx cannot read: their ONNX is the Keras model's, float32, and says so.
+NO_ONNX_FORM = {
+    "int4-weights": (
+        "the Keras model, FLOAT32 WEIGHTS: tf2onnx 1.17 cannot read the int4 tensors of "
+        "model.tflite (TFLite type INT4), so the int4 weights are in model.tflite only"
+    ),
+}
+_TFLITE_ONLY = {"int4-weights": "int4", "int8-mixed": "int8"}
 # Every chart write_report_files may write; checked before any work like the other names.
 CHART_FILES = (charts.SIZE, charts.ACCURACY, charts.LATENCY, charts.SPARSITY, charts.CLUSTERS)
 
@@ -123,7 +131,15 @@ class CompressionResult:
                     path,
                     dir_size(path),
                     fidelity,
-                    notes=["TF Serving layout, serving_default signature, float weights"],
+                    notes=[
+                        "TF Serving layout, serving_default signature, float weights"
+                        + (
+                            f" (the {_TFLITE_ONLY[self.report.quantization]} weights are in "
+                            "model.tflite only)"
+                            if self.report.quantization in _TFLITE_ONLY
+                            else ""
+                        )
+                    ],
                 )
             self.report.exports = {}
             for name, record in records.items():
@@ -172,13 +188,13 @@ class CompressionResult:
         from keras_squeeze.export.runtime import TFLiteRunner
 
         path = stage / FILE_NAMES["onnx"]
-        if self.report.quantization == "float32":
+        if self.report.quantization in ("float32", *NO_ONNX_FORM):
             content = onnx_export.from_keras(self.model)
             atomic.write_bytes(path, content)
             fidelity, agreement = onnx_export.verify(
                 path, self.model, self.samples, reference_outputs=reference
             )
-            source = "the Keras model"
+            source = NO_ONNX_FORM.get(self.report.quantization, "the Keras model")
         else:
             specs = models.input_specs(self.original)
             content = onnx_export.from_tflite(

@@ -51,7 +51,7 @@ UNROLLED = "unrolled"
 WHILE_LOOP = "while loop"
 PATHS = (FUSED, UNROLLED, WHILE_LOOP)
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
-CALIBRATED_MODES = ("int8", "int16x8")
+CALIBRATED_MODES = ("int8", "int16x8", "int8-mixed")
 # Below this a fused integer LSTM is compared with the unrolled layers (see convert_best).
 FUSED_MIN_SQNR_DB = 20.0
 # An unrolled copy reorders float arithmetic, nothing more.

@@ -107,6 +107,8 @@ def convert(
     Raises:
         DataError: calibration samples are needed and missing.
         RecipeError: "int16x8" for a model with integer inputs (`ptq.check_inputs`).
+        RecipeError: "int4-weights" for a model without a weight op
+            ai-edge-quantizer stores in int4 (`quantization.int4`).
         ExportError: the converter failed, calibrating would run a recurrent
             WHILE loop (which crashes TensorFlow's calibrator; see
             `export.recurrent`), or the calibrated file holds quantization
@@ -153,8 +155,20 @@ def convert(
                 per_tensor_dense,
                 allow_tf_ops,
             )
-            content = bytes(converter.convert())
-    except (DataError, ModelError):
+            if mode.name == "int8-mixed":
+                from keras_squeeze.quantization import mixed
+
+                content = mixed.quantize(
+                    converter,
+                    calibration,
+                    models.keras_outputs(model, calibration),
+                    [s.name for s in specs],
+                    models.output_names(model),
+                    verbose,
+                )
+            else:
+                content = bytes(converter.convert())
+    except (DataError, ModelError, ExportError):
         raise
     except Exception as e:
         named = failing_layers(f"{e}\n{log.text}", model)
@@ -171,6 +185,10 @@ def convert(
             "a model of TFLite-convertible layers. "
             f"Received: {type(e).__name__}: {_converter_error(e, log)}"
         ) from e
+    if mode.name == "int4-weights":
+        from keras_squeeze.quantization import int4
+
+        return int4.quantize(content, verbose=verbose)
     if mode.needs_calibration:
         check_loadable(content, mode.name)
     return content
@@ -280,8 +298,9 @@ def to_tflite(
     Args:
         model: a Keras 3 or tf_keras model, or a path to one.
         path: where to write the .tflite (atomically); None keeps it in memory.
-        quantization: "float32", "dynamic", "float16", "int8" or "int16x8"
-            (see `keras_squeeze.quantization.ptq.PTQ_MODES` for each scheme).
+        quantization: "float32", "dynamic", "float16", "int8", "int16x8",
+            "int4-weights" or "int8-mixed" (see
+            `keras_squeeze.quantization.ptq.PTQ_MODES` for each scheme).
         representative_data: calibration inputs for "int8" / "int16x8": an array,
             (x, y) tuple, tf.data.Dataset or generator; the first
             `num_calibration_samples` samples are used.

@@ -23,6 +23,10 @@ class PTQMode:
         activations: activations, biases and model I/O.
         needs_calibration: whether representative data is required.
         io_types: allowed model input/output types; the first is the default.
+        converts_as: for a mode made by a pass over a converted file, the
+            converter mode that file is converted with ("int4-weights": a
+            float32 file that ai-edge-quantizer rewrites; "int8-mixed": int8
+            calibrated by the converter, re-quantized op by op); None otherwise.
     """
 
     name: str
@@ -31,6 +35,7 @@ class PTQMode:
     activations: str
     needs_calibration: bool
     io_types: tuple[str, ...]
+    converts_as: str | None = None
 
     @property
     def scheme(self) -> str:
@@ -84,6 +89,30 @@ PTQ_MODES: dict[str, PTQMode] = {
             "int64; model inputs/outputs float32 or int16",
             True,
             ("float32", "int16"),
+        ),
+        PTQMode(
+            "int4-weights",
+            "int4 weights",
+            "int4 symmetric blockwise (32 weights per block along the input axis, one float16 "
+            "scale each) for FULLY_CONNECTED and EMBEDDING_LOOKUP, by ai-edge-quantizer; other "
+            "ops' constants stay float32",
+            "activations float32 (the FULLY_CONNECTED kernel quantizes its input per row at run "
+            "time)",
+            False,
+            ("float32",),
+            converts_as="float32",
+        ),
+        PTQMode(
+            "int8-mixed",
+            "mixed int8",
+            "int8 per-channel symmetric; the ops kept float keep float32 weights",
+            "activations int8 per-tensor asymmetric calibrated on representative data, except the "
+            "most sensitive ops (measured per op), kept float32 until the outputs on the "
+            "calibration samples are within the bound of `quantization.mixed`; model "
+            "inputs/outputs float32",
+            True,
+            ("float32",),
+            converts_as="int8",
         ),
     )
 }
@@ -173,6 +202,20 @@ def configure_converter(
     import tensorflow as tf
 
     extra = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
+    if mode.name == "int4-weights":
+        mode = PTQ_MODES["float32"]  # the float file; quantization.int4 rewrites it
+    if mode.name == "int8-mixed":
+        # calibrated as "int8" with float I/O; quantization.mixed quantizes it op by op, and
+        # the builtins stay beside the int8 set for the ops it keeps float
+        converter.optimizations = [tf.lite.Optimize.DEFAULT, *extra]
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
+        converter.representative_dataset = representative_dataset
+        if allow_tf_ops:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+                tf.lite.OpsSet.SELECT_TF_OPS,
+            ]
+        return converter
     if allow_tf_ops:
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS,

@@ -164,6 +164,8 @@ def match_kernels(
 
 def storage(t: Tensor) -> str:
     """How a constant is stored: 'int8 per-channel', 'float16', 'float32', ..."""
+    if t.block_size and t.dtype not in ("float32", "float16"):
+        return f"{t.dtype} blockwise-{t.block_size}"
     if t.scales is not None and t.dtype not in ("float32", "float16"):
         return f"{t.dtype} {'per-channel' if t.per_channel else 'per-tensor'}"
     return t.dtype

@@ -62,6 +62,11 @@ class Report:
         conversion_parity: for every other result, the Keras model that was
             converted against its .tflite (the same fields; per layer when the
             .tflite departs from it).
+        precision: each op's precision read back from the .tflite
+            (`report.precision.summary`): "counts" {precision: ops}, "ops" (index,
+            opcode, output tensor, precision) and, for "int8-mixed", the "plan"
+            stored in the file (each op's measured error, the ops kept float32
+            and why).
         exports: per saved format, its Artifact record (filled by save()).
         accuracy_budget: with compress(max_accuracy_drop=...): {"max_drop",
             "drop" (the worst output's), "metric", "output", "met",
@@ -88,6 +93,7 @@ class Report:
     qat_parity: dict | None = None
     conversion_parity: dict | None = None
     edgetpu: dict | None = None
+    precision: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     accuracy_budget: dict | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -125,6 +131,7 @@ class Report:
             "qat_parity": self.qat_parity,
             "conversion_parity": self.conversion_parity,
             "edgetpu": self.edgetpu,
+            "precision": self.precision,
             "exports": {k: v for k, v in self.exports.items()},
             "accuracy_budget": self.accuracy_budget,
             "notes": list(self.notes),
@@ -208,6 +215,9 @@ class Report:
         ]
         if self.calibration:
             lines.append(f"- Calibration: {self.calibration}")
+        if self.precision and self.precision.get("counts"):
+            counts = ", ".join(f"{k} x{v}" for k, v in self.precision["counts"].items())
+            lines.append(f"- Op precision (read from the .tflite): {counts}")
         lines.append(f"- Fidelity measured on: {self.fidelity.inputs}")
         scored = self.accuracy or self.regression
         if scored:

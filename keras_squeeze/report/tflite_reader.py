@@ -55,6 +55,9 @@ class Tensor:
             activations. Sparse-encoded constants are densified.
         scales, zero_points, quantized_dimension: quantization parameters, if any.
         sparse: whether the flatbuffer stores it with sparsity encoding.
+        block_size: for blockwise quantization (int4 weights by ai-edge-quantizer),
+            the weights per block along the last axis, and `scales` the
+            `(rows, blocks)` scales read from the scale tensor; 0 otherwise.
     """
 
     index: int
@@ -68,6 +71,7 @@ class Tensor:
     quantized_dimension: int
     sparse: bool = False
     stored_bytes: int = 0
+    block_size: int = 0
 
     @property
     def is_constant(self) -> bool:
@@ -85,6 +89,9 @@ class Tensor:
         if self.scales is None or self.dtype in ("float32", "float16", "float64"):
             return data
         scales = self.scales.astype(np.float32)
+        if self.block_size and data.ndim == 2 and scales.ndim == 2:
+            blocks = np.repeat(scales, self.block_size, axis=1)[:, : data.shape[1]]
+            return data * blocks.reshape(data.shape)
         zeros = (
             self.zero_points.astype(np.float32)
             if self.zero_points is not None and self.zero_points.size
@@ -353,6 +360,10 @@ def _read(content: bytes) -> TFLiteModel:
         zeros = _as_array(q.zeroPoint, np.int64) if q is not None else None
         if scales is not None and scales.size == 0:
             scales = None
+        block_size = 0
+        if q is not None and q.detailsType == s.QuantizationDetails.BlockwiseQuantization:
+            block_size = int(q.details.blockSize)
+            scales = ("blockwise", int(q.details.scales))  # read below, once all tensors are
         tensors.append(
             Tensor(
                 index=i,
@@ -366,9 +377,14 @@ def _read(content: bytes) -> TFLiteModel:
                 quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
                 sparse=t.sparsity is not None,
                 stored_bytes=stored,
+                block_size=block_size,
             )
         )
     n = len(tensors)
+    for t in tensors:
+        if isinstance(t.scales, tuple):
+            source = tensors[_index(t.scales[1], n, f"the block scales of tensor {t.index}")]
+            t.scales = source.data.astype(np.float32) if source.data is not None else None
     operators = []
     for i, op in enumerate(graph.operators or []):
         code = codes[_index(op.opcodeIndex, len(codes), f"the operator code of operator {i}")]

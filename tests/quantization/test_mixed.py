@@ -1,0 +1,138 @@
+"""int8-mixed: full int8 with the ops int8 cannot represent kept float32, measured."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_squeeze as ks
+from keras_squeeze.quantization import mixed
+from keras_squeeze.report import precision
+from keras_squeeze.report.metrics import Fidelity, OutputFidelity
+from keras_squeeze.report.tflite_reader import read_tflite
+
+
+@pytest.fixture(scope="module")
+def unnormalised():
+    """A classifier whose first input feature spans +-3,000 while its classes depend on the
+    others (in [-3, 3]): one int8 scale for the whole input erases them."""
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    x = rng.normal(size=(192, 8)).astype(np.float32)
+    x[:, 0] *= 1000.0
+    inp = keras.Input((8,), name="features")
+    h = keras.layers.Dense(32, activation="relu", name="first")(inp)
+    h = keras.layers.Dense(32, activation="relu", name="middle")(h)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(h))
+    kernel, bias = model.get_layer("first").get_weights()
+    kernel[0] *= 1e-4  # the wide feature hardly matters
+    model.get_layer("first").set_weights([kernel * 3.0, bias])
+    y = model.predict(x, verbose=0).argmax(axis=1)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def results(unnormalised):
+    model, x, y = unnormalised
+    common = dict(representative_data=x[:96], validation_data=(x[96:], y[96:]), verbose=0)
+    with pytest.warns(UserWarning, match="DEPARTS FROM THE KERAS MODEL"):
+        plain = ks.compress(
+            model,
+            "int8",
+            inference_input_type="float32",
+            inference_output_type="float32",
+            **common,
+        )
+    return {
+        "int8": plain,
+        "int8-mixed": ks.compress(model, "int8-mixed", **common),
+        "again": ks.compress(model, "int8-mixed", **common),
+    }
+
+
+def test_mixed_keeps_the_sensitive_op_float_and_is_closer_to_float(results):
+    plain, mix = results["int8"].report, results["int8-mixed"].report
+    assert plain.fidelity.top1_agreement < 0.8  # plain int8 loses it
+    assert mix.fidelity.top1_agreement >= 0.95  # held-out samples; 100% on the calibration ones
+    assert mix.fidelity.sqnr_db > plain.fidelity.sqnr_db + 15
+    assert mix.accuracy["compressed"] > plain.accuracy["compressed"] + 0.2
+    rows = {row.name: row for row in mix.layers}
+    assert rows["first"].quantized == "float32"
+    assert rows["first"].reason.startswith("kept float32 by int8-mixed: its int8 output's SQNR")
+    counts = mix.precision["counts"]
+    assert counts.get("int8", 0) >= 1 and counts.get("float32", 0) >= 1  # still mixed
+    plan = mix.precision["plan"]
+    assert plan["met"] and "first" in plan["kept"][0]["op"]
+    assert plan["int8"]["top1_agreement"] < 0.8
+    assert any(n.startswith("int8-mixed kept") for n in mix.notes)
+    assert mix.size_ratio < 1.0
+
+
+def test_mixed_is_deterministic(results):
+    assert results["int8-mixed"].tflite == results["again"].tflite
+
+
+def test_plan_round_trips_through_the_file(results):
+    content = results["int8-mixed"].tflite
+    plan = precision.read_plan(content)
+    again = precision.with_plan(content, {**plan, "note": "replaced"})
+    assert precision.read_plan(again)["note"] == "replaced"
+    assert precision.read_plan(results["int8"].tflite) is None
+    ops = precision.op_precisions(read_tflite(again))
+    assert [op.precision for op in ops] == [
+        op.precision for op in precision.op_precisions(read_tflite(content))
+    ]
+
+
+def test_smallest_passing_finds_the_first_k():
+    for count in (0, 1, 2, 5, 9):
+        for first in range(count + 1):
+            calls = []
+
+            def passes(k, first=first, calls=calls):
+                calls.append(k)
+                return k >= first
+
+            assert mixed.smallest_passing(count, passes) == first
+            assert len(calls) <= 2 * max(1, count).bit_length() + 2
+    assert mixed.smallest_passing(4, lambda k: False) == 4
+
+
+def test_order_is_by_error_then_position():
+    errors = {"b": 3.0, "a": 3.0, "c": -1.0, "d": float("inf")}
+    assert mixed.order(errors, {"a": 2, "b": 1, "c": 3, "d": 0}) == ["c", "b", "a", "d"]
+    assert mixed.operand_name("NumericVerify/dense/MatMul;dense/Relu1:11") == (
+        "dense/MatMul;dense/Relu"
+    )
+    assert mixed.op_sqnr_db(100.0, 1.0) == pytest.approx(20.0)
+
+
+def test_bound():
+    def fid(*outputs):
+        return Fidelity(
+            0.0,
+            None,
+            0.0,
+            1,
+            "",
+            [OutputFidelity(f"o{i}", s, 0.0, t) for i, (s, t) in enumerate(outputs)],
+        )
+
+    assert mixed.within_bound(fid((25.0, 1.0), (31.0, None)))
+    assert not mixed.within_bound(fid((25.0, 0.99)))
+    assert not mixed.within_bound(fid((19.0, 1.0)))
+    assert not mixed.within_bound(fid((29.0, None)))
+
+
+def test_prune_kept_returns_ops_the_bound_does_not_need_to_int8():
+    needed = {"a", "c"}
+    calls = []
+
+    def passes(names):
+        calls.append(tuple(names))
+        return needed <= set(names)
+
+    assert mixed.prune_kept(["a", "b", "c", "d"], passes) == ["a", "c"]
+    assert calls[0] == ("a", "b", "c")  # the least sensitive is tried first
+    assert mixed.prune_kept(["a"], lambda names: False) == ["a"]
