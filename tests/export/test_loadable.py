@@ -79,11 +79,3 @@ def test_compress_refuses_it_with_the_op_and_writes_nothing(
     ):
         ks.compress(model, "int8", representative_data=x, verbose=0)
     assert list(tmp_path.iterdir()) == []
-    # Modes without calibration are unaffected.
-    assert ks.compress(model, "dynamic", verbose=0).tflite
-
-
-def test_an_ordinary_int8_file_passes(trained_models, digits8):
-    (x, _), _ = digits8
-    result = ks.compress(trained_models["keras3"], "int8", representative_data=x, verbose=0)
-    assert unloadable_ops(result.tflite) == []

@@ -7,6 +7,8 @@ import pytest
 
 import keras_squeeze as ks
 from keras_squeeze.errors import ExportError, RecipeError
+from keras_squeeze.export.loadable import unloadable_ops
+from keras_squeeze.report.tflite_reader import read_tflite
 from tests.conftest import assert_weights_equal, weights_snapshot
 from tests.families import builders
 
@@ -55,6 +57,9 @@ def test_every_post_training_mode_gives_a_verified_tflite(family, recipe):
     if recipe == "int8":
         # LayerNormalization keeps some float ops in the int8 file; the report names them
         assert any(n.startswith("ops left float in the int8 .tflite") for n in report.notes)
+        # its residual and normalisation ADDs pass the rescaling check of export.loadable
+        assert read_tflite(result.tflite).opcode_counts().get("ADD", 0) > 0
+        assert unloadable_ops(result.tflite) == []
 
 
 @pytest.mark.parametrize("recipe", TRAINING)
