@@ -11,6 +11,7 @@ Usage: python run_distributed.py FLAVOUR RECIPE [RECIPE ...]
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 import time
 
@@ -54,6 +55,7 @@ def main(flavour: str, recipes: list[str]) -> dict:
         }
     out["distill"] = runs
     out["prune_channels"] = _structural(ks, model, mirrored, x, y, xt, yt)
+    out["resume"] = _resume(ks, mirrored)
     for recipe in recipes:
         runs = {}
         for name, strategy in (("default", None), ("mirrored", mirrored)):
@@ -132,10 +134,9 @@ def _fine_tune_diff(mirrored, x, y):
 
 
 def _structural(ks, model, mirrored, x, y, xt, yt):
-    """prune_channels (the example CNN) and remove_blocks (a residual CNN) fine-tuned on
-    one device and on two replicas: accuracy after fine-tuning, and what the report says."""
-    from tests.depth_pruning.builders import residual_cnn
-
+    """prune_channels fine-tuned on one device and on two replicas: accuracy after
+    fine-tuning, and what the report says (remove_blocks shares its fine-tuning step,
+    channel_pruning.fine_tune.run)."""
     runs = {}
     for name, strategy in (("default", None), ("mirrored", mirrored)):
         result = ks.prune_channels(
@@ -151,17 +152,51 @@ def _structural(ks, model, mirrored, x, y, xt, yt):
             "accuracy": result.report.accuracy["fine_tuned"],
             "fine_tuning": result.report.fine_tuning,
         }
-    blocks = ks.remove_blocks(
-        residual_cnn(model_flavour(model)),
-        ks.BlockRemoval(target=0.7),
-        train_data=(x, y),
-        epochs=1,
-        batch_size=32,
-        verbose=0,
-        strategy=mirrored,
-    )
-    runs["remove_blocks"] = {"fine_tuning": blocks.report.fine_tuning}
     return runs
+
+
+def _resume(ks, mirrored):
+    """ "qat" on two replicas with checkpoint_dir: an uninterrupted run, and one that crashes
+    in its second epoch of three and is called again: the largest weight difference."""
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tests.training.run_checkpointed import tiny_data, tiny_model
+    from tests.training.test_checkpoint import _crash_in_epoch_2
+
+    model, data = tiny_model(), tiny_data()
+    directory = pathlib.Path(tempfile.mkdtemp())
+
+    def run(name, callbacks=()):
+        tf.keras.utils.set_random_seed(0)
+        return ks.compress(
+            model,
+            "qat",
+            train_data=data,
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+            strategy=mirrored,
+            checkpoint_dir=directory / name,
+            callbacks=list(callbacks),
+        )
+
+    whole = run("whole")
+    try:
+        run("crashed", [_crash_in_epoch_2("tf_keras")])
+    except RuntimeError as e:
+        crash = str(e)
+    resumed = run("crashed")
+    return {
+        "crash": crash,
+        "checkpoint": resumed.report.training["checkpoint"],
+        "max_diff": max(
+            float(np.max(np.abs(a - b)))
+            for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True)
+        ),
+    }
 
 
 def model_flavour(model):
