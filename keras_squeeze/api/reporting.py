@@ -182,7 +182,8 @@ def build_report(job, trained, converted, verified) -> Report:
     explain_precision(report, tflite_model, matches, job.mode)
     explain_float_kernels(report, job.mode)
     warn_on_low_fidelity(report, job.mode)
-    warn_on_task_drop(report)
+    if job.max_accuracy_drop is None:  # the user's budget, when given, replaces the default
+        warn_on_task_drop(report)
     budget = apply_accuracy_budget(report, job.max_accuracy_drop, job.verbose)
     if budget and job.strict:
         raise VerificationError(
@@ -346,7 +347,8 @@ def warn_on_low_fidelity(report: Report, mode: ptq.PTQMode) -> None:
 def warn_on_task_drop(report: Report) -> None:
     """A warning for each output the compressed .tflite does worse on than the original
     by more than MAX_TASK_DROP: points of accuracy on a classification output, points of
-    relative MSE on a regression output."""
+    relative MSE on a regression output. Not with compress(max_accuracy_drop=...), whose
+    budget replaces this default (`apply_accuracy_budget`)."""
     acc, reg = report.accuracy, report.regression
     on = "{} samples of {}"
     if acc:

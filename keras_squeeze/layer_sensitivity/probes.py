@@ -164,7 +164,10 @@ class ErrorProbe:
     measure: Callable[[ProbeContext], ProbeResult]
 
 
-BUILTIN_ERROR_MODULES = ("keras_squeeze.layer_sensitivity.int8",)
+BUILTIN_ERROR_MODULES = (
+    "keras_squeeze.layer_sensitivity.int8",
+    "keras_squeeze.layer_sensitivity.int4",
+)
 _ERROR_PROBES: dict[str, ErrorProbe] = {}
 _lock = threading.RLock()
 _loaded = False

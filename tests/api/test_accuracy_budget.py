@@ -53,6 +53,28 @@ def test_a_broken_budget_warns_loudly(regression, capsys):
     assert not any("DEPARTS" in w for w in result.report.warnings)
 
 
+def test_a_budget_replaces_the_default_task_drop_warning(trained_models, digits8):
+    """int8 calibrated on zeros loses far more than the default 2 points: without a budget
+    that is a warning (tests/report/test_warnings.py); a budget that allows it is met and
+    the default's warning gives way to it."""
+    (x, _), (xt, yt) = digits8
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = ks.compress(
+            trained_models["keras3"],
+            "int8",
+            representative_data=np.zeros_like(x[:32]),
+            validation_data=(xt, yt),
+            max_accuracy_drop=0.99,
+            verbose=0,
+        )
+    acc = result.report.accuracy
+    assert acc["original"] - acc["compressed"] > 0.02
+    assert result.report.accuracy_budget["met"] is True
+    assert not budget_warnings(record)
+    assert not [w for w in result.report.warnings if "points under the original" in w]
+
+
 def test_a_budget_that_cannot_be_measured_says_so(regression):
     model, x, y = regression
     with pytest.warns(ks.AccuracyBudgetWarning, match="ACCURACY BUDGET NOT CHECKED.*constant"):

@@ -73,7 +73,7 @@ def test_rows_and_columns(measured):
         "cluster_16",
         "cluster_8",
     ]
-    assert [n for n, _ in table.error_probes] == ["int8"]
+    assert [n for n, _ in table.error_probes] == ["int8", "int4"]
     assert table.metric == "relative MSE" and table.complete
     assert table.layer("sparse_a").kernel_params == FEATURES * FEATURES
 
@@ -86,6 +86,17 @@ def test_int8_ranks_the_outlier_layer_first(measured):
     for name in ("sparse_a", "dense_mix"):
         assert table.layer(name).errors["int8"]["sqnr_db"] > 25.0, table.table()
     assert table.ranked("int8.rmse")[0].name == "outlier_head"
+
+
+def test_int4_ranks_the_outlier_layer_first(measured):
+    """int4 per output channel: the head's ordinary weights share a scale with 1000s."""
+    _, _, table, _ = measured
+    assert table.ranked("int4")[0].name == "outlier_head", table.table()
+    head = table.layer("outlier_head").errors["int4"]
+    assert head["rmse"] is None  # an output SQNR, no per-op RMSE
+    identity = table.layer("sparse_a").errors["int4"]["sqnr_db"]
+    assert identity > head["sqnr_db"] + 20, table.table()  # 1.0 and 0.0 are exact in int4
+    assert any(n.startswith("int4: SQNR of the outputs") for n in table.notes), table.notes
 
 
 def test_weight_probes_rank_dense_kernels_above_the_sparse_one(measured):
