@@ -49,6 +49,8 @@ CLUSTER_COUNTS = (8, 16)
 # A layer takes a setting when, alone and without fine-tuning, it costs at most this
 # share of the budget: several layers changed at once add up, and fine-tuning recovers.
 LAYER_SHARE = 0.25
+TRAINING_NAMES = ("auto-prune", "auto-cluster", "auto-prune-cluster")
+NOT_STARTED = "not started: time_budget_s had passed"
 # float16 keeps every weight at 16 bits: its file is never smaller than an 8-bit one.
 _WEIGHT_BITS = {"int8": 8, "int8-mixed": 8, "dynamic": 8, "float16": 16, "int4-weights": 4}
 # Candidates that fail to convert or verify are rows of the table, not the end of the search.
@@ -134,7 +136,9 @@ def _cannot_beat(row: dict, best: dict | None) -> str | None:
             f"{best['candidate']} (int8 with fewer distinct weights) met the budget: "
             f"{bits}-bit weights stored whole cannot be smaller"
         )
-    if bits is not None and best_bits is not None and bits >= 2 * best_bits:
+    # Only a file whose every weight op is 8-bit bounds another's size this way (int8-mixed
+    # and int4-weights leave some ops float32).
+    if bits is not None and best_mode in ("int8", "dynamic") and bits >= 2 * best_bits:
         return (
             f"stores {bits}-bit weights; {best['candidate']} met the budget with "
             f"{best_bits}-bit weights"
@@ -320,13 +324,17 @@ def search(
     outcomes = {}
 
     def out_of_time() -> bool:
-        return time_budget_s is not None and time.perf_counter() - start >= time_budget_s
+        # The first candidate always starts: the search returns something or says why not.
+        started = any(r["status"] in ("tried", "failed") for r in rows)
+        return (
+            started and time_budget_s is not None and time.perf_counter() - start >= time_budget_s
+        )
 
     def run(row, recipe, data):
         nonlocal best, best_result, stopped
         if out_of_time():
             stopped = True
-            row["note"] = "not started: time_budget_s had passed"
+            row["note"] = NOT_STARTED
             return
         reason = _cannot_beat(row, best)
         if reason:
@@ -371,7 +379,8 @@ def search(
     if train_data is not None:
         if out_of_time():
             stopped = True
-            training = []
+            training = [(n, None, NOT_STARTED) for n in TRAINING_NAMES]
+            table_seconds = None
         else:
             training = _training_rows(job, budget, time_budget_s, start, kwargs, verbose)
             table_seconds = training.pop()
@@ -380,7 +389,8 @@ def search(
             row = _row(name, recipe or Recipe(quantization="int8", name=name), "training")
             rows.append(row)
             if recipe is None:
-                row["status"], row["note"] = "skipped", why
+                row["status"] = "not tried" if why == NOT_STARTED else "skipped"
+                row["note"] = why
                 continue
             if name == "auto-prune-cluster" and not prune_cluster_ok:
                 row["status"] = "skipped"
@@ -397,7 +407,7 @@ def search(
         left = None if time_budget_s is None else max(time_budget_s - elapsed, 1.0)
         blockers = _blocking_layers(job, left or 60.0, kwargs, train_data is not None)
         reached = (
-            f"the closest, '{closest['candidate']}', lost {_points(closest['drop'])} points "
+            f"the closest, '{closest['candidate']}', lost {100 * closest['drop']:.3g} points "
             f"(gzip {closest['gzip_bytes']:,} bytes)"
             if closest
             else "no candidate finished"
@@ -443,6 +453,7 @@ def search(
     say(verbose, search_text(report.search))
     if stopped:
         say(verbose, f"WARNING: {report.warnings[-1]}")
+        warnings.warn(report.warnings[-1], UserWarning, stacklevel=3)
     say(verbose, report.notes[-1])
     return result
 
