@@ -364,6 +364,9 @@ def search(
         held = report.accuracy_budget or {}
         row["drop"] = held.get("drop")
         row["within_budget"] = bool(held.get("met"))
+        departs = not (report.conversion_parity or {}).get("ok", True)
+        if strict and departs:  # strict: a file that departs from its Keras model is not kept
+            row["note"] = "departs from the Keras model it was converted from (strict=True)"
         outcomes[row["candidate"]] = (result, caught)
         say(
             verbose,
@@ -371,7 +374,8 @@ def search(
             f"{_points(row['drop'])} points, {'within' if row['within_budget'] else 'over'} "
             f"budget ({row['seconds']:.1f} s)",
         )
-        if row["within_budget"] and (best is None or row["gzip_bytes"] < best["gzip_bytes"]):
+        eligible = row["within_budget"] and not (strict and departs)
+        if eligible and (best is None or row["gzip_bytes"] < best["gzip_bytes"]):
             best, best_result = row, result
 
     for row in rows:
