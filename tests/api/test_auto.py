@@ -114,6 +114,7 @@ def test_the_search_table_lists_every_candidate_and_renders(searched, tmp_path, 
     assert "Auto search" in ks.report.html.to_html(searched.report)
     assert f"{search['chosen']} (chosen)" in searched.report.table()
     searched.save(tmp_path / "out")
+    assert (tmp_path / "out" / "report_search.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["search"]["chosen"] == search["chosen"]
     assert len(saved["search"]["candidates"]) == len(rows)
