@@ -47,7 +47,7 @@ def _test_accuracy(content: bytes, x, y) -> float:
     scale, zero = d_in["quantization"]
     feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127)
     feed = feed.astype(d_in["dtype"])
-    hits = [int(runner(**{name: feed[i : i + 1]})[out_name].argmax() == y[i]) for i in range(len(x))]
+    hits = [runner(**{name: feed[i : i + 1]})[out_name].argmax() == y[i] for i in range(len(x))]
     return float(np.mean(hits))
 
 
