@@ -191,13 +191,18 @@ def compress(
     Raises:
         ModelError: not a Keras model, or a file that is not one.
         RecipeError: unknown recipe, invalid stage settings, an I/O type the
-            recipe does not allow, or max_accuracy_drop outside [0, 1).
+            recipe does not allow, or max_accuracy_drop outside [0, 1); for
+            "auto", an unknown objective, a time_budget_s that is not a positive
+            number, or an argument not every candidate can take (edgetpu, I/O
+            types, measure_latency, checkpoint_dir); objective / time_budget_s /
+            seed with another recipe.
         DataError: missing or mismatched data (max_accuracy_drop without
             labelled validation_data).
         NonFiniteError: NaN or Inf in the weights or the data.
         ExportError / VerificationError: conversion failed, the .tflite does
             not run, or (strict=True) it departs from its Keras model or loses
-            more than max_accuracy_drop.
+            more than max_accuracy_drop; for "auto", no candidate met the budget
+            (the message names the closest and the most sensitive layers).
 
     Example:
         >>> result = ks.compress(model, "prune", train_data=(x_train, y_train),
