@@ -131,11 +131,6 @@ def _cannot_beat(row: dict, best: dict | None) -> str | None:
     if name == "int8-mixed" and best_mode == "int8":
         return "int8 met the budget, and int8-mixed only keeps more ops float32: never smaller"
     bits, best_bits = _WEIGHT_BITS.get(name), _WEIGHT_BITS.get(best_mode)
-    if best["kind"] == "training" and bits is not None and bits >= 8:
-        return (
-            f"{best['candidate']} (int8 with fewer distinct weights) met the budget: "
-            f"{bits}-bit weights stored whole cannot be smaller"
-        )
     # Only a file whose every weight op is 8-bit bounds another's size this way (int8-mixed
     # and int4-weights leave some ops float32).
     if bits is not None and best_mode in ("int8", "dynamic") and bits >= 2 * best_bits:
