@@ -131,9 +131,10 @@ def _cannot_beat(row: dict, best: dict | None) -> str | None:
     if name == "int8-mixed" and best_mode == "int8":
         return "int8 met the budget, and int8-mixed only keeps more ops float32: never smaller"
     bits, best_bits = _WEIGHT_BITS.get(name), _WEIGHT_BITS.get(best_mode)
-    # Only a file whose every weight op is 8-bit bounds another's size this way (int8-mixed
-    # and int4-weights leave some ops float32).
-    if bits is not None and best_mode in ("int8", "dynamic") and bits >= 2 * best_bits:
+    # Only a file whose every weight op is 8-bit bounds another's size this way: int8-mixed
+    # and int4-weights leave some ops float32, and "dynamic" leaves tensors under 1,024
+    # weights float32 (the converter's threshold), which float16 would halve.
+    if bits is not None and best_mode == "int8" and bits >= 2 * best_bits:
         return (
             f"stores {bits}-bit weights; {best['candidate']} met the budget with "
             f"{best_bits}-bit weights"
