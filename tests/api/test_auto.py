@@ -202,6 +202,8 @@ def test_training_candidates_take_their_per_layer_settings_from_sensitivity(digi
     assert prune["status"] == "tried" and cluster["status"] == "tried"
     assert prune["recipe"]["prune"]["layers"]["hidden"] in auto.PRUNE_RATES
     assert cluster["recipe"]["cluster"]["layers"]["hidden"] in auto.CLUSTER_COUNTS
+    again = ks.Recipe.from_config(prune["recipe"])  # a row's recipe can be run again as it is
+    assert again.name == "auto-prune" and again.prune.layers == prune["recipe"]["prune"]["layers"]
     within = [r for r in rows.values() if r["within_budget"]]
     best = min(within, key=lambda r: r["gzip_bytes"])
     assert result.report.search["chosen"] == best["candidate"]
