@@ -265,3 +265,9 @@ def test_search_settings_with_a_fixed_recipe_are_refused(regression):
     model, x, _ = regression
     with pytest.raises(ks.RecipeError, match=r"objective sets the 'auto' search.*recipe='int8'"):
         ks.compress(model, "int8", representative_data=x, objective="size", verbose=0)
+
+
+def test_an_unknown_recipe_names_auto(regression):
+    model, x, _ = regression
+    with pytest.raises(ks.RecipeError, match=r"compress\(\) also takes 'auto'.*recipe='autom'"):
+        ks.compress(model, "autom", representative_data=x, verbose=0)
