@@ -271,3 +271,33 @@ def test_an_unknown_recipe_names_auto(regression):
     model, x, _ = regression
     with pytest.raises(ks.RecipeError, match=r"compress\(\) also takes 'auto'.*recipe='autom'"):
         ks.compress(model, "autom", representative_data=x, verbose=0)
+
+
+def test_strict_keeps_no_candidate_that_departs_from_its_keras_model():
+    # The sensitivity tests' fragile model: the huge weights on always-zero inputs of its
+    # head set per-channel int8 (and int4) scales that round its ordinary weights to zero.
+    from tests.layer_sensitivity.test_sensitivity import fragile_model
+
+    model = fragile_model()
+    x = np.random.default_rng(1).normal(size=(200, 16)).astype("float32")
+    y = np.argmax(np.asarray(model(x)), -1)
+    chosen = {}
+    for strict in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = ks.compress(
+                model,
+                "auto",
+                validation_data=(x, y),
+                max_accuracy_drop=0.9,
+                strict=strict,
+                verbose=0,
+            )
+        chosen[strict] = result.report
+    loose, strict = chosen[False], chosen[True]
+    assert loose.conversion_parity["ok"] is False  # the smallest within 0.9 departs
+    assert strict.conversion_parity["ok"] is True
+    assert strict.compressed.tflite_gzip_bytes > loose.compressed.tflite_gzip_bytes
+    rows = {r["candidate"]: r for r in strict.search["candidates"]}
+    assert loose.search["chosen"] in rows
+    assert "departs from the Keras model" in rows[loose.search["chosen"]]["note"]
