@@ -19,6 +19,7 @@ if "--quick" in sys.argv:  # read by benchmarks.common at import
     os.environ["KS_BENCH_QUICK"] = "1"
 
 from benchmarks import (
+    auto_search,
     bridge,
     channels,
     cli,
@@ -61,6 +62,7 @@ SECTIONS = {
     "distributed": distributed.run,
     "sensitivity": sensitivity.run,
     "mixed": mixed.run,
+    "auto": auto_search.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

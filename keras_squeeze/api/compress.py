@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 
-from keras_squeeze.api import checks, conversion, pipeline, reporting
+from keras_squeeze.api import auto, checks, conversion, pipeline, reporting
 from keras_squeeze.api.result import CompressionResult
 from keras_squeeze.core.progress import say
 from keras_squeeze.distillation.config import Distill
@@ -51,6 +51,9 @@ def compress(
     strategy=None,
     checkpoint_dir=None,
     max_accuracy_drop: float | None = None,
+    objective: str | None = None,
+    time_budget_s: float | None = None,
+    seed: int | None = None,
 ) -> CompressionResult:
     """Compresses a Keras model and returns the verified .tflite with a report.
 
@@ -78,7 +81,12 @@ def compress(
     Args:
         model: a Keras 3 or tf_keras model, or a path to a .keras / .h5 file or
             SavedModel directory.
-        recipe: a preset name (see `ks.RECIPES`) or a `ks.Recipe`.
+        recipe: a preset name (see `ks.RECIPES`), a `ks.Recipe`, or "auto":
+            the smallest candidate (post-training presets, and with
+            train_data per-layer pruning / clustering chosen from
+            `ks.sensitivity`) whose .tflite loses at most max_accuracy_drop
+            on the labelled validation_data; `report.search` lists every
+            candidate (`keras_squeeze.api.auto`).
         train_data: (x, y) arrays, a tf.data.Dataset of (x, y) batches, or a
             callable returning batches: fine-tuning data for training recipes,
             and the calibration source when `representative_data` is not given.
@@ -170,7 +178,12 @@ def compress(
             output; with several outputs, the worst output counts. A larger
             drop is a loud `ks.AccuracyBudgetWarning` (report.accuracy_budget
             says by how much); with `strict=True` a VerificationError, nothing
-            returned or written. Default None: no budget.
+            returned or written. Default None: no budget (0.01 for "auto").
+        objective / time_budget_s / seed: the "auto" recipe's search (only
+            with it): what to minimise ("size": gzip bytes), when to stop
+            starting candidates (None: never; the best so far is returned and
+            the report says so) and the seed of its training candidates
+            (default 0). See `keras_squeeze.api.auto`.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
@@ -178,13 +191,18 @@ def compress(
     Raises:
         ModelError: not a Keras model, or a file that is not one.
         RecipeError: unknown recipe, invalid stage settings, an I/O type the
-            recipe does not allow, or max_accuracy_drop outside [0, 1).
+            recipe does not allow, or max_accuracy_drop outside [0, 1); for
+            "auto", an unknown objective, a time_budget_s that is not a positive
+            number, or an argument not every candidate can take (edgetpu, I/O
+            types, measure_latency, checkpoint_dir); objective / time_budget_s /
+            seed with another recipe.
         DataError: missing or mismatched data (max_accuracy_drop without
             labelled validation_data).
         NonFiniteError: NaN or Inf in the weights or the data.
         ExportError / VerificationError: conversion failed, the .tflite does
             not run, or (strict=True) it departs from its Keras model or loses
-            more than max_accuracy_drop.
+            more than max_accuracy_drop; for "auto", no candidate met the budget
+            (the message names the closest and the most sensitive layers).
 
     Example:
         >>> result = ks.compress(model, "prune", train_data=(x_train, y_train),
@@ -192,6 +210,22 @@ def compress(
         >>> print(result.report.table())
         >>> result.save("squeezed/")
     """
+    if isinstance(recipe, str) and recipe == auto.AUTO:
+        return auto.search(
+            compress,
+            model,
+            train_data=train_data,
+            validation_data=validation_data,
+            representative_data=representative_data,
+            max_accuracy_drop=max_accuracy_drop,
+            objective="size" if objective is None else objective,
+            time_budget_s=time_budget_s,
+            seed=0 if seed is None else seed,
+            verbose=verbose,
+            strict=strict,
+            **auto.passed_on(locals()),
+        )
+    auto.check_not_searched(recipe, objective=objective, time_budget_s=time_budget_s, seed=seed)
     job = checks.check(
         model,
         recipe,

@@ -207,7 +207,8 @@ class Recipe:
         if isinstance(identifier, str) and identifier in RECIPES:
             return RECIPES[identifier]
         raise RecipeError(
-            f"Unknown recipe. Expected one of {', '.join(map(repr, RECIPES))} or a ks.Recipe. "
+            f"Unknown recipe. Expected one of {', '.join(map(repr, RECIPES))} or a ks.Recipe "
+            "(compress() also takes 'auto', a search among them). "
             f"Received: recipe={identifier!r}"
         )
 

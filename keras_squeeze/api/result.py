@@ -31,7 +31,14 @@ NO_ONNX_FORM = {
 }
 _TFLITE_ONLY = {"int4-weights": "int4", "int8-mixed": "int8"}
 # Every chart write_report_files may write; checked before any work like the other names.
-CHART_FILES = (charts.SIZE, charts.ACCURACY, charts.LATENCY, charts.SPARSITY, charts.CLUSTERS)
+CHART_FILES = (
+    charts.SIZE,
+    charts.ACCURACY,
+    charts.LATENCY,
+    charts.SPARSITY,
+    charts.CLUSTERS,
+    charts.SEARCH,
+)
 
 
 @dataclasses.dataclass(repr=False)

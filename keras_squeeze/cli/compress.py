@@ -38,7 +38,12 @@ _MODEL = common.define_model_flag(
 )
 _CUSTOM_OBJECTS = common.define_custom_objects_flag(FLAGS)
 _RECIPE = flags.DEFINE_enum(
-    "recipe", "int8", list(RECIPES), "Compression recipe.", flag_values=FLAGS
+    "recipe",
+    "int8",
+    [*RECIPES, "auto"],
+    "Compression recipe; auto: the smallest candidate within --max_accuracy_drop (default "
+    "0.01) on the validation split.",
+    flag_values=FLAGS,
 )
 _DATA, _IMAGE_RANGE = common.define_data_flags(
     FLAGS, sources.DIGITS, "training, calibration and validation data."
@@ -150,6 +155,25 @@ flags.register_multi_flags_validator(
     "compresses nothing",
     flag_values=FLAGS,
 )
+_TIME_BUDGET_S = flags.DEFINE_float(
+    "time_budget_s",
+    None,
+    "With --recipe=auto: start no candidate after this many seconds and keep the best so far.",
+    lower_bound=0.0,
+    flag_values=FLAGS,
+)
+flags.register_validator(
+    "time_budget_s",
+    lambda value: value is None or value > 0,
+    message="--time_budget_s must be a positive number of seconds",
+    flag_values=FLAGS,
+)
+flags.register_multi_flags_validator(
+    ["recipe", "time_budget_s"],
+    lambda values: values["recipe"] == "auto" or values["time_budget_s"] is None,
+    message="--time_budget_s bounds the 'auto' search: expected --recipe=auto with it",
+    flag_values=FLAGS,
+)
 _FORMATS_FLAG = flags.DEFINE_multi_enum(
     "formats", list(FORMATS), FORMATS, "Formats to write (repeat the flag).", flag_values=FLAGS
 )
@@ -194,6 +218,8 @@ def _lib():
 def _check_io_types(values) -> bool:
     from keras_squeeze.quantization.ptq import PTQ_MODES
 
+    if values["recipe"] not in RECIPES:  # auto: compress() refuses any I/O type
+        return True
     allowed = PTQ_MODES[RECIPES[values["recipe"]].quantization].io_types
     return all(
         values[k] in (None, *allowed) for k in ("inference_input_type", "inference_output_type")
@@ -225,7 +251,7 @@ def _check_stage_settings(values) -> bool:
 def _check_options(values) -> bool:
     return common.validate(
         lambda: _lib().check_options(
-            RECIPES[values["recipe"]],
+            RECIPES.get(values["recipe"], values["recipe"]),
             model=values["model"],
             custom_objects=values["custom_objects"],
             epochs=values["epochs"],
@@ -270,6 +296,7 @@ def main(argv) -> int:
             checkpoint_dir=_CHECKPOINT_DIR.value,
             max_accuracy_drop=_MAX_ACCURACY_DROP.value,
             sensitivity_only=_SENSITIVITY_ONLY.value,
+            time_budget_s=_TIME_BUDGET_S.value,
         ),
     )
 

@@ -39,6 +39,25 @@ def _recipes_with(stage: str) -> list[str]:
     return [name for name, r in RECIPES.items() if r.config_of(stage) is not None]
 
 
+AUTO = "auto"
+
+
+def check_auto_settings(settings: dict) -> str:
+    """--recipe=auto chooses every stage setting per layer: none may be given.
+
+    Raises:
+        RecipeError: a stage setting given with it.
+    """
+    given = [f"{k}={v}" for k, v in settings.items() if v is not None]
+    if given:
+        raise RecipeError(
+            "The 'auto' recipe chooses each layer's sparsity and clusters from the "
+            "sensitivity table. Expected no stage setting with it, or a fixed recipe. "
+            f"Received: {', '.join(given)}"
+        )
+    return AUTO
+
+
 def resolve_recipe(recipe, **settings):
     """The preset (or Recipe) with the command line's stage settings applied.
 
@@ -56,6 +75,8 @@ def resolve_recipe(recipe, **settings):
     from keras_squeeze.api.recipe import Recipe
     from keras_squeeze.stages import stages
 
+    if recipe == AUTO:
+        return check_auto_settings(settings)
     recipe = Recipe.get(recipe)
     owners = {setting: stage for stage in stages() for setting in stage.settings}
     for setting, value in settings.items():
@@ -109,6 +130,14 @@ def check_options(
             f"custom_objects={custom_objects!r}"
         )
     check_custom_objects(custom_objects)
+    if recipe == AUTO:
+        if edgetpu:
+            raise ConfigError(
+                "edgetpu does not apply to every candidate of the 'auto' search (the Edge TPU "
+                "runs full-integer int8 only). Expected --recipe=int8 or qat with it. "
+                "Received: --recipe=auto --edgetpu"
+            )
+        return  # compress() refuses the rest its candidates cannot all apply (I/O types)
     recipe = Recipe.get(recipe)
     trains = bool(recipe.training_stages)
     training = ", ".join(_recipes_with_training())
@@ -247,6 +276,7 @@ def run(
     checkpoint_dir: str | None = None,
     max_accuracy_drop: float | None = None,
     sensitivity_only: bool = False,
+    time_budget_s: float | None = None,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -257,7 +287,9 @@ def run(
     Args:
         model: path to a .keras / .h5 / SavedModel; None trains the example CNN
             on the built-in digits (16x16) for `epochs` (default 8) epochs.
-        recipe: a preset recipe name (see `ks.RECIPES`).
+        recipe: a preset recipe name (see `ks.RECIPES`), or "auto": the smallest
+            candidate within max_accuracy_drop (default 0.01) on the validation
+            split, training candidates fine-tuned on the training split.
         custom_objects: the custom layers and functions the model file needs:
             'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
             a {name: object} dict.
@@ -290,6 +322,8 @@ def run(
             validation split (int8 calibrated on the training split), print its
             table and write sensitivity.json / sensitivity.png to output_dir;
             returns the Sensitivity.
+        time_budget_s: with recipe "auto", compress(time_budget_s=...): the
+            search starts no candidate after this many seconds.
 
     Returns:
         The CompressionResult.
@@ -316,6 +350,18 @@ def run(
         distill_alpha=distill_alpha,
         edgetpu=edgetpu,
     )
+    searched = recipe_obj == AUTO
+    if searched and tensorboard_dir is not None:
+        raise ConfigError(
+            "TensorBoard logs are per training stage of one recipe, and 'auto' runs several "
+            "candidates. Expected --tensorboard_dir with a fixed training recipe. Received: "
+            f"--recipe=auto --tensorboard_dir={tensorboard_dir}"
+        )
+    if not searched and time_budget_s is not None:
+        raise ConfigError(
+            "time_budget_s bounds the 'auto' search. Expected --recipe=auto with it. "
+            f"Received: --recipe={recipe_obj.name} --time_budget_s={time_budget_s:g}"
+        )
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
     if checkpoint_dir is not None:
@@ -351,8 +397,11 @@ def run(
     if sensitivity_only:
         with custom_object_scope(objects):
             return run_sensitivity(keras_model, splits, output_dir, verbose)
-    trains = bool(recipe_obj.training_stages)
-    callbacks = _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains else None
+    trains = searched or bool(recipe_obj.training_stages)
+    callbacks = (
+        _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains and not searched else None
+    )
+    search = {"time_budget_s": time_budget_s} if searched else {}
     with custom_object_scope(objects):
         result = compress(
             keras_model,
@@ -374,6 +423,7 @@ def run(
             strategy=strategy_obj,
             checkpoint_dir=checkpoint_dir,
             max_accuracy_drop=max_accuracy_drop,
+            **search,
         )
         out = result.save(output_dir, formats=formats)
     if not is_chief(strategy_obj):

@@ -25,6 +25,7 @@ MSE = "report_mse.png"
 LATENCY = "report_latency.png"
 SPARSITY = "report_sparsity.png"
 CLUSTERS = "report_clusters.png"
+SEARCH = "report_search.png"
 # A layer counts as sparse in the chart from this fraction of zeros.
 MIN_SPARSITY_SHOWN = 0.01
 _BLUE, _ORANGE, _GREY = "#4C72B0", "#DD8452", "#8C8C8C"
@@ -121,7 +122,9 @@ def render_charts(report) -> dict[str, bytes]:
       when latency was measured;
     - report_sparsity.png: measured zeros per layer (and the target), when
       some layer is sparse;
-    - report_clusters.png: unique kernel values per layer, when clustered.
+    - report_clusters.png: unique kernel values per layer, when clustered;
+    - report_search.png: the "auto" search's candidates, gzip bytes against the
+      metric drop, the Pareto front joined and the budget drawn.
 
     Args:
         report: a Report or its to_dict() / report.json.
@@ -213,7 +216,45 @@ def render_charts(report) -> dict[str, bytes]:
                 targets=[(row.get("targets") or {}).get(key) for row in rows],
                 xlim=xlim,
             )
+    if r.get("search"):
+        chart = search_chart(r["search"])
+        if chart:
+            out[SEARCH] = chart
     return out
+
+
+def search_chart(search: dict) -> bytes | None:
+    """report_search.png: each tried candidate at (gzip KiB, drop in points), the Pareto
+    front joined, the budget as a line and the chosen one ringed; None without points."""
+    tried = [
+        c for c in search["candidates"] if c["gzip_bytes"] is not None and c["drop"] is not None
+    ]
+    if not tried:
+        return None
+    fig, ax = _figure(6.0, 3.8)
+    for c in tried:
+        colour = _BLUE if c["within_budget"] else _GREY
+        x, y = c["gzip_bytes"] / 1024, 100 * c["drop"]
+        ax.scatter([x], [y], color=colour, zorder=3)
+        if c.get("chosen"):
+            ax.scatter([x], [y], s=180, facecolors="none", edgecolors=_ORANGE, zorder=4)
+        ax.annotate(c["candidate"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = sorted((c for c in tried if c.get("pareto")), key=lambda c: c["gzip_bytes"])
+    if len(front) > 1:
+        ax.plot(
+            [c["gzip_bytes"] / 1024 for c in front],
+            [100 * c["drop"] for c in front],
+            color=_ORANGE,
+            linewidth=1,
+            label="Pareto front",
+        )
+        ax.legend(fontsize=8)
+    ax.axhline(100 * search["max_drop"], color=_GREY, linestyle="--", linewidth=0.8)
+    ax.set_xlabel("gzip KiB")
+    ax.set_ylabel("metric drop (points)")
+    budget = f"budget {100 * search['max_drop']:g} points"
+    ax.set_title(f"auto search: chose {search['chosen']} ({budget})")
+    return _png(fig)
 
 
 _PROBE_COLOURS = ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#DD8452")

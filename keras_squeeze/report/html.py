@@ -15,6 +15,7 @@ import base64
 import html
 
 from keras_squeeze.report.layers import format_target, target_keys
+from keras_squeeze.report.search import search_html
 from keras_squeeze.report.summary import (
     HEADER,
     OUTPUT_HEADER,
@@ -231,6 +232,7 @@ def to_html(report, charts: dict[str, bytes] | None = None) -> str:
         _stages(r),
         _charts(charts),
         _edgetpu(r),
+        search_html(r.get("search"), _table, _e),
         _exports(r),
         "<h2>Layers</h2>",
         _layers(r),

@@ -7,6 +7,7 @@ import json
 
 from keras_squeeze.report.layers import LayerRow, format_target, target_keys
 from keras_squeeze.report.metrics import Fidelity, format_db
+from keras_squeeze.report.search import search_markdown, search_text
 from keras_squeeze.report.summary import output_table_markdown, task_rows
 
 
@@ -71,6 +72,11 @@ class Report:
         accuracy_budget: with compress(max_accuracy_drop=...): {"max_drop",
             "drop" (the worst output's), "metric", "output", "met",
             "per_output": {name: {"metric", "drop"}}}; else None.
+        search: with compress(model, "auto"): the search (`api.auto`): "chosen",
+            "objective", "max_drop", "seed", "seconds", "time_budget_s",
+            "stopped" and "candidates" (one row each: recipe, kind, status,
+            bytes, gzip bytes, metric, drop, seconds, within budget, Pareto);
+            else None.
         notes / warnings: what the user should know.
     """
 
@@ -96,6 +102,7 @@ class Report:
     precision: dict | None = None
     exports: dict = dataclasses.field(default_factory=dict)
     accuracy_budget: dict | None = None
+    search: dict | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -134,6 +141,7 @@ class Report:
             "precision": self.precision,
             "exports": {k: v for k, v in self.exports.items()},
             "accuracy_budget": self.accuracy_budget,
+            "search": self.search,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -203,6 +211,8 @@ class Report:
                 sq = fid["sqnr_db"]
                 line += f", SQNR vs float {sq if isinstance(sq, str) else f'{sq:.1f} dB'}"
             out.append(line)
+        if self.search:
+            out.append(search_text(self.search))
         out.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(out)
 
@@ -264,6 +274,8 @@ class Report:
                     f"| {name} | {r.get('path')} | {r.get('bytes', 0):,} | {fid_text} | "
                     f"{'; '.join(r.get('notes', []))} |"
                 )
+        if self.search:
+            lines += search_markdown(self.search)
         keys = target_keys(self.layers)
         clustered = any(row.clusters is not None for row in self.layers)
         header = ["layer", "type", "params", ".tflite kernel", "sparsity"]

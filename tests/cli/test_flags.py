@@ -23,7 +23,7 @@ def test_the_scripts_import_together_with_their_own_flags():
     assert len({id(compress.FLAGS), id(export.FLAGS), id(bench.FLAGS)}) == 3
     assert "model" in compress.FLAGS and "model" in export.FLAGS and "model" in bench.FLAGS
     assert "model" not in flags.FLAGS  # absl's global flags are left alone
-    assert compress.FLAGS["recipe"].parser.enum_values == list(RECIPES)
+    assert compress.FLAGS["recipe"].parser.enum_values == [*RECIPES, "auto"]
 
 
 def _usage_error(script, args, capsys) -> str:

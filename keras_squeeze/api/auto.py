@@ -1,0 +1,545 @@
+"""compress(model, "auto"): the smallest verified .tflite within an accuracy budget.
+
+The search calls compress() once per candidate, cheapest first, and keeps the
+smallest (gzip bytes) result whose metric on the labelled validation data,
+measured on its .tflite, lost at most `max_accuracy_drop`:
+
+1. post-training: "int8", "int8-mixed", "int4-weights", "dynamic", "float16";
+2. with `train_data`, training candidates whose per-layer settings come from
+   `ks.sensitivity` on the validation data: each layer is pruned to the
+   highest of 90% / 70% / 50% (clustered to the fewest of 8 / 16 values)
+   whose drop, that layer alone and without fine-tuning, stays within
+   `LAYER_SHARE` of the budget; then fine-tuned with the usual loop and
+   quantized to int8: "auto-prune", "auto-cluster", "auto-prune-cluster".
+
+A candidate that cannot beat the best found so far on size is skipped, with
+the reason (`_cannot_beat`). The search stops starting candidates once
+`time_budget_s` has passed and returns the best so far, saying so. Every
+candidate, tried or not, is a row of `report.search` (rendered in report.md,
+report.html and the terminal), with the Pareto front of gzip bytes against
+the metric drop marked.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+from keras_squeeze.api import checks
+from keras_squeeze.api.recipe import Recipe
+from keras_squeeze.clustering.config import Cluster
+from keras_squeeze.core.progress import say
+from keras_squeeze.errors import (
+    DataError,
+    ExportError,
+    RecipeError,
+    VerificationError,
+)
+from keras_squeeze.pruning.config import Prune
+from keras_squeeze.report.search import SEARCH_STOPPED, search_text
+from keras_squeeze.report.search import points as _points
+
+AUTO = "auto"
+DEFAULT_MAX_ACCURACY_DROP = 0.01
+OBJECTIVES = ("size",)
+POST_TRAINING = ("int8", "int8-mixed", "int4-weights", "dynamic", "float16")
+PRUNE_RATES = (0.9, 0.7, 0.5)
+CLUSTER_COUNTS = (8, 16)
+# A layer takes a setting when, alone and without fine-tuning, it costs at most this
+# share of the budget: several layers changed at once add up, and fine-tuning recovers.
+LAYER_SHARE = 0.25
+TRAINING_NAMES = ("auto-prune", "auto-cluster", "auto-prune-cluster")
+NOT_STARTED = "not started: time_budget_s had passed"
+# float16 keeps every weight at 16 bits: its file is never smaller than an 8-bit one.
+_WEIGHT_BITS = {"int8": 8, "int8-mixed": 8, "dynamic": 8, "float16": 16, "int4-weights": 4}
+# Candidates that fail to convert or verify are rows of the table, not the end of the search.
+_CANDIDATE_ERRORS = (ExportError, RecipeError, VerificationError)
+
+
+def check_arguments(objective, time_budget_s, max_accuracy_drop, validation_data) -> float:
+    """The search's own arguments; returns the budget (the default when None).
+
+    Raises:
+        RecipeError: an unknown objective, a time budget that is not a positive
+            number, or max_accuracy_drop outside [0, 1).
+        DataError: no validation_data.
+    """
+    if objective not in OBJECTIVES:
+        why = (
+            " ('latency' is not searched: timings on a shared CPU vary from run to run, "
+            "which would make the choice depend on the machine's load)"
+            if objective == "latency"
+            else ""
+        )
+        raise RecipeError(
+            f"Unknown objective of the 'auto' search{why}. Expected one of "
+            f"{list(OBJECTIVES)}. Received: objective={objective!r}"
+        )
+    if time_budget_s is not None:
+        ok = isinstance(time_budget_s, (int, float)) and not isinstance(time_budget_s, bool)
+        if not ok or not math.isfinite(time_budget_s) or time_budget_s <= 0:
+            raise RecipeError(
+                "time_budget_s bounds how long the 'auto' search starts candidates. Expected a "
+                f"positive number of seconds, or None. Received: time_budget_s={time_budget_s!r}"
+            )
+    if max_accuracy_drop is None:
+        max_accuracy_drop = DEFAULT_MAX_ACCURACY_DROP
+    if validation_data is None:
+        raise DataError(
+            "The 'auto' search keeps the smallest candidate whose metric on labelled validation "
+            "data stays within max_accuracy_drop. Expected validation_data=(x, y). "
+            "Received: validation_data=None"
+        )
+    return max_accuracy_drop
+
+
+def _labelled(job, max_accuracy_drop) -> float:
+    if job.validation is None or job.validation.labels is None:
+        raise DataError(
+            "The 'auto' search keeps the smallest candidate whose metric on labelled validation "
+            "data stays within max_accuracy_drop. Expected validation_data=(x, y). "
+            "Received: validation_data without labels"
+        )
+    return checks.check_accuracy_budget(max_accuracy_drop, job.validation)
+
+
+def _row(name, recipe, kind) -> dict:
+    return {
+        "candidate": name,
+        "recipe": recipe.get_config(),
+        "kind": kind,
+        "status": "not tried",
+        "tflite_bytes": None,
+        "gzip_bytes": None,
+        "metric": None,
+        "metric_name": None,
+        "drop": None,
+        "seconds": None,
+        "within_budget": None,
+        "pareto": False,
+        "chosen": False,
+        "note": "",
+    }
+
+
+def _cannot_beat(row: dict, best: dict | None) -> str | None:
+    """Why a post-training candidate cannot beat the best so far on size, or None."""
+    if best is None or row["kind"] != "post-training":
+        return None
+    name, best_mode = row["candidate"], best["recipe"]["quantization"]
+    if name == "int8-mixed" and best_mode == "int8":
+        return "int8 met the budget, and int8-mixed only keeps more ops float32: never smaller"
+    bits, best_bits = _WEIGHT_BITS.get(name), _WEIGHT_BITS.get(best_mode)
+    # Only a file whose every weight op is 8-bit bounds another's size this way: int8-mixed
+    # and int4-weights leave some ops float32, and "dynamic" leaves tensors under 1,024
+    # weights float32 (the converter's threshold), which float16 would halve.
+    if bits is not None and best_mode == "int8" and bits >= 2 * best_bits:
+        return (
+            f"stores {bits}-bit weights; {best['candidate']} met the budget with "
+            f"{best_bits}-bit weights"
+        )
+    return None
+
+
+def _metric(report) -> tuple[str | None, float | None]:
+    if report.accuracy:
+        return "accuracy", report.accuracy["compressed"]
+    if report.regression:
+        return "relative MSE", report.regression["relative_mse"]["compressed"]
+    return None, None
+
+
+def _layer_settings(table, probes, budget: float) -> dict:
+    """{layer name: setting} of the layers whose measured drop at a setting stays within
+    LAYER_SHARE of the budget: the strongest such setting (probes in that order)."""
+    settings = {}
+    for row in table.layers:
+        for value, key in probes:
+            drop = row.drops.get(key)
+            if drop is not None and drop <= LAYER_SHARE * budget:
+                settings[row.name] = value
+                break
+    return settings
+
+
+def training_candidates(table, budget: float) -> list[tuple[str, Recipe | None, str]]:
+    """(name, recipe or None, why not) of the training candidates the table supports."""
+    prune = _layer_settings(table, [(r, f"prune_{r:g}") for r in PRUNE_RATES], budget)
+    cluster = _layer_settings(table, [(c, f"cluster_{c}") for c in CLUSTER_COUNTS], budget)
+    names = [row.name for row in table.layers]
+
+    def skip(chosen):
+        return tuple(n for n in names if n not in chosen)
+
+    prune_cfg = Prune(layers=prune, skip=skip(prune)) if prune else None
+    cluster_cfg = Cluster(init="linear", layers=cluster, skip=skip(cluster)) if cluster else None
+    none = f"no layer stays within {LAYER_SHARE:g} of the budget alone"
+    out = []
+    for name, p, c, needed in (
+        ("auto-prune", prune_cfg, None, (prune_cfg,)),
+        ("auto-cluster", None, cluster_cfg, (cluster_cfg,)),
+        ("auto-prune-cluster", prune_cfg, cluster_cfg, (prune_cfg, cluster_cfg)),
+    ):
+        if any(config is None for config in needed):
+            out.append((name, None, none))
+        else:
+            out.append((name, Recipe(prune=p, cluster=c, quantization="int8", name=name), ""))
+    return out
+
+
+def _pareto(rows: list[dict]) -> None:
+    tried = [r for r in rows if r["gzip_bytes"] is not None and r["drop"] is not None]
+    for r in tried:
+        r["pareto"] = not any(
+            o is not r
+            and o["gzip_bytes"] <= r["gzip_bytes"]
+            and o["drop"] <= r["drop"]
+            and (o["gzip_bytes"] < r["gzip_bytes"] or o["drop"] < r["drop"])
+            for o in tried
+        )
+
+
+def _blocking_layers(job, budget_left, kwargs, trained: bool) -> list[str]:
+    """The most sensitive layers (ks.sensitivity on the validation data), for the error."""
+    from keras_squeeze.layer_sensitivity.measure import sensitivity
+
+    try:
+        table = sensitivity(
+            job.model,
+            (job.validation.inputs, job.validation.labels),
+            representative_data=job.calibration.inputs if job.calibration else None,
+            prune_rates=PRUNE_RATES if trained else (),
+            cluster_counts=CLUSTER_COUNTS if trained else (),
+            loss=kwargs.get("loss"),
+            time_budget_s=budget_left,
+            verbose=0,
+        )
+    except _CANDIDATE_ERRORS:
+        return []
+    by = None if trained else "int8.sqnr_db"
+    described = []
+    for row in table.ranked(by)[:3]:
+        if by:
+            sqnr = table.value(row, by)
+            if sqnr is not None:
+                described.append(f"{row.name} (int8 SQNR {sqnr:.1f} dB)")
+        elif row.worst_drop is not None:
+            described.append(f"{row.name} (drop {100 * row.worst_drop:.1f} points alone)")
+    return described
+
+
+def search(
+    compress_fn,
+    model,
+    *,
+    validation_data,
+    train_data=None,
+    representative_data=None,
+    max_accuracy_drop=None,
+    objective="size",
+    time_budget_s=None,
+    seed: int = 0,
+    verbose: int = 1,
+    strict: bool = False,
+    **kwargs,
+):
+    """The "auto" recipe of compress() (see compress() and the module docstring).
+
+    Args:
+        compress_fn: compress() itself (called once per candidate).
+        kwargs: compress()'s other arguments, passed to every candidate.
+
+    Returns:
+        The CompressionResult of the smallest candidate within the budget, with
+        `report.search` filled.
+
+    Raises:
+        RecipeError / DataError: see `check_arguments`; and compress()'s own checks.
+        VerificationError: no candidate met the budget (the message says what
+            the best one reached and which layers are the most sensitive).
+    """
+    start = time.perf_counter()
+    budget = check_arguments(objective, time_budget_s, max_accuracy_drop, validation_data)
+    calibration_source = representative_data if representative_data is not None else train_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = checks.check(
+            model,
+            "int8",
+            train_data=train_data,
+            validation_data=validation_data,
+            representative_data=(
+                calibration_source if calibration_source is not None else validation_data
+            ),
+            teacher=None,
+            distill=None,
+            epochs=None,
+            loss=kwargs.get("loss"),
+            optimizer=None,
+            batch_size=kwargs.get("batch_size", 32),
+            steps_per_epoch=None,
+            num_calibration_samples=kwargs.get(
+                "num_calibration_samples", checks.DEFAULT_CALIBRATION_SAMPLES
+            ),
+            inference_input_type=None,
+            inference_output_type=None,
+            custom_objects=kwargs.get("custom_objects"),
+            measure_latency=False,
+            edgetpu=False,
+            dynamic_batch=kwargs.get("dynamic_batch", False),
+            strict=strict,
+            allow_tf_ops=kwargs.get("allow_tf_ops", False),
+            verbose=0,
+            default_epochs=1,
+            input_signature=kwargs.get("input_signature"),
+        )
+    budget = _labelled(job, budget)
+    notes = []
+    representative_data = calibration_source
+    if calibration_source is None:
+        representative_data = validation_data
+        notes.append("calibrated on validation_data (no representative_data or train_data given)")
+    kwargs.pop("custom_objects", None)
+    common = dict(
+        validation_data=validation_data,
+        representative_data=representative_data,
+        max_accuracy_drop=budget,
+        verbose=0,
+        strict=False,
+        **kwargs,
+    )
+    say(
+        verbose,
+        f"auto: searching for the smallest .tflite within a drop of {100 * budget:.2f} "
+        "points" + (f", for at most {time_budget_s:g} s" if time_budget_s else ""),
+    )
+    rows = [_row(name, Recipe.get(name), "post-training") for name in POST_TRAINING]
+    recipes = {name: Recipe.get(name) for name in POST_TRAINING}
+    best, best_result, stopped, table_seconds = None, None, False, None
+    outcomes = {}
+
+    def out_of_time() -> bool:
+        # The first candidate always starts: the search returns something or says why not.
+        started = any(r["status"] in ("tried", "failed") for r in rows)
+        return (
+            started and time_budget_s is not None and time.perf_counter() - start >= time_budget_s
+        )
+
+    def run(row, recipe, data):
+        nonlocal best, best_result, stopped
+        if out_of_time():
+            stopped = True
+            row["note"] = NOT_STARTED
+            return
+        reason = _cannot_beat(row, best)
+        if reason:
+            row["status"], row["note"] = "skipped", reason
+            return
+        if data is not None:
+            import tensorflow as tf
+
+            tf.keras.utils.set_random_seed(seed)
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                given = common if data is not None else without_training(common)
+                result = compress_fn(job.model, recipe, train_data=data, **given)
+        except _CANDIDATE_ERRORS as e:
+            row["status"], row["seconds"] = "failed", time.perf_counter() - t0
+            row["note"] = f"{type(e).__name__}: {str(e).split('. Expected')[0][:200]}"
+            say(verbose, f"auto: {row['candidate']}: failed ({row['note']})")
+            return
+        report = result.report
+        row["seconds"] = time.perf_counter() - t0
+        row["status"] = "tried"
+        row["tflite_bytes"] = report.compressed.tflite_bytes
+        row["gzip_bytes"] = report.compressed.tflite_gzip_bytes
+        row["metric_name"], row["metric"] = _metric(report)
+        held = report.accuracy_budget or {}
+        row["drop"] = held.get("drop")
+        row["within_budget"] = bool(held.get("met"))
+        departs = not (report.conversion_parity or {}).get("ok", True)
+        if strict and departs:  # strict: a file that departs from its Keras model is not kept
+            row["note"] = "departs from the Keras model it was converted from (strict=True)"
+        outcomes[row["candidate"]] = (result, caught)
+        say(
+            verbose,
+            f"auto: {row['candidate']}: gzip {row['gzip_bytes']:,} bytes, drop "
+            f"{_points(row['drop'])} points, {'within' if row['within_budget'] else 'over'} "
+            f"budget ({row['seconds']:.1f} s)",
+        )
+        eligible = row["within_budget"] and not (strict and departs)
+        if eligible and (best is None or row["gzip_bytes"] < best["gzip_bytes"]):
+            best, best_result = row, result
+
+    for row in rows:
+        run(row, recipes[row["candidate"]], None)
+    if train_data is not None:
+        if out_of_time():
+            stopped = True
+            training = [(n, None, NOT_STARTED) for n in TRAINING_NAMES]
+            table_seconds = None
+        else:
+            training = _training_rows(job, budget, time_budget_s, start, kwargs, verbose)
+            table_seconds = training.pop()
+        prune_cluster_ok = True
+        for name, recipe, why in training:
+            row = _row(name, recipe or Recipe(quantization="int8", name=name), "training")
+            rows.append(row)
+            if recipe is None:
+                row["status"] = "not tried" if why == NOT_STARTED else "skipped"
+                row["note"] = why
+                continue
+            if name == "auto-prune-cluster" and not prune_cluster_ok:
+                row["status"] = "skipped"
+                row["note"] = "pruning or clustering alone already exceeded the budget"
+                continue
+            run(row, recipe, train_data)
+            if name != "auto-prune-cluster" and row["within_budget"] is False:
+                prune_cluster_ok = False
+    _pareto(rows)
+    elapsed = time.perf_counter() - start
+    if best is None:
+        tried = [r for r in rows if r["drop"] is not None]
+        closest = min(tried, key=lambda r: r["drop"]) if tried else None
+        left = None if time_budget_s is None else max(time_budget_s - elapsed, 1.0)
+        blockers = _blocking_layers(job, left or 60.0, kwargs, train_data is not None)
+        reached = (
+            f"the closest, '{closest['candidate']}', lost {100 * closest['drop']:.3g} points "
+            f"(gzip {closest['gzip_bytes']:,} bytes)"
+            if closest
+            else "no candidate finished"
+        )
+        raise VerificationError(
+            f"No candidate of the 'auto' search met max_accuracy_drop={budget:g} "
+            f"({100 * budget:.2f} points){' before time_budget_s ran out' if stopped else ''}; "
+            "nothing was written. Expected a candidate within the budget (raise the budget, "
+            "give train_data for training candidates, or keep the layers below in float). "
+            f"Received: {reached}; tried "
+            f"{', '.join(r['candidate'] for r in tried) or 'none'}; most sensitive layers: "
+            f"{', '.join(blockers) or 'not measured'}"
+        )
+    best["chosen"] = True
+    result, caught = outcomes[best["candidate"]]
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=3)
+    report = result.report
+    report.search = {
+        "objective": objective,
+        "max_drop": budget,
+        "seed": seed,
+        "chosen": best["candidate"],
+        "seconds": round(elapsed, 3),
+        "time_budget_s": time_budget_s,
+        "stopped": stopped,
+        "sensitivity_seconds": table_seconds,
+        "layer_share": LAYER_SHARE,
+        "candidates": rows,
+        "notes": notes,
+    }
+    tried = sum(r["status"] == "tried" for r in rows)
+    report.notes.append(
+        f"auto: chose '{best['candidate']}' (gzip {best['gzip_bytes']:,} bytes, drop "
+        f"{_points(best['drop'])} points), the smallest of {tried} candidates tried within "
+        f"max_accuracy_drop={budget:g}, in {elapsed:.1f} s"
+    )
+    if stopped:
+        report.warnings.append(
+            f"{SEARCH_STOPPED}={time_budget_s:g}: returning the best candidate found so far; "
+            "the candidates not started are listed in report.search"
+        )
+    say(verbose, search_text(report.search))
+    if stopped:
+        say(verbose, f"WARNING: {report.warnings[-1]}")
+        warnings.warn(report.warnings[-1], UserWarning, stacklevel=3)
+    say(verbose, report.notes[-1])
+    return result
+
+
+def _training_rows(job, budget, time_budget_s, start, kwargs, verbose) -> list:
+    """The training candidates from the sensitivity table, then the table's seconds."""
+    from keras_squeeze.layer_sensitivity.measure import sensitivity
+
+    left = None if time_budget_s is None else max(time_budget_s - (time.perf_counter() - start), 1)
+    say(verbose, "auto: measuring per-layer sensitivity for the training candidates")
+    table = sensitivity(
+        job.model,
+        (job.validation.inputs, job.validation.labels),
+        representative_data=job.calibration.inputs if job.calibration else None,
+        prune_rates=PRUNE_RATES,
+        cluster_counts=CLUSTER_COUNTS,
+        errors=(),
+        loss=kwargs.get("loss"),
+        time_budget_s=left,
+        verbose=0,
+    )
+    return [*training_candidates(table, budget), round(table.seconds, 3)]
+
+
+# compress()'s arguments every candidate gets as they were given.
+PASSED_ON = (
+    "teacher",
+    "distill",
+    "epochs",
+    "loss",
+    "optimizer",
+    "batch_size",
+    "steps_per_epoch",
+    "num_calibration_samples",
+    "custom_objects",
+    "dynamic_batch",
+    "allow_tf_ops",
+    "input_signature",
+    "callbacks",
+    "strategy",
+)
+# compress()'s arguments the search cannot honour for every candidate.
+REFUSED = {
+    "inference_input_type": None,
+    "inference_output_type": None,
+    "measure_latency": False,
+    "edgetpu": False,
+    "checkpoint_dir": None,
+}
+
+
+TRAINING_ONLY = ("teacher", "distill", "epochs", "callbacks", "strategy")
+
+
+def without_training(arguments: dict) -> dict:
+    """The arguments of a post-training candidate: those of fine-tuning left out."""
+    return {k: v for k, v in arguments.items() if k not in TRAINING_ONLY}
+
+
+def passed_on(arguments: dict) -> dict:
+    """The compress() arguments passed to every candidate.
+
+    Raises:
+        RecipeError: an argument the search cannot apply to every candidate.
+    """
+    for name, default in REFUSED.items():
+        if arguments[name] != default:
+            raise RecipeError(
+                f"{name} does not apply to every candidate of the 'auto' search (its "
+                "candidates differ in precision and model I/O). Expected it unset with "
+                f"recipe='auto', or a fixed recipe. Received: {name}={arguments[name]!r}"
+            )
+    return {name: arguments[name] for name in PASSED_ON}
+
+
+def check_not_searched(recipe, **given) -> None:
+    """objective / time_budget_s / seed belong to the "auto" recipe only.
+
+    Raises:
+        RecipeError: one of them given with another recipe.
+    """
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if set_:
+        name = recipe if isinstance(recipe, str) else getattr(recipe, "name", recipe)
+        raise RecipeError(
+            f"{', '.join(set_)} set{'s' if len(set_) == 1 else ''} the 'auto' search. Expected "
+            f"recipe='auto' with {'it' if len(set_) == 1 else 'them'}. Received: "
+            f"recipe={name!r}, " + ", ".join(f"{k}={v!r}" for k, v in set_.items())
+        )

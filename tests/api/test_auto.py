@@ -1,0 +1,303 @@
+"""compress(model, "auto"): the smallest candidate within the budget, no larger than any fixed
+preset that meets it, the search table, determinism, the time budget, and bad input.
+
+The classifier's labels are its own float predictions, so its original accuracy is 1.0 and
+a candidate's drop is its disagreement with the float model. Its hidden kernels are a few
+large weights over tiny noise: magnitude pruning to 90% or clustering to 8 values changes
+nothing that matters, so the sensitivity table gives every hidden layer a setting and the
+training candidates have something to find. The regression MLP's targets are its own float
+outputs: any quantization error is a drop, so max_accuracy_drop=0 is met by no candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import keras_squeeze as ks
+from keras_squeeze.api import auto
+
+BUDGET = 0.05
+FEATURES = 16
+
+
+def sparse_kernel(rng, rows, cols):
+    kernel = rng.normal(scale=1e-4, size=(rows, cols)).astype("float32")
+    picks = rng.choice(rows * cols, size=(rows * cols) // 12, replace=False)
+    kernel.flat[picks] = rng.normal(scale=0.6, size=picks.size)
+    return kernel
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    import keras
+
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((FEATURES,), name="features")
+    x = keras.layers.Dense(64, activation="relu", name="wide")(inputs)
+    x = keras.layers.Dense(64, activation="relu", name="mid")(x)
+    outputs = keras.layers.Dense(4, name="head")(x)
+    model = keras.Model(inputs, outputs, name="mlp")
+    model.get_layer("wide").set_weights([sparse_kernel(rng, FEATURES, 64), np.zeros(64, "f4")])
+    model.get_layer("mid").set_weights([sparse_kernel(rng, 64, 64), np.zeros(64, "f4")])
+    x = rng.normal(size=(400, FEATURES)).astype("float32")
+    y = np.argmax(np.asarray(model(x)), -1)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def searched(classifier):
+    model, x, y = classifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ks.compress(
+            model,
+            "auto",
+            validation_data=(x[:200], y[:200]),
+            representative_data=x[200:],
+            max_accuracy_drop=BUDGET,
+            verbose=0,
+        )
+
+
+def test_auto_is_within_budget_and_no_larger_than_any_fixed_preset_that_meets_it(
+    classifier, searched
+):
+    model, x, y = classifier
+    report = searched.report
+    assert report.accuracy_budget["met"] and report.accuracy_budget["drop"] <= BUDGET
+    chosen = report.search["chosen"]
+    assert report.recipe == chosen
+    meeting = []
+    for preset in auto.POST_TRAINING:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fixed = ks.compress(
+                model,
+                preset,
+                validation_data=(x[:200], y[:200]),
+                representative_data=x[200:],
+                max_accuracy_drop=BUDGET,
+                verbose=0,
+            ).report
+        if fixed.accuracy_budget["met"]:
+            meeting.append((preset, fixed.compressed.tflite_gzip_bytes))
+    assert meeting
+    assert all(report.compressed.tflite_gzip_bytes <= gz for _, gz in meeting), meeting
+
+
+def test_the_search_table_lists_every_candidate_and_renders(searched, tmp_path, capsys):
+    search = searched.report.search
+    rows = {r["candidate"]: r for r in search["candidates"]}
+    assert list(rows) == list(auto.POST_TRAINING)  # no train_data: post-training only
+    tried = [r for r in rows.values() if r["status"] == "tried"]
+    assert rows[search["chosen"]]["chosen"] and rows[search["chosen"]]["within_budget"]
+    for r in tried:
+        assert r["gzip_bytes"] > 0 and r["tflite_bytes"] > r["gzip_bytes"] * 0.5
+        assert r["drop"] is not None and r["seconds"] > 0
+        assert r["within_budget"] == (r["drop"] <= BUDGET)
+    for r in rows.values():
+        if r["status"] == "skipped":
+            assert r["note"] and r["gzip_bytes"] is None
+    # The Pareto front: no tried row on it is beaten on both gzip bytes and drop.
+    front = [r for r in tried if r["pareto"]]
+    assert rows[search["chosen"]] in front or any(
+        o["gzip_bytes"] <= rows[search["chosen"]]["gzip_bytes"] for o in front
+    )
+    for r in front:
+        assert not any(o["gzip_bytes"] < r["gzip_bytes"] and o["drop"] < r["drop"] for o in tried)
+    md = searched.report.to_markdown()
+    assert "## Auto search" in md and f"| {search['chosen']} (chosen) |" in md
+    assert "Auto search" in ks.report.html.to_html(searched.report)
+    assert f"{search['chosen']} (chosen)" in searched.report.table()
+    searched.save(tmp_path / "out")
+    assert (tmp_path / "out" / "report_search.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["search"]["chosen"] == search["chosen"]
+    assert len(saved["search"]["candidates"]) == len(rows)
+
+
+def test_the_search_is_deterministic(classifier, searched):
+    model, x, y = classifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = ks.compress(
+            model,
+            "auto",
+            validation_data=(x[:200], y[:200]),
+            representative_data=x[200:],
+            max_accuracy_drop=BUDGET,
+            verbose=0,
+        )
+    keys = ("candidate", "status", "tflite_bytes", "gzip_bytes", "drop", "within_budget")
+    first = [{k: r[k] for k in keys} for r in searched.report.search["candidates"]]
+    second = [{k: r[k] for k in keys} for r in again.report.search["candidates"]]
+    assert first == second
+    assert again.tflite == searched.tflite
+
+
+def test_the_time_budget_stops_the_search_with_the_best_so_far(classifier, capsys):
+    model, x, y = classifier
+    with pytest.warns(UserWarning, match=auto.SEARCH_STOPPED):
+        result = ks.compress(
+            model,
+            "auto",
+            validation_data=(x[:200], y[:200]),
+            representative_data=x[200:],
+            train_data=(x, y),
+            max_accuracy_drop=BUDGET,
+            time_budget_s=1e-3,
+        )
+    search = result.report.search
+    assert search["stopped"]
+    statuses = [r["status"] for r in search["candidates"]]
+    assert statuses[0] == "tried" and set(statuses[1:]) == {"not tried"}
+    assert len(statuses) == len(auto.POST_TRAINING) + len(auto.TRAINING_NAMES)
+    assert search["chosen"] == "int8"
+    assert any(auto.SEARCH_STOPPED in w for w in result.report.warnings)
+    assert auto.SEARCH_STOPPED in capsys.readouterr().out
+    assert auto.SEARCH_STOPPED in result.report.to_markdown()
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    import keras
+
+    from keras_squeeze.data import load_digits
+
+    (x, y), (xt, yt) = load_digits(8)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=6, batch_size=64, verbose=0)
+    return model, (x[:400], y[:400]), (xt, yt)
+
+
+def test_training_candidates_take_their_per_layer_settings_from_sensitivity(digits_mlp):
+    model, train, validation = digits_mlp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = ks.compress(
+            model,
+            "auto",
+            validation_data=validation,
+            train_data=train,
+            max_accuracy_drop=0.03,
+            epochs=1,
+            verbose=0,
+        )
+    rows = {r["candidate"]: r for r in result.report.search["candidates"]}
+    assert list(rows) == [*auto.POST_TRAINING, *auto.TRAINING_NAMES]
+    prune, cluster = rows["auto-prune"], rows["auto-cluster"]
+    assert prune["status"] == "tried" and cluster["status"] == "tried"
+    assert prune["recipe"]["prune"]["layers"]["hidden"] in auto.PRUNE_RATES
+    assert cluster["recipe"]["cluster"]["layers"]["hidden"] in auto.CLUSTER_COUNTS
+    again = ks.Recipe.from_config(prune["recipe"])  # a row's recipe can be run again as it is
+    assert again.name == "auto-prune" and again.prune.layers == prune["recipe"]["prune"]["layers"]
+    within = [r for r in rows.values() if r["within_budget"]]
+    best = min(within, key=lambda r: r["gzip_bytes"])
+    assert result.report.search["chosen"] == best["candidate"]
+    assert result.report.compressed.tflite_gzip_bytes == best["gzip_bytes"]
+    # Fine-tuned per-layer sparsity and clusters beat every post-training candidate here.
+    assert best["kind"] == "training"
+    assert result.report.stages  # the chosen candidate's fine-tuning is in its report
+
+
+@pytest.fixture(scope="module")
+def regression():
+    import keras
+
+    rng = np.random.default_rng(1)
+    inputs = keras.Input((12,), name="features")
+    x = keras.layers.Dense(128, activation="relu", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, name="values")(x)
+    model = keras.Model(inputs, outputs, name="reg")
+    x = rng.normal(size=(120, 12)).astype("float32")
+    return model, x, np.asarray(model(x))
+
+
+def test_a_budget_no_candidate_meets_says_what_the_closest_reached(regression):
+    model, x, y = regression
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(
+            ks.VerificationError,
+            match=r"No candidate of the 'auto' search met max_accuracy_drop=0 .*the closest, "
+            r"'\w[\w-]*', lost .* points .*most sensitive layers: (hidden|values) \(int8 SQNR",
+        ):
+            ks.compress(model, "auto", validation_data=(x, y), max_accuracy_drop=0.0, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({}, ks.DataError, "Received: validation_data=None"),
+        ({"validation_data": "unlabelled"}, ks.DataError, "validation_data without labels"),
+        ({"max_accuracy_drop": 1.0}, ks.RecipeError, r"Expected a value in \[0, 1\)"),
+        ({"objective": "latency"}, ks.RecipeError, "'latency' is not searched.*'size'"),
+        ({"objective": "speed"}, ks.RecipeError, r"Unknown objective.*\['size'\]"),
+        ({"time_budget_s": -1}, ks.RecipeError, "time_budget_s=-1"),
+        ({"edgetpu": True}, ks.RecipeError, "edgetpu does not apply to every candidate"),
+    ],
+)
+def test_bad_input_is_refused(regression, kwargs, error, match):
+    model, x, y = regression
+    kwargs = dict(kwargs)
+    if kwargs.get("validation_data") == "unlabelled":
+        kwargs["validation_data"] = x
+    elif "validation_data" not in kwargs and kwargs:
+        kwargs["validation_data"] = (x, y)
+    with pytest.raises(error, match=match):
+        ks.compress(model, "auto", verbose=0, **kwargs)
+
+
+def test_search_settings_with_a_fixed_recipe_are_refused(regression):
+    model, x, _ = regression
+    with pytest.raises(ks.RecipeError, match=r"objective sets the 'auto' search.*recipe='int8'"):
+        ks.compress(model, "int8", representative_data=x, objective="size", verbose=0)
+
+
+def test_an_unknown_recipe_names_auto(regression):
+    model, x, _ = regression
+    with pytest.raises(ks.RecipeError, match=r"compress\(\) also takes 'auto'.*recipe='autom'"):
+        ks.compress(model, "autom", representative_data=x, verbose=0)
+
+
+def test_strict_keeps_no_candidate_that_departs_from_its_keras_model():
+    # The sensitivity tests' fragile model: the huge weights on always-zero inputs of its
+    # head set per-channel int8 (and int4) scales that round its ordinary weights to zero.
+    from tests.layer_sensitivity.test_sensitivity import fragile_model
+
+    model = fragile_model()
+    x = np.random.default_rng(1).normal(size=(200, 16)).astype("float32")
+    y = np.argmax(np.asarray(model(x)), -1)
+    chosen = {}
+    for strict in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = ks.compress(
+                model,
+                "auto",
+                validation_data=(x, y),
+                max_accuracy_drop=0.9,
+                strict=strict,
+                verbose=0,
+            )
+        chosen[strict] = result.report
+    loose, strict = chosen[False], chosen[True]
+    assert loose.conversion_parity["ok"] is False  # the smallest within 0.9 departs
+    assert strict.conversion_parity["ok"] is True
+    assert strict.compressed.tflite_gzip_bytes > loose.compressed.tflite_gzip_bytes
+    rows = {r["candidate"]: r for r in strict.search["candidates"]}
+    assert loose.search["chosen"] in rows
+    assert "departs from the Keras model" in rows[loose.search["chosen"]]["note"]
