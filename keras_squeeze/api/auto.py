@@ -211,6 +211,7 @@ def _blocking_layers(job, budget_left, kwargs, trained: bool) -> list[str]:
             representative_data=job.calibration.inputs if job.calibration else None,
             prune_rates=PRUNE_RATES if trained else (),
             cluster_counts=CLUSTER_COUNTS if trained else (),
+            errors=() if trained else ("int8",),  # what the ranking below reads
             loss=kwargs.get("loss"),
             time_budget_s=budget_left,
             verbose=0,
