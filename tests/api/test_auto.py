@@ -35,6 +35,7 @@ def sparse_kernel(rng, rows, cols):
 def classifier():
     import keras
 
+    keras.utils.set_random_seed(0)  # the head's initial weights
     rng = np.random.default_rng(0)
     inputs = keras.Input((FEATURES,), name="features")
     x = keras.layers.Dense(64, activation="relu", name="wide")(inputs)
@@ -215,8 +216,12 @@ def test_training_candidates_take_their_per_layer_settings_from_sensitivity(digi
 
 @pytest.fixture(scope="module")
 def regression():
+    """A model whose int8-mixed keeps some ops int8 at max_accuracy_drop=0 (with other
+    weights it can keep every op float32, a file that loses nothing and meets any budget):
+    seeded, so the model does not depend on which tests ran before."""
     import keras
 
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(1)
     inputs = keras.Input((12,), name="features")
     x = keras.layers.Dense(128, activation="relu", name="hidden")(inputs)
