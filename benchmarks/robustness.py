@@ -402,7 +402,11 @@ def _graph_table(records: list[dict], seconds: float) -> tuple[Table, Table]:
             if kind == "KerasSqueezeError":
                 refusals[f"{recipe}: {message.split('. Expected')[0][:110]}"] += 1
             elif kind != "read":
-                bad_examples.append(f"{recipe}: {kind}: {message[:200]}")
+                # the error's own last line (a traceback's head says nothing) in the table,
+                # the graph in the log, so that the case can be rebuilt
+                lines = [ln.strip() for ln in message.splitlines() if ln.strip()] or [""]
+                bad_examples.append(f"{recipe}: {kind}: {lines[0][:80]} ... {lines[-1][:160]}")
+                print(f"  {recipe}: {kind} on the graph:\n{record.get('spec')}\n{message}")
             if message.startswith("RULE: "):
                 per[recipe]["rule"] += 1
     graphs_done = sum(1 for r in records if r["kind"] == "graph")
