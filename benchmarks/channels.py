@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 
@@ -46,7 +47,7 @@ def _yes(ok: bool) -> str:
 
 
 def _speed(structure: Table, latency: Table) -> None:
-    for name, model, size in list(_models())[: common.quick(None, 1)]:
+    for name, model, size in itertools.islice(_models(), common.quick(None, 1)):
         start = time.perf_counter()
         result = prune_channels(model, ChannelPruning(TARGET), verbose=0)
         prune_s = time.perf_counter() - start

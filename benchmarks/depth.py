@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -64,7 +65,7 @@ def _int8(model, images):
 
 def _speed(structure: Table, latency: Table) -> None:
     settings = ks.BlockRemoval(KEEP_BLOCKS, "blocks", "output-distance")
-    for name, model, size in list(_models())[: common.quick(None, 1)]:
+    for name, model, size in itertools.islice(_models(), common.quick(None, 1)):
         images = pink_noise_images(200, size, seed=0)
         check = images[:16]
         start = time.perf_counter()
