@@ -14,6 +14,7 @@ from keras_squeeze import _compat
 from keras_squeeze.core import models
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo
+from keras_squeeze.pruning import masks
 from keras_squeeze.pruning.config import Prune
 from keras_squeeze.pruning.schedule import CONSTANT, StepSchedule
 from keras_squeeze.report.layers import KERNEL_NAMES, weight_short_name
@@ -41,14 +42,47 @@ _PRUNED_WEIGHTS = {
 _KERNELS = (*KERNEL_NAMES, "recurrent_kernel")
 
 
+def _pruned_weights(layer) -> list:
+    """The weights pruning acts on (kernels, or get_prunable_weights())."""
+    if hasattr(layer, "get_prunable_weights"):
+        return list(layer.get_prunable_weights())
+    names = _PRUNED_WEIGHTS.get(type(layer).__name__, _KERNELS)
+    return [w for w in layer.weights if weight_short_name(w) in names]
+
+
 def prunable_weight_count(layer) -> int:
     """Scalars in the weights pruning acts on (kernels, or get_prunable_weights())."""
-    if hasattr(layer, "get_prunable_weights"):
-        weights = layer.get_prunable_weights()
-    else:
-        names = _PRUNED_WEIGHTS.get(type(layer).__name__, _KERNELS)
-        weights = [w for w in layer.weights if weight_short_name(w) in names]
-    return int(sum(int(np.prod(w.shape)) for w in weights))
+    return int(sum(int(np.prod(w.shape)) for w in _pruned_weights(layer)))
+
+
+def layer_block(weights, block: tuple[int, int]) -> tuple[int, int]:
+    """The block a layer whose pruned variables are `weights` is pruned in (`masks.block_for`)."""
+    return masks.block_for([tuple(w.shape) for w in weights], block)
+
+
+def block_notes(chosen: dict[str, list], block: tuple[int, int]) -> list[str]:
+    """A note for each layer ({name: pruned variables}) pruned per weight, not in `block`s,
+    for a rank-2 kernel too small for them (other kernels are always, as documented)."""
+    notes = []
+    for name, weights in chosen.items():
+        small = [
+            tuple(w.shape)
+            for w in weights
+            if len(w.shape) == 2 and masks.block_for([tuple(w.shape)], block) != tuple(block)
+        ]
+        if small:
+            shapes = ", ".join(f"{r}x{c}" for r, c in small)
+            notes.append(
+                f"layer '{name}' pruned per weight, not in {block[0]}x{block[1]} blocks: its "
+                f"{shapes} kernel holds a single block along an axis (blocks need two or more "
+                "along each)"
+            )
+    return notes
+
+
+def chosen_weights(model, chosen) -> dict[str, list]:
+    """{name: pruned variables} of the chosen top-level layers."""
+    return {layer.name: _pruned_weights(layer) for layer in model.layers if layer.name in chosen}
 
 
 def _supported(layer, config: Prune, policy) -> tuple[bool, str]:
@@ -129,7 +163,7 @@ def wrap(model, decisions: dict[str, Decision], config: Prune, schedule: StepSch
         decision = decisions.get(layer.name)
         if decision is None or decision.setting is None:
             return layer
-        block = config.block_size if _rank2_kernel(layer) else (1, 1)
+        block = layer_block(_pruned_weights(layer), config.block_size)
         try:
             return sp.prune_low_magnitude(
                 layer,
@@ -144,11 +178,6 @@ def wrap(model, decisions: dict[str, Decision], config: Prune, schedule: StepSch
             ) from e
 
     return k.models.clone_model(model, clone_function=clone)
-
-
-def _rank2_kernel(layer) -> bool:
-    kernel = getattr(layer, "kernel", None)
-    return kernel is not None and len(kernel.shape) == 2
 
 
 def callbacks():

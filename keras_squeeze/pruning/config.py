@@ -25,8 +25,10 @@ class Prune:
         block_size: (rows, cols) blocks of a Dense kernel (Keras layout: inputs,
             units) pruned together (default (1, 1): unstructured). (4, 1)
             zeroes 4 consecutive inputs of a unit at once, which TFLite stores
-            contiguously, so the zeros cost fewer bits after gzip. The engine
-            prunes blocks in rank-2 kernels only; other layers prune per weight.
+            contiguously, so the zeros cost fewer bits after gzip. The engines
+            prune blocks in rank-2 kernels that hold two or more blocks along
+            each axis (`pruning.masks.block_for`); other layers prune per
+            weight (the report notes each such rank-2 kernel).
         schedule: "polynomial" (sparsity ramps from 0; default) or "constant".
         begin_step / end_step / frequency: mask-update steps; derived from the
             fine-tune's length when None (see pruning.schedule.derive).

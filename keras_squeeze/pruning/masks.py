@@ -10,6 +10,9 @@ the tfmot engine zero the same weights:
   kept or zeroed whole (a partial block at the edge is scored by the weights
   it holds; tfmot's SAME pooling centres its windows instead, so there its
   scores are off the mask's blocks by a row or two);
+- blocks apply where tfmot can prune in them (`block_for`: rank-2 kernels
+  with two or more blocks along each axis); any other layer is pruned per
+  weight, by both engines;
 - M:N: in every N consecutive weights along the input-channel axis, the
   N - M largest |w| stay (a last partial block is padded with zeros).
 """
@@ -30,6 +33,28 @@ def _block_scores(magnitude: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     padded[:h, :w] = magnitude
     blocks = padded.reshape(padded.shape[0] // rows, rows, padded.shape[1] // cols, cols)
     return np.nanmean(blocks, axis=(1, 3))
+
+
+def block_for(shapes, block: tuple[int, int]) -> tuple[int, int]:
+    """The block a layer whose pruned weights have `shapes` is pruned in: `block` or (1, 1).
+
+    One block for all of a layer's weights (tfmot's wrapper takes one), and
+    only where every weight is a rank-2 kernel holding two or more blocks
+    along each axis: tfmot squeezes the kernel, then its grid of block scores,
+    before scoring the blocks, so a kernel of one unit or one input (1548x1),
+    or one a single block tall or wide (3x400 in 4x1 blocks), reaches its
+    pooling as rank 1 and fails midway through training ("factorized_pool()
+    accepts tensors of rank 2 only").
+    """
+    block = tuple(block)
+
+    def fits(shape) -> bool:
+        return len(shape) == 2 and all(
+            -(-int(size) // b) >= 2 for size, b in zip(shape, block, strict=True)
+        )
+
+    shapes = list(shapes)
+    return block if shapes and all(fits(s) for s in shapes) else (1, 1)
 
 
 def magnitude_mask(

@@ -21,7 +21,7 @@ from keras_squeeze.core import models
 from keras_squeeze.errors import RecipeError
 from keras_squeeze.layer_plan import Decision, LayerInfo
 from keras_squeeze.pruning import masks
-from keras_squeeze.pruning.apply import M_BY_N_TYPES, prunable_weight_count
+from keras_squeeze.pruning.apply import M_BY_N_TYPES, layer_block, prunable_weight_count
 from keras_squeeze.pruning.config import Prune
 from keras_squeeze.pruning.schedule import StepSchedule
 from keras_squeeze.report.layers import weight_short_name
@@ -127,12 +127,14 @@ class Pruner:
         self.schedule: StepSchedule = schedule
         self.step = 0
         self.entries = []  # (variable, mask variable, target sparsity, block)
+        self.pruned = {}  # {layer name: its pruned variables}
         for name, layer in layers(model).items():
             decision = decisions.get(name)
             if decision is None or decision.setting is None:
                 continue
-            for variable in pruned_weights(layer):
-                block = config.block_size if len(variable.shape) == 2 else (1, 1)
+            weights = self.pruned[name] = pruned_weights(layer)
+            block = layer_block(weights, config.block_size)
+            for variable in weights:
                 mask = tf.Variable(
                     np.ones(tuple(variable.shape), np.float32), trainable=False, name="mask"
                 )

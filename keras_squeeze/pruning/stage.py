@@ -123,6 +123,7 @@ class PruneStage(Stage):
         settings = {**config.get_config(), "engine": "native" if engine == NATIVE else "tfmot"}
         if engine == NATIVE:
             pruner = native.Pruner(model, decisions, config, schedule)
+            notes += prune_apply.block_notes(pruner.pruned, config.block_size)
             note, seconds = self.timed_fine_tune(
                 ctx,
                 model,
@@ -133,6 +134,8 @@ class PruneStage(Stage):
             )
             notes += [native.ENGINE_NOTE, note]
             return model, self.record(ctx, settings, seconds, model, decisions, notes)
+        chosen_weights = prune_apply.chosen_weights(model, chosen)
+        notes += prune_apply.block_notes(chosen_weights, config.block_size)
         pruned = prune_apply.wrap(model, decisions, config, schedule)
         note, seconds = self.timed_fine_tune(ctx, pruned, config, callbacks=prune_apply.callbacks())
         notes.append(note)

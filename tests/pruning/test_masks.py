@@ -65,6 +65,37 @@ def test_block_mask_keeps_or_zeros_whole_blocks_as_tfmot_does():
         masks.magnitude_mask(np.ones((3, 3, 2, 2)), 0.5, block=(4, 1))
 
 
+@pytest.mark.parametrize(
+    "shape, block, blocks",
+    [
+        ((1548, 1), (4, 1), False),  # one unit: tfmot squeezes the kernel to rank 1
+        ((1, 1100), (4, 1), False),  # one input
+        ((3, 400), (4, 1), False),  # a single block tall: the grid of scores squeezes
+        ((4, 300), (4, 1), False),
+        ((300, 4), (1, 4), False),
+        ((2, 2), (2, 2), False),
+        ((5, 300), (4, 1), True),
+        ((300, 5), (1, 4), True),
+        ((8, 200), (4, 1), True),
+        ((3, 3, 8, 16), (4, 1), False),  # not a rank-2 kernel
+    ],
+)
+def test_blocks_apply_where_tfmot_can_prune_in_them(shape, block, blocks):
+    """Was: ValueError "factorized_pool() accepts tensors of rank 2 only" from tfmot's
+    train_function on a 1548x1 Dense kernel under the 'prune' preset's 4x1 blocks."""
+    assert masks.block_for([shape], block) == (block if blocks else (1, 1))
+    values = RNG.normal(size=shape).astype(np.float32)
+    if blocks:  # tfmot prunes in blocks here (its partial blocks differ: sparsity is close)
+        for mask in masks.magnitude_mask(values, 0.75, block), _tfmot_mask(values, 0.75, block):
+            assert mask.shape == shape and 0.7 < 1 - mask.mean() < 0.85
+    elif len(shape) == 2:
+        with pytest.raises(ValueError, match="rank 2"):
+            _tfmot_mask(values, 0.75, block)
+    # one block for all of a layer's weights: each must take it
+    assert masks.block_for([(8, 200), shape], block) == (block if blocks else (1, 1))
+    assert masks.block_for([], block) == (1, 1)
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 10, 8), (18, 6)])
 def test_m_by_n_mask_holds_the_pattern_along_input_channels_as_tfmot_does(shape):
     values = RNG.normal(size=shape).astype(np.float32)

@@ -245,6 +245,30 @@ def test_depthwise_kernels_are_left_dense_with_the_engines_reason():
     assert not warnings_besides_task_drop(result.report)  # no target the .tflite falls short of
 
 
+@pytest.mark.parametrize("engine", ["tfmot", "native"])
+def test_a_kernel_too_small_for_blocks_is_pruned_per_weight_with_a_note(engine):
+    """Was: the 'prune' preset's 4x1 blocks on a one-unit Dense kernel raised tfmot's
+    ValueError "factorized_pool() accepts tensors of rank 2 only" midway through training."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(1100, activation="relu", name="wide")(inputs)  # first: dense
+    outputs = keras.layers.Dense(1, name="head")(hidden)  # a 1100x1 kernel
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    recipe = ks.Recipe(prune=Prune(block_size=(4, 1), engine=engine), quantization="float32")
+    result = ks.compress(model, recipe, train_data=x, epochs=1, batch_size=8, verbose=0)
+    (stage,) = result.report.stages
+    assert (
+        "layer 'head' pruned per weight, not in 4x1 blocks: its 1100x1 kernel holds a single "
+        "block along an axis (blocks need two or more along each)"
+    ) in stage["notes"]
+    assert stage["layers"]["head"]["setting"] == 0.8
+    rows = {r.name: r for r in result.report.layers}
+    assert abs(rows["head"].sparsity - 0.8) < 0.01  # measured in the .tflite
+
+
 def test_keras3_model_is_pruned_through_the_bridge_and_comes_back_keras3(trained_models, data):
     import keras
 
