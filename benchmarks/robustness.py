@@ -17,6 +17,12 @@ that report each case as it starts and ends: a worker that dies mid-case is a
 crash, one that stops reporting past the bound is a hang; a new worker goes
 on with the rest (seed + restarts). Everything is drawn by hypothesis from
 the recorded seed.
+
+KS_ROBUSTNESS_RECIPES=prune,qat runs only those recipes on the graphs (the same
+graphs are drawn from the seed; a graph whose drawn training recipe is not
+listed and no listed post-training recipe is skipped), to chase one recipe's
+failures; `python -m benchmarks.robustness graphs` runs the graph campaign
+alone and prints its tables without writing RESULTS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import collections
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -56,6 +63,11 @@ SCALE = float(os.environ.get("KS_ROBUSTNESS_SCALE", 0.01 if QUICK else 1))
 MAX_GRAPHS = 2000  # an upper bound: the campaign stops after GRAPH_SECONDS
 CASE_BOUND_S = 600.0
 GRAPH_BOUND_S = 1800.0
+# The recipes graphs go through (None: all); comma-separated names.
+RECIPES = (
+    tuple(r.strip() for r in os.environ.get("KS_ROBUSTNESS_RECIPES", "").split(",") if r.strip())
+    or None
+)
 KIND_COLUMNS = ("read", "KerasSqueezeError", "raw exception", "crash", "hang", "partial output")
 
 
@@ -200,6 +212,21 @@ def _reader_cases(reader: str, workdir: pathlib.Path):
     raise KeyError(reader)
 
 
+def _error_line(message: str) -> str:
+    """The error's own line in a message: its last "...Error: ..." line (tf_keras follows
+    it with the layer's call arguments), else its last line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()] or [""]
+    found = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b[^:]*:", ln)]
+    return (found or lines)[-1]
+
+
+def _clip(message: str, keep: int = 300) -> str:
+    """A message's head and the error's own line (`_error_line`), when it is long."""
+    if len(message) <= 2 * keep:
+        return message
+    return f"{message[:keep]} ... {_error_line(message)[:keep]}"
+
+
 def _emit(stream, **record) -> None:
     stream.write(json.dumps(record) + "\n")
     stream.flush()
@@ -241,6 +268,10 @@ def _worker(campaign: str, name: str, seed: int, count: int, results: str) -> in
     def campaign_case(case):
         if deadline is not None and time.monotonic() > deadline:
             return
+        if campaign == "graphs":
+            chosen = [r for r in (*graphs.PTQ_RECIPES, case[1]) if RECIPES is None or r in RECIPES]
+            if not chosen:
+                return
         i = index[0]
         index[0] += 1
         if campaign == "files":
@@ -249,16 +280,16 @@ def _worker(campaign: str, name: str, seed: int, count: int, results: str) -> in
             _emit(stream, i=i, event="start", spec=graphs.spec_source(case[0]), case=repr(case[1:]))
         if campaign == "files":
             outcome = run_one(case)
-            _emit(stream, i=i, kind=outcome.kind, message=outcome.message[:300])
+            _emit(stream, i=i, kind=outcome.kind, message=_clip(outcome.message))
         else:
-            spec, training, distill = case
+            spec, _, distill = case
             kinds = {}
-            for recipe in (*graphs.PTQ_RECIPES, training):
+            for recipe in chosen:
                 folder = pathlib.Path(tempfile.mkdtemp(dir=workdir))
                 outcome = graphs.run_recipe(spec, recipe, folder, distill=distill)
                 if outcome.kind == cases.REFUSED and cases.problems(outcome):
                     outcome.message = "RULE: " + "; ".join(cases.problems(outcome))
-                kinds[recipe] = [outcome.kind, outcome.message[:300]]
+                kinds[recipe] = [outcome.kind, _clip(outcome.message)]
                 shutil.rmtree(folder, ignore_errors=True)
             _emit(stream, i=i, kind="graph", recipes=kinds, spec=graphs.spec_source(spec))
         for leftover in workdir.iterdir():
@@ -404,8 +435,10 @@ def _graph_table(records: list[dict], seconds: float) -> tuple[Table, Table]:
             elif kind != "read":
                 # the error's own last line (a traceback's head says nothing) in the table,
                 # the graph in the log, so that the case can be rebuilt
-                lines = [ln.strip() for ln in message.splitlines() if ln.strip()] or [""]
-                bad_examples.append(f"{recipe}: {kind}: {lines[0][:80]} ... {lines[-1][:160]}")
+                head = (message.strip().splitlines() or [""])[0]
+                bad_examples.append(
+                    f"{recipe}: {kind}: {head[:80]} ... {_error_line(message)[:160]}"
+                )
                 print(f"  {recipe}: {kind} on the graph:\n{record.get('spec')}\n{message}")
             if message.startswith("RULE: "):
                 per[recipe]["rule"] += 1
@@ -468,31 +501,44 @@ def _graph_table(records: list[dict], seconds: float) -> tuple[Table, Table]:
     return table, reasons
 
 
+def _log(message):
+    print(message, flush=True)
+
+
+def run_graphs() -> list[Table]:
+    """The random-graph campaign alone (restricted by KS_ROBUSTNESS_RECIPES)."""
+    from tests.fuzz import graphs
+
+    known = (*graphs.PTQ_RECIPES, *graphs.TRAINING_RECIPES)
+    unknown = [r for r in RECIPES or () if r not in known]
+    if unknown:
+        raise SystemExit(f"KS_ROBUSTNESS_RECIPES names unknown recipe(s) {unknown}; from {known}")
+    t0 = time.perf_counter()
+    graph_records = _campaign("graphs", "graphs", MAX_GRAPHS, GRAPH_BOUND_S, _log)
+    graph_table, reasons = _graph_table(graph_records, time.perf_counter() - t0)
+    graph_table.notes.append(
+        f"seed {SEED}" + (f"; only the recipes {', '.join(RECIPES)}" if RECIPES else "")
+    )
+    return [graph_table, reasons]
+
+
 def run() -> list[Table]:
     import hypothesis
-
-    def log(message):
-        print(message, flush=True)
 
     start = time.perf_counter()
     files = {}
     for reader, count in FILE_CASES.items():
         count = max(1, round(count * SCALE))
         t0 = time.perf_counter()
-        files[reader] = _campaign("files", reader, count, CASE_BOUND_S, log)
-        log(f"  {reader}: {len(files[reader])} cases in {time.perf_counter() - t0:.0f} s")
+        files[reader] = _campaign("files", reader, count, CASE_BOUND_S, _log)
+        _log(f"  {reader}: {len(files[reader])} cases in {time.perf_counter() - t0:.0f} s")
     file_seconds = time.perf_counter() - start
-    t0 = time.perf_counter()
-    graph_records = _campaign("graphs", "graphs", MAX_GRAPHS, GRAPH_BOUND_S, log)
-    graph_seconds = time.perf_counter() - t0
     file_table = _file_table(files)
     file_table.notes.append(
         f"seed {SEED} (hypothesis {hypothesis.__version__}; a worker restarted after a crash "
         f"or hang goes on with seed + restarts); {file_seconds / 60:.0f} min"
     )
-    graph_table, reasons = _graph_table(graph_records, graph_seconds)
-    graph_table.notes.append(f"seed {SEED}")
-    return [file_table, graph_table, reasons]
+    return [file_table, *run_graphs()]
 
 
 if __name__ == "__main__":
@@ -505,5 +551,6 @@ if __name__ == "__main__":
         crash_log = open(results + ".crash", "w")  # noqa: SIM115 (open until the process ends)
         faulthandler.enable(file=crash_log, all_threads=True)
         sys.exit(_worker(campaign, name, int(seed), int(count), results))
-    for table in run():
+    graphs_only = sys.argv[1:] == ["graphs"]
+    for table in run_graphs() if graphs_only else run():
         print(table.text(), end="\n\n")
