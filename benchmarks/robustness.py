@@ -18,11 +18,13 @@ crash, one that stops reporting past the bound is a hang; a new worker goes
 on with the rest (seed + restarts). Everything is drawn by hypothesis from
 the recorded seed.
 
-KS_ROBUSTNESS_RECIPES=prune,qat runs only those recipes on the graphs (the same
-graphs are drawn from the seed; a graph whose drawn training recipe is not
-listed and no listed post-training recipe is skipped), to chase one recipe's
-failures; `python -m benchmarks.robustness graphs` runs the graph campaign
-alone and prints its tables without writing RESULTS.md.
+KS_ROBUSTNESS_GRAPH_SECONDS bounds the graph campaign (KS_ROBUSTNESS_GRAPHS_END=HH:MM,
+UTC, ends it at that time if sooner). KS_ROBUSTNESS_RECIPES=prune,qat runs only
+those recipes on the graphs (the same graphs are drawn from the seed; a graph
+whose drawn training recipe is not listed and no listed post-training recipe
+is skipped), to chase one recipe's failures; `python -m benchmarks.robustness
+graphs` runs the graph campaign alone and prints its tables without writing
+RESULTS.md.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ GRAPH_SECONDS = float(os.environ.get("KS_ROBUSTNESS_GRAPH_SECONDS", 60 if QUICK 
 # A quick look (e.g. 0.01) before the full run; the section is written at 1.
 SCALE = float(os.environ.get("KS_ROBUSTNESS_SCALE", 0.01 if QUICK else 1))
 MAX_GRAPHS = 2000  # an upper bound: the campaign stops after GRAPH_SECONDS
+# Or at this UTC time of day ("HH:MM"), if sooner: a run that must end by a given time.
+GRAPHS_END = os.environ.get("KS_ROBUSTNESS_GRAPHS_END", "")
 CASE_BOUND_S = 600.0
 GRAPH_BOUND_S = 1800.0
 # The recipes graphs go through (None: all); comma-separated names.
@@ -303,14 +307,27 @@ def _worker(campaign: str, name: str, seed: int, count: int, results: str) -> in
 # --- the measuring side ----------------------------------------------------------
 
 
+def _graph_seconds() -> float:
+    """GRAPH_SECONDS, or the time left until GRAPHS_END if that is sooner."""
+    if not GRAPHS_END:
+        return GRAPH_SECONDS
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour, minute = (int(v) for v in GRAPHS_END.split(":"))
+    end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return max(0.0, min(GRAPH_SECONDS, (end - now).total_seconds()))
+
+
 def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[dict]:
     """Runs `count` cases in workers; a worker's death or silence is that case's crash / hang."""
+    seconds = _graph_seconds() if campaign == "graphs" else GRAPH_SECONDS
     records: list[dict] = []
     restarts = 0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="keras_squeeze-robustness-") as tmp:
         while len(records) < count:
-            if campaign == "graphs" and time.monotonic() - started > GRAPH_SECONDS:
+            if campaign == "graphs" and time.monotonic() - started > seconds:
                 break
             results = pathlib.Path(tmp) / f"results_{restarts}.jsonl"
             results.touch()
@@ -326,7 +343,7 @@ def _campaign(campaign: str, name: str, count: int, bound: float, log) -> list[d
                 str(results),
             ]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-            left = GRAPH_SECONDS - (time.monotonic() - started)
+            left = seconds - (time.monotonic() - started)
             env["KS_ROBUSTNESS_GRAPH_SECONDS"] = str(max(left, 0.0))  # a restarted worker
             # stderr to a file: a pipe nobody reads fills up with TensorFlow's logs and
             # blocks the worker.
