@@ -82,7 +82,7 @@ def compress(
         model: a Keras 3 or tf_keras model, or a path to a .keras / .h5 file or
             SavedModel directory.
         recipe: a preset name (see `ks.RECIPES`), a `ks.Recipe`, or "auto":
-            the smallest candidate (post-training presets, and with
+            the smallest (objective="latency": fastest) candidate (post-training presets, and with
             train_data per-layer pruning / clustering chosen from
             `ks.sensitivity`) whose .tflite loses at most max_accuracy_drop
             on the labelled validation_data; `report.search` lists every
@@ -180,10 +180,14 @@ def compress(
             says by how much); with `strict=True` a VerificationError, nothing
             returned or written. Default None: no budget (0.01 for "auto").
         objective / time_budget_s / seed: the "auto" recipe's search (only
-            with it): what to minimise ("size": gzip bytes), when to stop
-            starting candidates (None: never; the best so far is returned and
-            the report says so) and the seed of its training candidates
-            (default 0). See `keras_squeeze.api.auto`.
+            with it): what to minimise ("size": gzip bytes, the default;
+            "latency": the p50 of each candidate's .tflite on this CPU, every
+            tried file timed interleaved by `ks.bench.benchmark`, ties within
+            the measured spread going to the smaller file; a timing on a loaded
+            machine varies from run to run, see `keras_squeeze.api.auto_latency`),
+            when to stop starting candidates (None: never; the best so far is
+            returned and the report says so) and the seed of its training
+            candidates (default 0). See `keras_squeeze.api.auto`.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
