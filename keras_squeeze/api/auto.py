@@ -14,6 +14,9 @@ spread, the noise caveat):
    whose drop, that layer alone and without fine-tuning, stays within
    `LAYER_SHARE` of the budget; then fine-tuned with the usual loop and
    quantized to int8: "auto-prune", "auto-cluster", "auto-prune-cluster".
+   Their distillation setting is chosen, not assumed (`DistillChoice`): the
+   first one runs distilled from the original and on labels only, and the
+   setting that lost less on the validation data fine-tunes the others.
 
 With objective="size", a candidate that cannot beat the best found so far on
 size is skipped, with the reason (`_cannot_beat`); with objective="latency"

@@ -98,7 +98,7 @@ def distill(
             (the task loss on labels gets 1 - alpha). Leave both unset to let
             ks.distill choose: with labelled `validation_data` it trains the
             student for `choice.PROBE_EPOCHS` with each of `choice.CANDIDATES`
-            (labels only; alpha 0.5, T 1; alpha 0.9, T 4) from the same
+            (labels only; the fixed default alpha 0.5, T 1; alpha 0.9, T 4) from the same
             initial weights, keeps the best on the validation data and trains
             that one (report["choice"] says which and why); without labelled
             validation data it uses the fixed defaults `config.DEFAULT_ALPHA`

@@ -20,6 +20,8 @@ from keras_squeeze.api import auto
 from keras_squeeze.api.auto import DistillChoice
 from tests.conftest import digits_mlp
 
+DISTILLED = DistillChoice.describe(True)  # the recipe's default ks.Distill()
+
 
 def _search(model, train, validation, **kwargs):
     with warnings.catch_warnings():
@@ -43,11 +45,11 @@ def test_the_distillation_setting_is_chosen_on_the_validation_data(digits8, case
         model, labels, expected = digits_mlp(x, y, units=64, epochs=0), y, DistillChoice.LABELS_ONLY
     else:
         noise = np.random.default_rng(0).integers(0, 10, size=len(y))
-        model, labels, expected = digits_mlp(x, y, units=64), noise, "distilled (alpha=0.9, T=4)"
+        model, labels, expected = digits_mlp(x, y, units=64), noise, DISTILLED
     search = _search(model, (x, labels), (xt, yt))
     rows = {r["candidate"]: r for r in search["candidates"]}
     distilled, labels_only = rows["auto-prune"], rows["auto-prune, labels only"]
-    assert distilled["distill"] == "distilled (alpha=0.9, T=4)"
+    assert distilled["distill"] == DISTILLED == "distilled (alpha=0.5, T=1)"
     assert labels_only["distill"] == DistillChoice.LABELS_ONLY
     assert labels_only["recipe"]["distill"] is False and distilled["recipe"]["distill"] is True
     assert distilled["status"] == labels_only["status"] == "tried"
@@ -101,4 +103,4 @@ def test_the_choice_when_a_setting_did_not_finish():
     labels["drop"] = 0.02  # the distilled run failed
     assert choice.settle(distilled) is labels
     assert choice.summary()["chosen"] == DistillChoice.LABELS_ONLY
-    assert choice.summary()["reason"].endswith("distilled (alpha=0.9, T=4) did not finish")
+    assert choice.summary()["reason"].endswith(f"{DISTILLED} did not finish")

@@ -89,7 +89,12 @@ def test_noisy_labels_with_a_good_teacher_choose_distillation(trained_models, di
     "kwargs, reason, alpha, temperature",
     [
         ({}, "no validation_data: the fixed default", DEFAULT_ALPHA, DEFAULT_TEMPERATURE),
-        ({"alpha": 0.3, "validation": True}, "alpha or temperature given", 0.3, 4.0),
+        (
+            {"alpha": 0.3, "validation": True},
+            "alpha or temperature given",
+            0.3,
+            DEFAULT_TEMPERATURE,
+        ),
         ({"temperature": 2.0, "validation": True}, "given", DEFAULT_ALPHA, 2.0),
     ],
 )
