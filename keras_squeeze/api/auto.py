@@ -14,6 +14,9 @@ spread, the noise caveat):
    whose drop, that layer alone and without fine-tuning, stays within
    `LAYER_SHARE` of the budget; then fine-tuned with the usual loop and
    quantized to int8: "auto-prune", "auto-cluster", "auto-prune-cluster".
+   Their distillation setting is chosen, not assumed (`DistillChoice`): the
+   first one runs distilled from the original and on labels only, and the
+   setting that lost less on the validation data fine-tunes the others.
 
 With objective="size", a candidate that cannot beat the best found so far on
 size is skipped, with the reason (`_cannot_beat`); with objective="latency"
@@ -424,6 +427,7 @@ def search(
             training = _training_rows(job, budget, time_budget_s, start, kwargs, verbose)
             table_seconds = training.pop()
         prune_cluster_ok = True
+        distill_choice = DistillChoice(kwargs)
         for name, recipe, why in training:
             row = _row(name, recipe or Recipe(quantization="int8", name=name), "training")
             rows.append(row)
@@ -435,7 +439,9 @@ def search(
                 row["status"] = "skipped"
                 row["note"] = "pruning or clustering alone already exceeded the budget"
                 continue
-            run(row, recipe, train_data)
+            for variant, variant_row in distill_choice.variants(row, recipe, rows):
+                run(variant_row, variant, train_data)
+            row = distill_choice.settle(row)
             if name != "auto-prune-cluster" and row["within_budget"] is False:
                 prune_cluster_ok = False
     latency = None
@@ -479,6 +485,7 @@ def search(
         "sensitivity_seconds": table_seconds,
         "layer_share": LAYER_SHARE,
         "latency": latency,
+        "distill": distill_choice.summary() if train_data is not None else None,
         "candidates": rows,
         "notes": notes,
     }
@@ -533,6 +540,99 @@ def _training_rows(job, budget, time_budget_s, start, kwargs, verbose) -> list:
         verbose=0,
     )
     return [*training_candidates(table, budget), round(table.seconds, 3)]
+
+
+class DistillChoice:
+    """The distillation setting of the training candidates, chosen on the validation data.
+
+    Unless `distill=` or `teacher=` was given, the first training candidate
+    that runs is fine-tuned twice: distilled from the original model (the
+    recipe's default ks.Distill()) and on labels only (its row named
+    "<candidate>, labels only"). The setting whose result lost less on the
+    validation data (labels only on a tie: it trains without a teacher) is the
+    one every later training candidate fine-tunes with. Both rows stay
+    candidates of the search. Each training row says its setting in `distill`
+    and in its note; report.search["distill"] says what was chosen and why.
+    """
+
+    LABELS_ONLY = "labels only"
+
+    def __init__(self, kwargs: dict):
+        self.given = None
+        if kwargs.get("distill") is not None:
+            self.given = "distill= given"
+        elif kwargs.get("teacher") is not None:
+            self.given = "teacher= given"
+        self.chosen: bool | None = None  # the recipe's distill field once chosen
+        self.reason = self.given or "no training candidate ran"
+        self.pair: tuple[dict, dict] | None = None
+
+    @staticmethod
+    def describe(distill) -> str:
+        if distill is False:
+            return DistillChoice.LABELS_ONLY
+        from keras_squeeze.distillation.choice import describe
+        from keras_squeeze.distillation.config import Distill
+
+        return "distilled (" + describe(Distill() if distill is True else distill) + ")"
+
+    def variants(self, row: dict, recipe: Recipe, rows: list) -> list[tuple[Recipe, dict]]:
+        """(recipe, row) to run for this candidate; a second row is appended to `rows`."""
+        import dataclasses
+
+        if self.given is not None:
+            row["distill"] = self.given
+            return [(recipe, row)]
+        if self.chosen is not None:
+            chosen = dataclasses.replace(recipe, distill=self.chosen)
+            row["recipe"] = chosen.get_config()
+            row["distill"] = self.describe(self.chosen)
+            row["note"] = f"{row['distill']}, as chosen on {self.pair[0]['candidate']}"
+            return [(chosen, row)]
+        labels = dataclasses.replace(recipe, distill=False, name=f"{recipe.name}-labels-only")
+        labels_row = _row(f"{row['candidate']}, {self.LABELS_ONLY}", labels, "training")
+        rows.append(labels_row)
+        row["distill"] = self.describe(recipe.distill)
+        labels_row["distill"] = self.LABELS_ONLY
+        self.pair = (row, labels_row)
+        return [(recipe, row), (labels, labels_row)]
+
+    def settle(self, row: dict) -> dict:
+        """After the runs of `row`: the choice made on its pair, and the row that speaks
+        for the candidate (the chosen setting's)."""
+        if self.given is not None or self.chosen is not None or self.pair is None:
+            return row
+        distilled, labels = self.pair
+        if labels["drop"] is None and distilled["drop"] is None:
+            self.pair, self.reason = None, "neither setting finished on the first candidate"
+            return row
+        if distilled["drop"] is None or (
+            labels["drop"] is not None and labels["drop"] <= distilled["drop"]
+        ):
+            winner, loser = labels, distilled
+        else:
+            winner, loser = distilled, labels
+        self.chosen = winner is not labels
+        lost = "did not finish" if loser["drop"] is None else f"{_points(loser['drop'])}"
+        tie = winner is labels and loser["drop"] == winner["drop"]
+        self.reason = (
+            f"on {distilled['candidate']}: {winner['distill']} lost "
+            f"{_points(winner['drop'])} points on the validation data, {loser['distill']} "
+            f"{lost}" + (" (a tie goes to labels only)" if tie else "")
+        )
+        for r in self.pair:
+            r["note"] = (r["note"] + "; " if r["note"] else "") + (
+                f"{r['distill']}: {'chosen' if r is winner else 'not chosen'} for the "
+                "training candidates"
+            )
+        return winner
+
+    def summary(self) -> dict:
+        return {
+            "chosen": None if self.chosen is None else self.describe(self.chosen),
+            "reason": self.reason,
+            "candidates": [r["candidate"] for r in self.pair] if self.pair else [],
+        }
 
 
 # compress()'s arguments every candidate gets as they were given.

@@ -86,7 +86,10 @@ def compress(
             train_data per-layer pruning / clustering chosen from
             `ks.sensitivity`) whose .tflite loses at most max_accuracy_drop
             on the labelled validation_data; `report.search` lists every
-            candidate (`keras_squeeze.api.auto`).
+            candidate (`keras_squeeze.api.auto`). Unless distill= or teacher=
+            is given, the training candidates' distillation (distilled from
+            the original or labels only) is chosen on the validation data
+            (report.search["distill"]).
         train_data: (x, y) arrays, a tf.data.Dataset of (x, y) batches, or a
             callable returning batches: fine-tuning data for training recipes,
             and the calibration source when `representative_data` is not given.
@@ -99,7 +102,7 @@ def compress(
             original model when distillation is on).
         distill: True / False / a `ks.Distill`: fine-tune against the teacher's
             outputs (default: the recipe's setting, on for training recipes;
-            temperature 4, alpha 0.9).
+            alpha 0.5, temperature 1: `distillation.config.DEFAULT_ALPHA`).
         epochs: fine-tuning epochs per training stage (default
             `training.defaults.DEFAULT_EPOCHS`, 2).
         loss: a callable(y_true, y_pred) for the task loss (default

@@ -94,14 +94,14 @@ _DISTILL = flags.DEFINE_boolean(
 _TEMPERATURE = flags.DEFINE_float(
     "distill_temperature",
     None,
-    "Distillation temperature T > 0 (default 4).",
+    "Distillation temperature T > 0 (default 1).",
     lower_bound=1e-6,
     flag_values=FLAGS,
 )
 _ALPHA = flags.DEFINE_float(
     "distill_alpha",
     None,
-    "Weight of the distillation loss in [0, 1]; labels get 1 - alpha (default 0.9).",
+    "Weight of the distillation loss in [0, 1]; labels get 1 - alpha (default 0.5).",
     lower_bound=0.0,
     upper_bound=1.0,
     flag_values=FLAGS,
