@@ -102,6 +102,10 @@ class CompressionResult:
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         check_slots(out, slots)
+        with models.reused_outputs():  # the models do not change while each file is checked
+            return self._save(out, formats)
+
+    def _save(self, out: pathlib.Path, formats) -> pathlib.Path:
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.
