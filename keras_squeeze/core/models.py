@@ -858,6 +858,10 @@ def output_shapes(model) -> list[tuple]:
 # at 224x224 on 100 samples here: 8.5 s eager, 2.6 s traced), while for small inputs the
 # tracing would cost more than it saves.
 GRAPH_MIN_VALUES = 2**22
+# A batch holds at most this many input values (at least one sample): the activations of a
+# large model grow with the batch (MobileNetV2 at 224x224: its batch of 64 held over 1 GB
+# here), and small batches run as fast.
+BATCH_MAX_VALUES = 2**19
 
 
 _memo = threading.local()
@@ -898,6 +902,8 @@ def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndar
 
 def _keras_outputs(model, samples: Samples, batch_size: int) -> list[np.ndarray]:
     names = output_names(model)
+    per_sample = sum(int(np.asarray(a)[:1].size) for a in samples.inputs)
+    batch_size = max(1, min(batch_size, BATCH_MAX_VALUES // max(per_sample, 1)))
     call = call_model
     if sum(int(np.asarray(a).size) for a in samples.inputs) >= GRAPH_MIN_VALUES:
         call = _traced_call(model, samples)

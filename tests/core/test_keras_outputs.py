@@ -70,6 +70,10 @@ def _samples(model, x):
     return take_samples(x, models.input_specs(model), len(x), "x")
 
 
+# keras_outputs(..., batch_size=16) on `large`: batches of at most BATCH_MAX_VALUES values
+BATCHES = -(-64 // min(16, models.BATCH_MAX_VALUES // (256 * 256)))
+
+
 def _calls_besides_batches(model, x):
     """Eager calls keras_outputs makes before any batch (reading a subclassed model's
     output names calls it once); the counter is reset."""
@@ -84,7 +88,7 @@ def test_large_inputs_run_traced_with_the_eager_results(large):
     model = _conv()
     samples = _samples(model, large)
     traced = models.keras_outputs(model, samples, batch_size=16)[0]
-    eager = np.concatenate([np.asarray(model(large[i : i + 16])) for i in range(0, 64, 16)])
+    eager = np.asarray(model(large))
     np.testing.assert_allclose(traced, eager, rtol=1e-5, atol=1e-6)
 
 
@@ -92,7 +96,8 @@ def test_the_traced_path_calls_the_model_eagerly_once_only(large):
     model = Counting()
     other = _calls_besides_batches(model, large)
     models.keras_outputs(model, _samples(model, large), batch_size=16)
-    assert model.eager_calls == other + 1  # the check of the first sample; 4 batches traced
+    assert BATCHES > 1
+    assert model.eager_calls == other + 1  # the check of the first sample; the batches traced
 
 
 def test_a_model_that_cannot_be_traced_runs_eagerly(large):
@@ -100,7 +105,7 @@ def test_a_model_that_cannot_be_traced_runs_eagerly(large):
     other = _calls_besides_batches(model, large)
     out = models.keras_outputs(model, _samples(model, large), batch_size=16)[0]
     assert out.shape == (64, 3)
-    assert model.eager_calls == other + 4  # every batch, eagerly
+    assert model.eager_calls == other + BATCHES  # every batch, eagerly
 
 
 def test_small_inputs_stay_eager():
@@ -115,7 +120,7 @@ def test_a_model_whose_trace_disagrees_with_its_eager_call_runs_eagerly(large):
     model = Drifting()
     other = _calls_besides_batches(model, large)
     models.keras_outputs(model, _samples(model, large), batch_size=16)
-    assert model.eager_calls == other + 1 + 4  # the check, then every batch eagerly
+    assert model.eager_calls == other + 1 + BATCHES  # the check, then every batch eagerly
 
 
 def test_reused_outputs_runs_a_model_once_per_samples_within_its_span():
@@ -133,3 +138,11 @@ def test_reused_outputs_runs_a_model_once_per_samples_within_its_span():
         assert model.eager_calls == 2 * (other + 2)
     models.keras_outputs(model, samples, batch_size=4)  # the span ended: runs again
     assert model.eager_calls == 3 * (other + 2)
+
+
+def test_large_samples_run_in_batches_small_enough_for_their_activations():
+    model = Counting()
+    x = np.zeros((4, 512, 512, 1), np.float32)  # 2**18 values a sample, 2**20 in all: eager
+    other = _calls_besides_batches(model, x)
+    models.keras_outputs(model, _samples(model, x), batch_size=64)
+    assert model.eager_calls == other + 4 * 512 * 512 // models.BATCH_MAX_VALUES
