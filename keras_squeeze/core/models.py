@@ -868,15 +868,16 @@ _memo = threading.local()
 
 
 @contextlib.contextmanager
-def reused_outputs():
+def reused_outputs(table: dict | None = None):
     """Within it, keras_outputs of the same model on the same samples runs once.
 
-    For a span where no model changes (save() checks each artifact against the
-    same outputs); the memo holds the models and samples it keys on until the
-    span ends.
+    For spans where no model changes: compress() verifies its .tflite and
+    save() checks each artifact against the outputs of the models they were
+    made from. `table` (a dict kept by the caller) carries the memo from one
+    span to a later one; it holds the models and samples it keys on.
     """
     outer = getattr(_memo, "table", None)
-    _memo.table = {} if outer is None else outer
+    _memo.table = outer if outer is not None else ({} if table is None else table)
     try:
         yield
     finally:
