@@ -25,6 +25,7 @@ from benchmarks import (
     cli,
     clustering,
     common,
+    cost,
     depth,
     distill_sweep,
     distillation,
@@ -65,6 +66,7 @@ SECTIONS = {
     "sensitivity": sensitivity.run,
     "mixed": mixed.run,
     "auto": auto_search.run,
+    "cost": cost.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

@@ -13,6 +13,7 @@ import warnings
 
 from keras_squeeze.api import auto, checks, conversion, pipeline, reporting
 from keras_squeeze.api.result import CompressionResult
+from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.training import data as train_data_mod
@@ -266,8 +267,10 @@ def compress(
     with distribute.scope(job.fit.strategy if job.fit is not None else None):
         trained = pipeline.train(job)
     converted = conversion.convert(job, trained)
-    verified = reporting.verify(job, trained, converted)
-    report = reporting.build_report(job, trained, converted, verified)
+    outputs: dict = {}
+    with models.reused_outputs(outputs):  # no model changes from here on
+        verified = reporting.verify(job, trained, converted)
+        report = reporting.build_report(job, trained, converted, verified)
     for message in report.warnings:
         warnings.warn(message, reporting.warning_category(report, message), stacklevel=2)
     say(
@@ -284,4 +287,5 @@ def compress(
         verbose=verbose,
         edgetpu_tflite=converted.edgetpu,
         strategy=job.fit.strategy if job.fit is not None else None,
+        outputs=outputs,
     )
