@@ -25,7 +25,9 @@ from benchmarks import (
     cli,
     clustering,
     common,
+    cost,
     depth,
+    distill_sweep,
     distillation,
     distributed,
     edgetpu,
@@ -49,6 +51,7 @@ SECTIONS = {
     "qat": qat.run,
     "clustering": clustering.run,
     "distillation": distillation.run,
+    "distill_sweep": distill_sweep.run,
     "harness": harness.run,
     "channels": channels.run,
     "depth": depth.run,
@@ -63,6 +66,7 @@ SECTIONS = {
     "sensitivity": sensitivity.run,
     "mixed": mixed.run,
     "auto": auto_search.run,
+    "cost": cost.run,
 }
 RESULTS = pathlib.Path(__file__).resolve().parent / (
     "RESULTS.quick.md" if common.QUICK else "RESULTS.md"

@@ -45,6 +45,26 @@ def keras(flavour):
     return _compat.keras_module(flavour)
 
 
+def digits_mlp(x, y, units: int = 128, epochs: int = 6):
+    """A seeded Keras 3 MLP on 8x8 digits (flatten, dense `units` relu, dense 10 logits),
+    trained `epochs` epochs on (x, y) (0: left untrained)."""
+    import keras as keras3
+
+    keras3.utils.set_random_seed(0)
+    model = keras3.Sequential(
+        [
+            keras3.Input((8, 8, 1)),
+            keras3.layers.Flatten(),
+            keras3.layers.Dense(units, activation="relu", name="hidden"),
+            keras3.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile("adam", keras3.losses.SparseCategoricalCrossentropy(from_logits=True))
+    if epochs:
+        model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
 def weights_snapshot(model):
     return [np.array(w) for w in model.get_weights()]
 

@@ -1,8 +1,11 @@
-"""compress(model, "auto"): the smallest verified .tflite within an accuracy budget.
+"""compress(model, "auto"): the smallest (or fastest) verified .tflite within an accuracy budget.
 
 The search calls compress() once per candidate, cheapest first, and keeps the
-smallest (gzip bytes) result whose metric on the labelled validation data,
-measured on its .tflite, lost at most `max_accuracy_drop`:
+smallest (gzip bytes; objective="size") result whose metric on the labelled
+validation data, measured on its .tflite, lost at most `max_accuracy_drop`;
+with objective="latency", the fastest on this CPU (`keras_squeeze.api.auto_latency`:
+every tried .tflite timed interleaved by the package's harness, median and
+spread, the noise caveat):
 
 1. post-training: "int8", "int8-mixed", "int4-weights", "dynamic", "float16";
 2. with `train_data`, training candidates whose per-layer settings come from
@@ -11,13 +14,19 @@ measured on its .tflite, lost at most `max_accuracy_drop`:
    whose drop, that layer alone and without fine-tuning, stays within
    `LAYER_SHARE` of the budget; then fine-tuned with the usual loop and
    quantized to int8: "auto-prune", "auto-cluster", "auto-prune-cluster".
+   Their distillation setting is chosen, not assumed (`DistillChoice`): the
+   first one runs distilled from the original and on labels only, and the
+   setting that lost less on the validation data fine-tunes the others.
 
-A candidate that cannot beat the best found so far on size is skipped, with
-the reason (`_cannot_beat`). The search stops starting candidates once
-`time_budget_s` has passed and returns the best so far, saying so. Every
-candidate, tried or not, is a row of `report.search` (rendered in report.md,
-report.html and the terminal), with the Pareto front of gzip bytes against
+With objective="size", a candidate that cannot beat the best found so far on
+size is skipped, with the reason (`_cannot_beat`); with objective="latency"
+none is skipped for speed (no bound on latency is sound before timing). The
+search stops starting candidates once `time_budget_s` has passed and returns
+the best so far, saying so. Every candidate, tried or not, is a row of
+`report.search` (rendered in report.md, report.html and the terminal), with
+the Pareto front of gzip bytes (latency, for objective="latency") against
 the metric drop marked.
+An "int8-mixed" candidate that kept every op float32 is labelled float32 there.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import math
 import time
 import warnings
 
-from keras_squeeze.api import checks
+from keras_squeeze.api import auto_latency, checks
 from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.clustering.config import Cluster
 from keras_squeeze.core.progress import say
@@ -42,7 +51,7 @@ from keras_squeeze.report.search import points as _points
 
 AUTO = "auto"
 DEFAULT_MAX_ACCURACY_DROP = 0.01
-OBJECTIVES = ("size",)
+OBJECTIVES = ("size", "latency")
 POST_TRAINING = ("int8", "int8-mixed", "int4-weights", "dynamic", "float16")
 PRUNE_RATES = (0.9, 0.7, 0.5)
 CLUSTER_COUNTS = (8, 16)
@@ -66,14 +75,9 @@ def check_arguments(objective, time_budget_s, max_accuracy_drop, validation_data
         DataError: no validation_data.
     """
     if objective not in OBJECTIVES:
-        why = (
-            " ('latency' is not searched: timings on a shared CPU vary from run to run, "
-            "which would make the choice depend on the machine's load)"
-            if objective == "latency"
-            else ""
-        )
         raise RecipeError(
-            f"Unknown objective of the 'auto' search{why}. Expected one of "
+            "Unknown objective of the 'auto' search (what it minimises: gzip bytes, or the "
+            "p50 latency of the .tflite on this CPU). Expected one of "
             f"{list(OBJECTIVES)}. Received: objective={objective!r}"
         )
     if time_budget_s is not None:
@@ -188,16 +192,49 @@ def training_candidates(table, budget: float) -> list[tuple[str, Recipe | None, 
     return out
 
 
-def _pareto(rows: list[dict]) -> None:
-    tried = [r for r in rows if r["gzip_bytes"] is not None and r["drop"] is not None]
+def _pareto(rows: list[dict], key: str = "gzip_bytes") -> None:
+    """Marks the rows no other row beats on both `key` (gzip bytes or latency) and drop."""
+    tried = [r for r in rows if r.get(key) is not None and r["drop"] is not None]
     for r in tried:
         r["pareto"] = not any(
             o is not r
-            and o["gzip_bytes"] <= r["gzip_bytes"]
+            and o[key] <= r[key]
             and o["drop"] <= r["drop"]
-            and (o["gzip_bytes"] < r["gzip_bytes"] or o["drop"] < r["drop"])
+            and (o[key] < r[key] or o["drop"] < r["drop"])
             for o in tried
         )
+
+
+def _file_precision(report) -> str | None:
+    """The row's "precision": "float32" when a quantizing candidate's .tflite kept every
+    op float32 (an int8-mixed file that had to), else None."""
+    from keras_squeeze.report.precision import float32_only
+
+    if report.quantization != "float32" and float32_only(report.precision):
+        return "float32"
+    return None
+
+
+def _time_and_choose(rows, kept, outcomes, job, verbose) -> tuple[dict, dict | None]:
+    """objective="latency": every tried .tflite timed together (`auto_latency`); returns
+    (the search's "latency" entry, the chosen row of `kept`)."""
+    # over budget too: the table and chart place every tried candidate
+    contents = {
+        r["candidate"]: outcomes[r["candidate"]][0].tflite
+        for r in rows
+        if r["candidate"] in outcomes
+    }
+    say(verbose, f"auto: timing {len(contents)} .tflite files interleaved on this CPU")
+    entry = auto_latency.time_candidates(rows, contents, auto_latency.feed(job))
+    best, tied = auto_latency.fastest(kept)
+    entry["tied"] = [r["candidate"] for r in tied]
+    if best is not None and len(tied) > 1:
+        best["note"] = (
+            "as fast as "
+            + ", ".join(r["candidate"] for r in tied if r is not best)
+            + " within the spread of their medians; the smallest of them"
+        )
+    return entry, best
 
 
 def _blocking_layers(job, budget_left, kwargs, trained: bool) -> list[str]:
@@ -312,13 +349,14 @@ def search(
     )
     say(
         verbose,
-        f"auto: searching for the smallest .tflite within a drop of {100 * budget:.2f} "
+        f"auto: searching for the {'fastest' if objective == 'latency' else 'smallest'} "
+        f".tflite within a drop of {100 * budget:.2f} "
         "points" + (f", for at most {time_budget_s:g} s" if time_budget_s else ""),
     )
     rows = [_row(name, Recipe.get(name), "post-training") for name in POST_TRAINING]
     recipes = {name: Recipe.get(name) for name in POST_TRAINING}
     best, best_result, stopped, table_seconds = None, None, False, None
-    outcomes = {}
+    outcomes, kept = {}, []
 
     def out_of_time() -> bool:
         # The first candidate always starts: the search returns something or says why not.
@@ -333,7 +371,7 @@ def search(
             stopped = True
             row["note"] = NOT_STARTED
             return
-        reason = _cannot_beat(row, best)
+        reason = _cannot_beat(row, best) if objective == "size" else None
         if reason:
             row["status"], row["note"] = "skipped", reason
             return
@@ -361,6 +399,7 @@ def search(
         held = report.accuracy_budget or {}
         row["drop"] = held.get("drop")
         row["within_budget"] = bool(held.get("met"))
+        row["precision"] = _file_precision(report)
         departs = not (report.conversion_parity or {}).get("ok", True)
         if strict and departs:  # strict: a file that departs from its Keras model is not kept
             row["note"] = "departs from the Keras model it was converted from (strict=True)"
@@ -372,6 +411,8 @@ def search(
             f"budget ({row['seconds']:.1f} s)",
         )
         eligible = row["within_budget"] and not (strict and departs)
+        if eligible:
+            kept.append(row)
         if eligible and (best is None or row["gzip_bytes"] < best["gzip_bytes"]):
             best, best_result = row, result
 
@@ -386,6 +427,7 @@ def search(
             training = _training_rows(job, budget, time_budget_s, start, kwargs, verbose)
             table_seconds = training.pop()
         prune_cluster_ok = True
+        distill_choice = DistillChoice(kwargs)
         for name, recipe, why in training:
             row = _row(name, recipe or Recipe(quantization="int8", name=name), "training")
             rows.append(row)
@@ -397,10 +439,15 @@ def search(
                 row["status"] = "skipped"
                 row["note"] = "pruning or clustering alone already exceeded the budget"
                 continue
-            run(row, recipe, train_data)
+            for variant, variant_row in distill_choice.variants(row, recipe, rows):
+                run(variant_row, variant, train_data)
+            row = distill_choice.settle(row)
             if name != "auto-prune-cluster" and row["within_budget"] is False:
                 prune_cluster_ok = False
-    _pareto(rows)
+    latency = None
+    if objective == "latency" and kept:
+        latency, best = _time_and_choose(rows, kept, outcomes, job, verbose)
+    _pareto(rows, "latency_ms" if objective == "latency" else "gzip_bytes")
     elapsed = time.perf_counter() - start
     if best is None:
         tried = [r for r in rows if r["drop"] is not None]
@@ -437,15 +484,13 @@ def search(
         "stopped": stopped,
         "sensitivity_seconds": table_seconds,
         "layer_share": LAYER_SHARE,
+        "latency": latency,
+        "distill": distill_choice.summary() if train_data is not None else None,
         "candidates": rows,
         "notes": notes,
     }
     tried = sum(r["status"] == "tried" for r in rows)
-    report.notes.append(
-        f"auto: chose '{best['candidate']}' (gzip {best['gzip_bytes']:,} bytes, drop "
-        f"{_points(best['drop'])} points), the smallest of {tried} candidates tried within "
-        f"max_accuracy_drop={budget:g}, in {elapsed:.1f} s"
-    )
+    report.notes.append(_chosen_note(best, tried, budget, elapsed, objective))
     if stopped:
         report.warnings.append(
             f"{SEARCH_STOPPED}={time_budget_s:g}: returning the best candidate found so far; "
@@ -457,6 +502,24 @@ def search(
         warnings.warn(report.warnings[-1], UserWarning, stacklevel=3)
     say(verbose, report.notes[-1])
     return result
+
+
+def _chosen_note(best, tried, budget, elapsed, objective) -> str:
+    from keras_squeeze.report.search import label
+
+    if objective == "latency":
+        low, high = best["latency_spread_ms"]
+        how = (
+            f"p50 {best['latency_ms']:.4g} ms (spread {low:.4g}-{high:.4g} ms) on this CPU, "
+            f"gzip {best['gzip_bytes']:,} bytes"
+        )
+        what = "the fastest"
+    else:
+        how, what = f"gzip {best['gzip_bytes']:,} bytes", "the smallest"
+    return (
+        f"auto: chose '{label(best)}' ({how}, drop {_points(best['drop'])} points), {what} of "
+        f"{tried} candidates tried within max_accuracy_drop={budget:g}, in {elapsed:.1f} s"
+    )
 
 
 def _training_rows(job, budget, time_budget_s, start, kwargs, verbose) -> list:
@@ -477,6 +540,99 @@ def _training_rows(job, budget, time_budget_s, start, kwargs, verbose) -> list:
         verbose=0,
     )
     return [*training_candidates(table, budget), round(table.seconds, 3)]
+
+
+class DistillChoice:
+    """The distillation setting of the training candidates, chosen on the validation data.
+
+    Unless `distill=` or `teacher=` was given, the first training candidate
+    that runs is fine-tuned twice: distilled from the original model (the
+    recipe's default ks.Distill()) and on labels only (its row named
+    "<candidate>, labels only"). The setting whose result lost less on the
+    validation data (labels only on a tie: it trains without a teacher) is the
+    one every later training candidate fine-tunes with. Both rows stay
+    candidates of the search. Each training row says its setting in `distill`
+    and in its note; report.search["distill"] says what was chosen and why.
+    """
+
+    LABELS_ONLY = "labels only"
+
+    def __init__(self, kwargs: dict):
+        self.given = None
+        if kwargs.get("distill") is not None:
+            self.given = "distill= given"
+        elif kwargs.get("teacher") is not None:
+            self.given = "teacher= given"
+        self.chosen: bool | None = None  # the recipe's distill field once chosen
+        self.reason = self.given or "no training candidate ran"
+        self.pair: tuple[dict, dict] | None = None
+
+    @staticmethod
+    def describe(distill) -> str:
+        if distill is False:
+            return DistillChoice.LABELS_ONLY
+        from keras_squeeze.distillation.choice import describe
+        from keras_squeeze.distillation.config import Distill
+
+        return "distilled (" + describe(Distill() if distill is True else distill) + ")"
+
+    def variants(self, row: dict, recipe: Recipe, rows: list) -> list[tuple[Recipe, dict]]:
+        """(recipe, row) to run for this candidate; a second row is appended to `rows`."""
+        import dataclasses
+
+        if self.given is not None:
+            row["distill"] = self.given
+            return [(recipe, row)]
+        if self.chosen is not None:
+            chosen = dataclasses.replace(recipe, distill=self.chosen)
+            row["recipe"] = chosen.get_config()
+            row["distill"] = self.describe(self.chosen)
+            row["note"] = f"{row['distill']}, as chosen on {self.pair[0]['candidate']}"
+            return [(chosen, row)]
+        labels = dataclasses.replace(recipe, distill=False, name=f"{recipe.name}-labels-only")
+        labels_row = _row(f"{row['candidate']}, {self.LABELS_ONLY}", labels, "training")
+        rows.append(labels_row)
+        row["distill"] = self.describe(recipe.distill)
+        labels_row["distill"] = self.LABELS_ONLY
+        self.pair = (row, labels_row)
+        return [(recipe, row), (labels, labels_row)]
+
+    def settle(self, row: dict) -> dict:
+        """After the runs of `row`: the choice made on its pair, and the row that speaks
+        for the candidate (the chosen setting's)."""
+        if self.given is not None or self.chosen is not None or self.pair is None:
+            return row
+        distilled, labels = self.pair
+        if labels["drop"] is None and distilled["drop"] is None:
+            self.pair, self.reason = None, "neither setting finished on the first candidate"
+            return row
+        if distilled["drop"] is None or (
+            labels["drop"] is not None and labels["drop"] <= distilled["drop"]
+        ):
+            winner, loser = labels, distilled
+        else:
+            winner, loser = distilled, labels
+        self.chosen = winner is not labels
+        lost = "did not finish" if loser["drop"] is None else f"{_points(loser['drop'])}"
+        tie = winner is labels and loser["drop"] == winner["drop"]
+        self.reason = (
+            f"on {distilled['candidate']}: {winner['distill']} lost "
+            f"{_points(winner['drop'])} points on the validation data, {loser['distill']} "
+            f"{lost}" + (" (a tie goes to labels only)" if tie else "")
+        )
+        for r in self.pair:
+            r["note"] = (r["note"] + "; " if r["note"] else "") + (
+                f"{r['distill']}: {'chosen' if r is winner else 'not chosen'} for the "
+                "training candidates"
+            )
+        return winner
+
+    def summary(self) -> dict:
+        return {
+            "chosen": None if self.chosen is None else self.describe(self.chosen),
+            "reason": self.reason,
+            "candidates": [r["candidate"] for r in self.pair] if self.pair else [],
+        }
 
 
 # compress()'s arguments every candidate gets as they were given.

@@ -13,6 +13,7 @@ import warnings
 
 from keras_squeeze.api import auto, checks, conversion, pipeline, reporting
 from keras_squeeze.api.result import CompressionResult
+from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.distillation.config import Distill
 from keras_squeeze.training import data as train_data_mod
@@ -82,11 +83,14 @@ def compress(
         model: a Keras 3 or tf_keras model, or a path to a .keras / .h5 file or
             SavedModel directory.
         recipe: a preset name (see `ks.RECIPES`), a `ks.Recipe`, or "auto":
-            the smallest candidate (post-training presets, and with
+            the smallest (objective="latency": fastest) candidate (post-training presets, and with
             train_data per-layer pruning / clustering chosen from
             `ks.sensitivity`) whose .tflite loses at most max_accuracy_drop
             on the labelled validation_data; `report.search` lists every
-            candidate (`keras_squeeze.api.auto`).
+            candidate (`keras_squeeze.api.auto`). Unless distill= or teacher=
+            is given, the training candidates' distillation (distilled from
+            the original or labels only) is chosen on the validation data
+            (report.search["distill"]).
         train_data: (x, y) arrays, a tf.data.Dataset of (x, y) batches, or a
             callable returning batches: fine-tuning data for training recipes,
             and the calibration source when `representative_data` is not given.
@@ -99,7 +103,7 @@ def compress(
             original model when distillation is on).
         distill: True / False / a `ks.Distill`: fine-tune against the teacher's
             outputs (default: the recipe's setting, on for training recipes;
-            temperature 4, alpha 0.9).
+            alpha 0.5, temperature 1: `distillation.config.DEFAULT_ALPHA`).
         epochs: fine-tuning epochs per training stage (default
             `training.defaults.DEFAULT_EPOCHS`, 2).
         loss: a callable(y_true, y_pred) for the task loss (default
@@ -180,10 +184,14 @@ def compress(
             says by how much); with `strict=True` a VerificationError, nothing
             returned or written. Default None: no budget (0.01 for "auto").
         objective / time_budget_s / seed: the "auto" recipe's search (only
-            with it): what to minimise ("size": gzip bytes), when to stop
-            starting candidates (None: never; the best so far is returned and
-            the report says so) and the seed of its training candidates
-            (default 0). See `keras_squeeze.api.auto`.
+            with it): what to minimise ("size": gzip bytes, the default;
+            "latency": the p50 of each candidate's .tflite on this CPU, every
+            tried file timed interleaved by `ks.bench.benchmark`, ties within
+            the measured spread going to the smaller file; a timing on a loaded
+            machine varies from run to run, see `keras_squeeze.api.auto_latency`),
+            when to stop starting candidates (None: never; the best so far is
+            returned and the report says so) and the seed of its training
+            candidates (default 0). See `keras_squeeze.api.auto`.
 
     Returns:
         A `CompressionResult` with `.model`, `.tflite`, `.report` and `.save(dir)`.
@@ -259,8 +267,10 @@ def compress(
     with distribute.scope(job.fit.strategy if job.fit is not None else None):
         trained = pipeline.train(job)
     converted = conversion.convert(job, trained)
-    verified = reporting.verify(job, trained, converted)
-    report = reporting.build_report(job, trained, converted, verified)
+    outputs: dict = {}
+    with models.reused_outputs(outputs):  # no model changes from here on
+        verified = reporting.verify(job, trained, converted)
+        report = reporting.build_report(job, trained, converted, verified)
     for message in report.warnings:
         warnings.warn(message, reporting.warning_category(report, message), stacklevel=2)
     say(
@@ -277,4 +287,5 @@ def compress(
         verbose=verbose,
         edgetpu_tflite=converted.edgetpu,
         strategy=job.fit.strategy if job.fit is not None else None,
+        outputs=outputs,
     )

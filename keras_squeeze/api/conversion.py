@@ -80,11 +80,13 @@ def convert_like(
     dynamic_batch: bool | None = None,
     baseline: bool = False,
     notes: bool = False,
+    keep_float: dict | None = None,
 ) -> bytes:
     """`model` converted as the job converts: its quantization (float32 for the
     `baseline`), calibration, I/O types, batch, the converter `options` of `stages`, each
     recurrent layer on its path (`export.recurrent`: the fused LSTM op of a tf_keras
-    rebuild, unrolled, or the loop); with `notes`, the report says which."""
+    rebuild, unrolled, or the loop); with `notes`, the report says which. `keep_float`:
+    see `export.tflite.convert`."""
     mode = ptq.get_mode("float32") if baseline else job.mode
     free = job.dynamic_batch if dynamic_batch is None else dynamic_batch
 
@@ -107,6 +109,7 @@ def convert_like(
                 job.out_type,
                 job.verbose,
                 allow_tf_ops=job.allow_tf_ops,
+                keep_float=keep_float,
                 **options,
             )
 
@@ -138,19 +141,34 @@ def convert_like(
 
 
 def convert(job, trained) -> Converted:
-    """Converts the original (float32) and the compressed model; sizes every stage's model."""
+    """Converts the original (float32) and the compressed model; sizes every stage's model.
+
+    Without training stages, a mode whose conversion passes through a float32 file of the
+    model ("int8", "int16x8", "int4-weights": `export.tflite.float_stage`) gives the
+    baseline from that same conversion; otherwise (and for `measure_latency`, which times
+    the float file the user would get) the original model is converted to float32 first.
+    """
     if job.calibration is not None:
         say(job.verbose, f"calibrating on {job.calibration.describe()}")
-    say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
-    baseline = convert_like(job, job.model, [], {}, baseline=True)
+    floats: dict | None = None
+    if not trained.records and not job.measure_latency:
+        floats = {}
+    else:
+        say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
+    baseline = None if floats is not None else convert_like(job, job.model, [], {}, baseline=True)
     stages = trained.stages
     options = merged_options(job.recipe, stages)
     sparse = " and sparse encoding" if options.get("sparse") else ""
     batch = "free batch" if job.dynamic_batch else "batch 1"
     say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
     start = time.perf_counter()
-    content = convert_like(job, trained.model, stages, options, notes=True)
+    content = convert_like(job, trained.model, stages, options, notes=True, keep_float=floats)
     seconds = time.perf_counter() - start
+    if floats is not None:
+        baseline = floats.get(content)
+        if baseline is None:  # the mode has no float32 stage (float16, dynamic, int8-mixed)
+            say(job.verbose, "converting the original model to a float32 .tflite (baseline)")
+            baseline = convert_like(job, job.model, [], {}, baseline=True)
     for i, record in enumerate(trained.records):
         done = stages[: i + 1]
         stage_content = (

@@ -309,6 +309,15 @@ def explain_precision(report: Report, tflite_model, matches, mode: ptq.PTQMode) 
             f"int8-mixed could not meet its bound ({plan.get('bound')}) even with every op "
             f"float32: {figures(after)}"
         )
+    elif precision.float32_only(report.precision):
+        report.precision["note"] = precision.float32_file_text(mode.name, report.precision)
+        report.warnings.append(
+            f"{precision.INT8_MIXED_FLOAT32}: every op of this .tflite runs in float32 "
+            f"({len(kept)} kept float32 by int8-mixed to meet its bound, {plan.get('bound')}; "
+            f"plain int8: {figures(before)}), so it is {precision.FLOAT32_FILE} "
+            f"({report.compressed.tflite_bytes:,} bytes, {report.size_ratio:.2f}x of the "
+            "float32 .tflite)"
+        )
 
 
 def explain_float_kernels(report: Report, mode: ptq.PTQMode) -> None:

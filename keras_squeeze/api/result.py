@@ -61,6 +61,9 @@ class CompressionResult:
     verbose: int = 0
     edgetpu_tflite: bytes | None = None
     strategy: object = None
+    # The Keras outputs compress() verified with (core.models.reused_outputs): save()
+    # checks its files against the models as they were when the .tflite was made.
+    outputs: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -102,6 +105,10 @@ class CompressionResult:
         if self.edgetpu_tflite is not None:
             slots.update({EDGETPU_INPUT: False, EDGETPU_COMPILED: False})
         check_slots(out, slots)
+        with models.reused_outputs(self.outputs):
+            return self._save(out, formats)
+
+    def _save(self, out: pathlib.Path, formats) -> pathlib.Path:
         records: dict[str, Artifact] = {}
         # Every artifact must reproduce the model it was made from; its reported
         # fidelity is against the original float model.

@@ -277,6 +277,7 @@ def run(
     max_accuracy_drop: float | None = None,
     sensitivity_only: bool = False,
     time_budget_s: float | None = None,
+    objective: str | None = None,
 ):
     """Compresses a model file (or the example CNN trained on the digits) and saves it.
 
@@ -288,8 +289,9 @@ def run(
         model: path to a .keras / .h5 / SavedModel; None trains the example CNN
             on the built-in digits (16x16) for `epochs` (default 8) epochs.
         recipe: a preset recipe name (see `ks.RECIPES`), or "auto": the smallest
-            candidate within max_accuracy_drop (default 0.01) on the validation
-            split, training candidates fine-tuned on the training split.
+            (objective "latency": the fastest on this CPU) candidate within
+            max_accuracy_drop (default 0.01) on the validation split, training
+            candidates fine-tuned on the training split.
         custom_objects: the custom layers and functions the model file needs:
             'module:name' entries (see `keras_squeeze.cli.custom_objects`) or
             a {name: object} dict.
@@ -324,6 +326,8 @@ def run(
             returns the Sensitivity.
         time_budget_s: with recipe "auto", compress(time_budget_s=...): the
             search starts no candidate after this many seconds.
+        objective: with recipe "auto", compress(objective=...): "size" (None:
+            the default) or "latency".
 
     Returns:
         The CompressionResult.
@@ -361,6 +365,11 @@ def run(
         raise ConfigError(
             "time_budget_s bounds the 'auto' search. Expected --recipe=auto with it. "
             f"Received: --recipe={recipe_obj.name} --time_budget_s={time_budget_s:g}"
+        )
+    if not searched and objective is not None:
+        raise ConfigError(
+            "objective is what the 'auto' search minimises. Expected --recipe=auto with it. "
+            f"Received: --recipe={recipe_obj.name} --objective={objective}"
         )
     sources.check_image_range(data, image_range)
     atomic.check_writable_dir(output_dir)
@@ -401,7 +410,7 @@ def run(
     callbacks = (
         _tensorboard(tensorboard_dir, recipe_obj, keras_model) if trains and not searched else None
     )
-    search = {"time_budget_s": time_budget_s} if searched else {}
+    search = {"time_budget_s": time_budget_s, "objective": objective} if searched else {}
     with custom_object_scope(objects):
         result = compress(
             keras_model,

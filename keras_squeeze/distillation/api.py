@@ -6,8 +6,10 @@ import dataclasses
 
 from keras_squeeze import _compat
 from keras_squeeze.core import models
+from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
 from keras_squeeze.data.labels import output_specs
+from keras_squeeze.distillation import choice as choice_mod
 from keras_squeeze.distillation.config import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distill
 from keras_squeeze.errors import DataError, ModelError
 from keras_squeeze.training import callbacks as user_callbacks
@@ -62,8 +64,8 @@ def distill(
     train_data,
     *,
     epochs: int = DEFAULT_EPOCHS,
-    temperature: float = DEFAULT_TEMPERATURE,
-    alpha: float = DEFAULT_ALPHA,
+    temperature: float | None = None,
+    alpha: float | None = None,
     features=(),
     feature_weight: float = 1.0,
     teacher_outputs: str = "auto",
@@ -92,11 +94,20 @@ def distill(
             callable returning batches. Labels may be class ids or one-hot
             rows; without labels only the teacher's outputs are learnt.
         epochs: training epochs (default 5).
-        temperature: T > 0 (default 4.0).
-        alpha: weight of the distillation loss in [0, 1] (default 0.9).
+        temperature: T > 0; alpha: weight of the distillation loss in [0, 1]
+            (the task loss on labels gets 1 - alpha). Leave both unset to let
+            ks.distill choose: with labelled `validation_data` it trains the
+            student for `choice.PROBE_EPOCHS` with each of `choice.CANDIDATES`
+            (labels only; the fixed default alpha 0.5, T 1; alpha 0.9, T 4) from the same
+            initial weights, keeps the best on the validation data and trains
+            that one (report["choice"] says which and why); without labelled
+            validation data it uses the fixed defaults `config.DEFAULT_ALPHA`
+            and `config.DEFAULT_TEMPERATURE`. Giving either one fixes the
+            setting (the other takes its default).
         features: (teacher_layer, student_layer) pairs to match.
         teacher_outputs / student_outputs: "logits", "probabilities" or "auto".
-        validation_data: (x, y) data; accuracy of both models is reported.
+        validation_data: (x, y) data; accuracy of both models is reported,
+            and the distillation setting is chosen on it (see alpha).
         optimizer: optimizer name or instance (default: the student's compiled
             optimizer, else Adam at 1e-3; the student trains at its full rate).
         loss: replaces the default task loss (cross-entropy for classifiers).
@@ -109,17 +120,22 @@ def distill(
             is the global batch (a multiple of the number of replicas).
 
     Returns:
-        A DistillResult with the trained student copy and a report.
+        A DistillResult with the trained student copy and a report
+        (report["distill"]: the setting trained with; report["choice"]: the
+        setting chosen, the reason, and each candidate's validation accuracy).
 
     Example:
-        >>> result = ks.distill(teacher, small_student, (x_train, y_train), epochs=10)
+        >>> result = ks.distill(teacher, small_student, (x_train, y_train), epochs=10,
+        ...                     validation_data=(x_val, y_val))
+        >>> result.report["choice"]["chosen"]    # e.g. 'labels only' or 'alpha=0.5, T=2'
         >>> result.model.evaluate(x_test, y_test)
     """
     teacher = models.ensure_model(teacher, "teacher")
     student = models.ensure_model(student, "student")
+    given = alpha is not None or temperature is not None
     config = Distill(
-        temperature=temperature,
-        alpha=alpha,
+        temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+        alpha=DEFAULT_ALPHA if alpha is None else alpha,
         teacher_outputs=teacher_outputs,
         student_outputs=student_outputs,
         features=tuple(features),
@@ -147,28 +163,36 @@ def distill(
                 "validation_data has no labels. Expected (x, y) to measure accuracy. "
                 "Received: inputs only"
             )
-    with distribute.scope(strategy):
-        trained = copy_model(student)
-        teaching = teacher
-        if distribute.replicas(strategy) > 1:  # the teacher's variables mirrored too
-            teaching = copy_model(teacher)
-            teaching.trainable = False
-        history = trainer_mod.fine_tune(
-            trained,
-            train,
-            epochs,
-            teacher=teaching,
-            distill=config,
-            loss=loss,
-            optimizer=optimizer,
-            compiled_from=student,
-            validation=validation,
-            verbose=verbose,
-            user_callbacks=callbacks,
-            stage="distill",
-        )
+
+    def train_with(setting: Distill, n_epochs: int, *, final: bool):
+        with distribute.scope(strategy):
+            trained = copy_model(student)
+            teaching = teacher
+            if distribute.replicas(strategy) > 1:  # the teacher's variables mirrored too
+                teaching = copy_model(teacher)
+                teaching.trainable = False
+            history = trainer_mod.fine_tune(
+                trained,
+                train,
+                n_epochs,
+                teacher=teaching,
+                distill=setting,
+                loss=loss,
+                optimizer=optimizer,
+                compiled_from=student,
+                validation=validation if final else None,
+                verbose=verbose if final else 0,
+                user_callbacks=callbacks if final else (),
+                stage="distill",
+            )
+        return trained, history
+
+    choice = _choose(config, given, student, train, val_samples, train_with, verbose)
+    config = choice.config
+    trained, history = train_with(config, epochs, final=True)
     report = {
         "distill": config.get_config(),
+        "choice": choice.as_report(),
         "teacher_outputs": trainer_mod.resolve_teacher_kind(config, teacher),
         "student_outputs": trainer_mod.make_task(trained, train, config).student_kind,
         "labels": ("one-hot" if train.one_hot else "class ids") if train.has_labels else None,
@@ -189,3 +213,37 @@ def distill(
             "samples": val_samples.count,
         }
     return DistillResult(trained, report)
+
+
+def _choose(
+    config, given: bool, student, train, val_samples, train_with, verbose
+) -> choice_mod.Choice:
+    """The setting to train with: chosen on the validation data when neither alpha nor
+    temperature was given and both the training and the validation data have labels
+    (`distillation.choice`), else `config` with the reason no choice was made."""
+    if given:
+        return choice_mod.fixed(config, "alpha or temperature given")
+    if not train.has_labels:
+        return choice_mod.fixed(config, "no labels in train_data: the teacher's outputs alone")
+    if val_samples is None:
+        return choice_mod.fixed(config, "no validation_data: the fixed default")
+
+    def probe(candidate, n_epochs):
+        setting = dataclasses.replace(
+            config, alpha=candidate.alpha, temperature=candidate.temperature
+        )
+        return train_with(setting, n_epochs, final=False)[0]
+
+    def score(model):
+        return validation_accuracy(model, val_samples)
+
+    if score(student) is None:
+        return choice_mod.fixed(
+            config, "validation accuracy is measured on one-output classifiers only"
+        )
+    made = choice_mod.choose(probe, score)
+    made.config = dataclasses.replace(
+        config, alpha=made.config.alpha, temperature=made.config.temperature
+    )
+    say(verbose, f"distill: {choice_mod.describe(made.config)}, chosen for {made.reason}")
+    return made

@@ -87,6 +87,7 @@ def convert(
     sparse: bool = False,
     per_tensor_dense: bool = False,
     allow_tf_ops: bool = False,
+    keep_float: dict | None = None,
 ) -> bytes:
     """Converts a Keras model (either flavour) to .tflite bytes.
 
@@ -103,6 +104,11 @@ def convert(
         allow_tf_ops: keep ops TFLite's builtins lack as TensorFlow ops (the
             runtime then needs the Flex delegate); otherwise such a model is an
             ExportError naming the layers and ops.
+        keep_float: a dict that, for a mode whose conversion passes through a
+            float32 .tflite of the model ("int8" and "int16x8": the file the
+            converter calibrates; "int4-weights": the file ai-edge-quantizer
+            rewrites), gets that float32 file under the returned bytes as key:
+            the float baseline without a second conversion (`float_stage`).
 
     Raises:
         DataError: calibration samples are needed and missing.
@@ -145,6 +151,7 @@ def convert(
                 converter = tf.lite.TFLiteConverter.from_keras_model(model)
             else:
                 converter = traced_converter(model)
+            captured = float_stage(converter) if keep_float is not None else None
             ptq.configure_converter(
                 converter,
                 mode,
@@ -188,10 +195,44 @@ def convert(
     if mode.name == "int4-weights":
         from keras_squeeze.quantization import int4
 
-        return int4.quantize(content, verbose=verbose)
+        quantized = int4.quantize(content, verbose=verbose)
+        if keep_float is not None:
+            keep_float[quantized] = content
+        return quantized
     if mode.needs_calibration:
         check_loadable(content, mode.name)
+    if captured and mode.name in _CALIBRATES_FLOAT:
+        keep_float[content] = captured[-1]
     return content
+
+
+# Modes whose converter calibrates a float32 .tflite of the model, then quantizes it.
+_CALIBRATES_FLOAT = ("int8", "int16x8")
+
+
+def float_stage(converter) -> list[bytes]:
+    """The float32 .tflite files `converter.convert()` passes on to its quantization, in a
+    list that fills as it converts.
+
+    Under full-integer post-training quantization the TFLite converter first converts the
+    model to a float32 .tflite, calibrates that file on the representative data and
+    quantizes it (`_optimize_tflite_model` in tensorflow/lite/python/lite.py). That file has
+    the ops and weights of a float32 conversion of the same model (compared in
+    tests/export/test_float_stage.py); it lacks only the few hundred bytes of conversion
+    metadata the converter appends to the files it returns. A converter without that step
+    fills nothing, and the caller converts the float baseline itself.
+    """
+    seen: list[bytes] = []
+    optimize = getattr(converter, "_optimize_tflite_model", None)
+    if optimize is None:
+        return seen
+
+    def keep(model, *args, **kwargs):
+        seen.append(bytes(model))
+        return optimize(model, *args, **kwargs)
+
+    converter._optimize_tflite_model = keep
+    return seen
 
 
 @dataclasses.dataclass

@@ -123,8 +123,9 @@ def render_charts(report) -> dict[str, bytes]:
     - report_sparsity.png: measured zeros per layer (and the target), when
       some layer is sparse;
     - report_clusters.png: unique kernel values per layer, when clustered;
-    - report_search.png: the "auto" search's candidates, gzip bytes against the
-      metric drop, the Pareto front joined and the budget drawn.
+    - report_search.png: the "auto" search's candidates, gzip bytes (p50
+      latency with its spread, for objective="latency") against the metric
+      drop, the Pareto front joined and the budget drawn.
 
     Args:
         report: a Report or its to_dict() / report.json.
@@ -224,25 +225,31 @@ def render_charts(report) -> dict[str, bytes]:
 
 
 def search_chart(search: dict) -> bytes | None:
-    """report_search.png: each tried candidate at (gzip KiB, drop in points), the Pareto
-    front joined, the budget as a line and the chosen one ringed; None without points."""
-    tried = [
-        c for c in search["candidates"] if c["gzip_bytes"] is not None and c["drop"] is not None
-    ]
+    """report_search.png: each tried candidate at (gzip KiB, or p50 ms with its spread as
+    a bar for objective="latency"; drop in points), the Pareto front joined, the budget as
+    a line and the chosen one ringed; None without points."""
+    from keras_squeeze.report.search import label
+
+    timed = search.get("objective") == "latency"
+    key, scale = ("latency_ms", 1.0) if timed else ("gzip_bytes", 1 / 1024)
+    tried = [c for c in search["candidates"] if c.get(key) is not None and c["drop"] is not None]
     if not tried:
         return None
     fig, ax = _figure(6.0, 3.8)
     for c in tried:
         colour = _BLUE if c["within_budget"] else _GREY
-        x, y = c["gzip_bytes"] / 1024, 100 * c["drop"]
+        x, y = c[key] * scale, 100 * c["drop"]
+        if timed:
+            low, high = c["latency_spread_ms"]
+            ax.errorbar([x], [y], xerr=[[x - low], [high - x]], color=colour, capsize=3)
         ax.scatter([x], [y], color=colour, zorder=3)
         if c.get("chosen"):
             ax.scatter([x], [y], s=180, facecolors="none", edgecolors=_ORANGE, zorder=4)
-        ax.annotate(c["candidate"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    front = sorted((c for c in tried if c.get("pareto")), key=lambda c: c["gzip_bytes"])
+        ax.annotate(label(c), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = sorted((c for c in tried if c.get("pareto")), key=lambda c: c[key])
     if len(front) > 1:
         ax.plot(
-            [c["gzip_bytes"] / 1024 for c in front],
+            [c[key] * scale for c in front],
             [100 * c["drop"] for c in front],
             color=_ORANGE,
             linewidth=1,
@@ -250,7 +257,7 @@ def search_chart(search: dict) -> bytes | None:
         )
         ax.legend(fontsize=8)
     ax.axhline(100 * search["max_drop"], color=_GREY, linestyle="--", linewidth=0.8)
-    ax.set_xlabel("gzip KiB")
+    ax.set_xlabel("p50 ms on this CPU (bar: spread of block medians)" if timed else "gzip KiB")
     ax.set_ylabel("metric drop (points)")
     budget = f"budget {100 * search['max_drop']:g} points"
     ax.set_title(f"auto search: chose {search['chosen']} ({budget})")

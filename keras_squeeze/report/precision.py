@@ -95,13 +95,31 @@ def precision_counts(ops: list[OpPrecision]) -> dict[str, int]:
     return dict(Counter(op.precision for op in ops).most_common())
 
 
+FLOAT32_FILE = "a float32 file, not an int8 one"
+INT8_MIXED_FLOAT32 = "INT8-MIXED KEPT EVERY OP FLOAT32"
+
+
+def float32_only(entry: dict | None) -> bool:
+    """Whether a `summary` entry has compute ops and every one of them runs in float32."""
+    counts = (entry or {}).get("counts") or {}
+    return bool(counts) and set(counts) == {"float32"}
+
+
+def float32_file_text(quantization: str, entry: dict | None) -> str | None:
+    """What the report says of a quantizing mode's .tflite whose every op is float32
+    (int8-mixed that had to keep them all), else None."""
+    if quantization == "float32" or not float32_only(entry):
+        return None
+    ops = entry["counts"]["float32"]
+    return f"every op float32 ({ops} ops): {quantization} made {FLOAT32_FILE}"
+
+
 def summary(model: TFLiteModel, content: bytes | None = None) -> dict:
-    """The report's `precision` entry: counts, the ops per precision, and the stored plan."""
+    """The report's `precision` entry: counts, the ops per precision, whether every op is
+    float32 ("float32_only"), and the stored plan."""
     ops = op_precisions(model)
-    by_precision: dict[str, list[str]] = {}
-    for op in ops:
-        by_precision.setdefault(op.precision, []).append(f"{op.opcode} {op.output}")
     entry = {"counts": precision_counts(ops), "ops": [op.to_dict() for op in ops]}
+    entry["float32_only"] = float32_only(entry)
     if content is not None:
         plan = read_plan(content)
         if plan is not None:

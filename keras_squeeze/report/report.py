@@ -7,6 +7,7 @@ import json
 
 from keras_squeeze.report.layers import LayerRow, format_target, target_keys
 from keras_squeeze.report.metrics import Fidelity, format_db
+from keras_squeeze.report.precision import float32_file_text
 from keras_squeeze.report.search import search_markdown, search_text
 from keras_squeeze.report.summary import output_table_markdown, task_rows
 
@@ -65,18 +66,22 @@ class Report:
             .tflite departs from it).
         precision: each op's precision read back from the .tflite
             (`report.precision.summary`): "counts" {precision: ops}, "ops" (index,
-            opcode, output tensor, precision) and, for "int8-mixed", the "plan"
-            stored in the file (each op's measured error, the ops kept float32
-            and why).
+            opcode, output tensor, precision), "float32_only" (every op runs in
+            float32) and, for "int8-mixed", the "plan" stored in the file (each
+            op's measured error, the ops kept float32 and why) and, when it kept
+            every op float32, a "note" saying the file is a float32 one.
         exports: per saved format, its Artifact record (filled by save()).
         accuracy_budget: with compress(max_accuracy_drop=...): {"max_drop",
             "drop" (the worst output's), "metric", "output", "met",
             "per_output": {name: {"metric", "drop"}}}; else None.
         search: with compress(model, "auto"): the search (`api.auto`): "chosen",
             "objective", "max_drop", "seed", "seconds", "time_budget_s",
-            "stopped" and "candidates" (one row each: recipe, kind, status,
-            bytes, gzip bytes, metric, drop, seconds, within budget, Pareto);
-            else None.
+            "stopped", "latency" (objective="latency": how the candidates were
+            timed, `api.auto_latency`) and "candidates" (one row each: recipe,
+            kind, status, bytes, gzip bytes, metric, drop, seconds, within
+            budget, "precision" ("float32" for an int8-mixed file that kept
+            every op float32), Pareto; with objective="latency" also
+            "latency_ms" and "latency_spread_ms"); else None.
         notes / warnings: what the user should know.
     """
 
@@ -211,6 +216,9 @@ class Report:
                 sq = fid["sqnr_db"]
                 line += f", SQNR vs float {sq if isinstance(sq, str) else f'{sq:.1f} dB'}"
             out.append(line)
+        float32_file = float32_file_text(self.quantization, self.precision)
+        if float32_file:
+            out.append(f"op precision (read from the .tflite): {float32_file}")
         if self.search:
             out.append(search_text(self.search))
         out.extend(f"warning: {w}" for w in self.warnings)
@@ -227,6 +235,8 @@ class Report:
             lines.append(f"- Calibration: {self.calibration}")
         if self.precision and self.precision.get("counts"):
             counts = ", ".join(f"{k} x{v}" for k, v in self.precision["counts"].items())
+            float32_file = float32_file_text(self.quantization, self.precision)
+            counts += f" (**{float32_file}**)" if float32_file else ""
             lines.append(f"- Op precision (read from the .tflite): {counts}")
         lines.append(f"- Fidelity measured on: {self.fidelity.inputs}")
         scored = self.accuracy or self.regression

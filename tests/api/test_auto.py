@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 import keras_squeeze as ks
-from keras_squeeze.api import auto
+from keras_squeeze.api import auto, auto_latency
+from keras_squeeze.report import search as search_report
+from tests import conftest
 
 BUDGET = 0.05
 FEATURES = 16
@@ -49,8 +51,8 @@ def classifier():
     return model, x, y
 
 
-@pytest.fixture(scope="module")
-def searched(classifier):
+def search_classifier(classifier, **kwargs):
+    """compress(model, "auto") of the classifier: half its samples validate, half calibrate."""
     model, x, y = classifier
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,7 +63,13 @@ def searched(classifier):
             representative_data=x[200:],
             max_accuracy_drop=BUDGET,
             verbose=0,
+            **kwargs,
         )
+
+
+@pytest.fixture(scope="module")
+def searched(classifier):
+    return search_classifier(classifier)
 
 
 def test_auto_is_within_budget_and_no_larger_than_any_fixed_preset_that_meets_it(
@@ -122,17 +130,7 @@ def test_the_search_table_lists_every_candidate_and_renders(searched, tmp_path, 
 
 
 def test_the_search_is_deterministic(classifier, searched):
-    model, x, y = classifier
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        again = ks.compress(
-            model,
-            "auto",
-            validation_data=(x[:200], y[:200]),
-            representative_data=x[200:],
-            max_accuracy_drop=BUDGET,
-            verbose=0,
-        )
+    again = search_classifier(classifier)
     keys = ("candidate", "status", "tflite_bytes", "gzip_bytes", "drop", "within_budget")
     first = [{k: r[k] for k in keys} for r in searched.report.search["candidates"]]
     second = [{k: r[k] for k in keys} for r in again.report.search["candidates"]]
@@ -165,23 +163,10 @@ def test_the_time_budget_stops_the_search_with_the_best_so_far(classifier, capsy
 
 @pytest.fixture(scope="module")
 def digits_mlp():
-    import keras
-
     from keras_squeeze.data import load_digits
 
     (x, y), (xt, yt) = load_digits(8)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu", name="hidden"),
-            keras.layers.Dense(10, name="logits"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=6, batch_size=64, verbose=0)
-    return model, (x[:400], y[:400]), (xt, yt)
+    return conftest.digits_mlp(x, y), (x[:400], y[:400]), (xt, yt)
 
 
 def test_training_candidates_take_their_per_layer_settings_from_sensitivity(digits_mlp):
@@ -198,7 +183,11 @@ def test_training_candidates_take_their_per_layer_settings_from_sensitivity(digi
             verbose=0,
         )
     rows = {r["candidate"]: r for r in result.report.search["candidates"]}
-    assert list(rows) == [*auto.POST_TRAINING, *auto.TRAINING_NAMES]
+    # the first training candidate also runs on labels only: the distillation setting is
+    # chosen on the validation data (tests/api/test_auto_distill.py)
+    names = list(auto.TRAINING_NAMES)
+    names.insert(1, "auto-prune, labels only")
+    assert list(rows) == [*auto.POST_TRAINING, *names]
     prune, cluster = rows["auto-prune"], rows["auto-cluster"]
     assert prune["status"] == "tried" and cluster["status"] == "tried"
     assert prune["recipe"]["prune"]["layers"]["hidden"] in auto.PRUNE_RATES
@@ -249,8 +238,7 @@ def test_a_budget_no_candidate_meets_says_what_the_closest_reached(regression):
         ({}, ks.DataError, "Received: validation_data=None"),
         ({"validation_data": "unlabelled"}, ks.DataError, "validation_data without labels"),
         ({"max_accuracy_drop": 1.0}, ks.RecipeError, r"Expected a value in \[0, 1\)"),
-        ({"objective": "latency"}, ks.RecipeError, "'latency' is not searched.*'size'"),
-        ({"objective": "speed"}, ks.RecipeError, r"Unknown objective.*\['size'\]"),
+        ({"objective": "speed"}, ks.RecipeError, r"Unknown objective.*\['size', 'latency'\]"),
         ({"time_budget_s": -1}, ks.RecipeError, "time_budget_s=-1"),
         ({"edgetpu": True}, ks.RecipeError, "edgetpu does not apply to every candidate"),
     ],
@@ -306,3 +294,105 @@ def test_strict_keeps_no_candidate_that_departs_from_its_keras_model():
     rows = {r["candidate"]: r for r in strict.search["candidates"]}
     assert loose.search["chosen"] in rows
     assert "departs from the Keras model" in rows[loose.search["chosen"]]["note"]
+
+
+@pytest.fixture(scope="module")
+def timed(classifier):
+    return search_classifier(classifier, objective="latency")
+
+
+def test_latency_times_every_tried_candidate_and_keeps_the_fastest(timed, searched):
+    search = timed.report.search
+    assert search["objective"] == "latency"
+    assert search["latency"]["settings"] == auto_latency.SETTINGS
+    rows = {r["candidate"]: r for r in search["candidates"]}
+    # no size rule skips a candidate here: each of them is tried and timed
+    assert [r["status"] for r in rows.values()] == ["tried"] * len(auto.POST_TRAINING)
+    assert any(r["status"] == "skipped" for r in searched.report.search["candidates"])
+    for r in rows.values():
+        low, high = r["latency_spread_ms"]
+        assert 0 < low <= high and r["latency_ms"] > 0
+        assert r["latency_runs"] >= auto_latency.SETTINGS["min_runs"]
+    eligible = [r for r in rows.values() if r["within_budget"]]
+    chosen = rows[search["chosen"]]
+    assert chosen["within_budget"] and timed.report.recipe == chosen["candidate"]
+    quickest = min(eligible, key=lambda r: r["latency_ms"])
+    assert chosen["latency_spread_ms"][0] <= quickest["latency_spread_ms"][1]
+    tied = [rows[name] for name in search["latency"]["tied"]]
+    assert quickest in tied and chosen in tied
+    assert chosen["gzip_bytes"] == min(r["gzip_bytes"] for r in tied)
+    # the Pareto front is of latency against the drop
+    for r in rows.values():
+        beaten = any(
+            o["latency_ms"] < r["latency_ms"] and o["drop"] < r["drop"] for o in rows.values()
+        )
+        assert not (r["pareto"] and beaten)
+    assert any(r["pareto"] for r in rows.values())
+
+
+def test_latency_search_renders_its_timings_and_caveat(timed, tmp_path):
+    search = timed.report.search
+    text = timed.report.table()
+    assert "p50 ms" in text and "Pareto front of p50 latency vs drop" in text
+    assert "latency caveat: timed on this machine" in text
+    md = timed.report.to_markdown()
+    assert "| p50 ms | spread ms |" in md and f"| {search['chosen']} (chosen) |" in md
+    assert "- latency caveat:" in md
+    assert "p50 ms" in ks.report.html.to_html(timed.report)
+    assert any(n.startswith("auto: chose") and "the fastest of" in n for n in timed.report.notes)
+    timed.save(tmp_path / "out", formats=("tflite",))
+    assert (tmp_path / "out" / "report_search.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
+    assert saved["latency"]["harness"] == auto_latency.HARNESS
+    assert all(r["latency_ms"] is not None for r in saved["candidates"])
+
+
+def _timed_row(name, median, low, high, gzip):
+    return {
+        "candidate": name,
+        "latency_ms": median,
+        "latency_spread_ms": [low, high],
+        "gzip_bytes": gzip,
+    }
+
+
+def test_the_fastest_rule():
+    assert auto_latency.fastest([]) == (None, [])
+    fast = _timed_row("fast", 1.0, 0.9, 1.1, 500)
+    close = _timed_row("close", 1.05, 1.0, 1.2, 300)  # overlaps the fastest's spread
+    slow = _timed_row("slow", 2.0, 1.9, 2.1, 100)  # smallest, but plainly slower
+    chosen, tied = auto_latency.fastest([slow, close, fast])
+    assert chosen is close and tied == [close, fast]
+    chosen, tied = auto_latency.fastest([slow, fast])
+    assert chosen is fast and tied == [fast]
+
+
+def test_block_medians_and_measure():
+    assert auto_latency.block_medians([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3) == [1.5, 3.5, 5.5]
+    assert auto_latency.block_medians([4.0, 2.0], 5) == [4.0, 2.0]  # fewer samples than blocks
+    samples = [1.0] * 10 + [3.0] * 10
+    assert auto_latency.measure(samples) == (2.0, [1.0, 3.0])
+
+
+def test_an_int8_mixed_file_that_kept_every_op_float32_is_labelled_float32():
+    from tests.quantization.test_mixed import wide_hidden_regression
+
+    model, x, y = wide_hidden_regression()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = ks.compress(
+            model,
+            "auto",
+            validation_data=(x[80:], y[80:]),
+            representative_data=x[:80],
+            max_accuracy_drop=0.001,
+            verbose=0,
+        )
+    rows = {r["candidate"]: r for r in result.report.search["candidates"]}
+    mixed = rows["int8-mixed"]
+    assert mixed["status"] == "tried" and mixed["within_budget"]
+    assert mixed["precision"] == "float32" and rows["int8"]["precision"] is None
+    assert search_report.label(mixed) == "int8-mixed (float32: every op)"
+    assert "| int8-mixed (float32: every op) |" in result.report.to_markdown()
+    # a smaller file met the budget: the float32 one is not the answer
+    assert result.report.search["chosen"] != "int8-mixed"

@@ -36,10 +36,23 @@ def test_recipe_auto(args, tmp_path, capsys):
     assert "int8 (chosen)" in printed and auto.SEARCH_STOPPED in printed
 
 
+def test_recipe_auto_objective_latency(args, tmp_path, capsys):
+    flags = ["--recipe=auto", "--objective=latency", "--time_budget_s=0.001"]
+    assert run_main(compress_script, *args, *flags, "--formats=tflite") == 0
+    search = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
+    assert search["objective"] == "latency" and search["chosen"] == "int8"
+    first = search["candidates"][0]
+    assert first["latency_ms"] > 0 and search["latency"]["tied"] == ["int8"]
+    printed = capsys.readouterr().out
+    assert "Pareto front of p50 latency vs drop" in printed and "latency caveat" in printed
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
         (["--recipe=auto", "--target_sparsity=0.5"], "chooses each layer's sparsity"),
+        (["--recipe=int8", "--objective=latency"], "search minimises: expected --recipe=auto"),
+        (["--recipe=auto", "--objective=speed"], "--objective"),
         (["--recipe=int8", "--time_budget_s=5"], "expected --recipe=auto with it"),
         (["--recipe=auto", "--edgetpu"], "edgetpu does not apply to every candidate"),
     ],
@@ -54,6 +67,7 @@ def test_recipe_auto_refuses(args, tmp_path, flags, message, capsys):
     "kwargs, match",
     [
         ({"recipe": "int8", "time_budget_s": 5.0}, "Expected --recipe=auto with it"),
+        ({"recipe": "int8", "objective": "latency"}, "objective is what the 'auto' search"),
         ({"recipe": "auto", "tensorboard_dir": "tb"}, "'auto' runs several candidates"),
     ],
 )

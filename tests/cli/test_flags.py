@@ -208,7 +208,7 @@ def test_library_checks_match_the_flags():
         compress_lib.check_options("dynamic", edgetpu=True)
     compress_lib.check_options("qat", edgetpu=True, distill=False, epochs=3, model="m.keras")
     setting = compress_lib.distill_setting(None, 2.0, None)
-    assert (setting.temperature, setting.alpha) == (2.0, 0.9)
+    assert (setting.temperature, setting.alpha) == (2.0, 0.5)
     assert compress_lib.distill_setting(False, None, None) is False
 
 

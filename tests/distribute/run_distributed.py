@@ -38,7 +38,13 @@ def main(flavour: str, recipes: list[str]) -> dict:
     }
     student = _small(flavour)
     runs = {}
-    for name, strategy in (("default", None), ("mirrored", mirrored)):
+    # one fixed setting on both (with neither alpha nor temperature, each would choose its
+    # own on the validation data); then the choice itself on two replicas
+    for name, strategy, setting in (
+        ("default", None, {"alpha": 0.5}),
+        ("mirrored", mirrored, {"alpha": 0.5}),
+        ("mirrored_choice", mirrored, {}),
+    ):
         result = ks.distill(
             model,
             student,
@@ -48,10 +54,12 @@ def main(flavour: str, recipes: list[str]) -> dict:
             verbose=0,
             strategy=strategy,
             validation_data=(xt, yt),
+            **setting,
         )
         runs[name] = {
             "accuracy": result.report["accuracy"]["student"],
             "distribute": result.report["distribute"],
+            "choice": result.report["choice"],
         }
     out["distill"] = runs
     out["prune_channels"] = _structural(ks, model, mirrored, x, y, xt, yt)

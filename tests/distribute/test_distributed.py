@@ -71,6 +71,9 @@ def test_distill_agrees_with_one_device(runs):
     d = runs["distill"]
     assert d["mirrored"]["distribute"]["replicas"] == 2
     assert abs(d["default"]["accuracy"] - d["mirrored"]["accuracy"]) <= 0.1, d
+    chose = d["mirrored_choice"]["choice"]  # the probes ran on two replicas too
+    assert [r["chosen"] for r in chose["candidates"]].count(True) == 1, chose
+    assert len(chose["candidates"]) == 3 and chose["probe_epochs"] == 1, chose
 
 
 def test_refused_on_two_replicas(runs):

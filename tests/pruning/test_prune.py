@@ -67,7 +67,8 @@ def test_prune_report_has_the_stage(pruned):
     assert "masks updated every" in stage["notes"][0]
     assert stage["tflite_gzip_bytes"] == report["compressed"]["tflite_gzip_bytes"]
     assert 0 <= stage["accuracy"] <= 1
-    assert report["training"]["distill"]["temperature"] == 4.0
+    assert report["training"]["distill"]["temperature"] == 1.0
+    assert report["training"]["distill"]["alpha"] == 0.5
     assert report["training"]["teacher"] == "original model"
     assert report["gzip_ratio"] < 0.2  # 80% zeros + int8 gzip far below float
     assert "## Training stages" in result.report.to_markdown()

@@ -69,6 +69,68 @@ def test_mixed_keeps_the_sensitive_op_float_and_is_closer_to_float(results):
     assert mix.size_ratio < 1.0
 
 
+def test_a_mixed_file_is_not_called_float32(results):
+    report = results["int8-mixed"].report
+    assert report.precision["float32_only"] is False and "note" not in report.precision
+    assert not any(precision.INT8_MIXED_FLOAT32 in w for w in report.warnings)
+    assert precision.FLOAT32_FILE not in report.to_markdown()
+
+
+def wide_hidden_regression():
+    """A regression MLP that int8-mixed must keep all float32: one hidden unit carries a
+    +-5,000 feature (and a bias of 5,000) the output hardly reads, the others the small
+    features it does read. The input and the hidden tensor each get one int8 scale, which
+    that unit sets: with either op at int8 the small values round away."""
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,), name="features")
+    h = keras.layers.Dense(16, activation="relu", name="hidden")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, name="values")(h), name="wide")
+    kernel, bias = np.zeros((8, 16), "f4"), np.full(16, 3.0, "f4")
+    kernel[0, 0], bias[0] = 1.0, 5000.0
+    kernel[1:, 1:] = rng.normal(scale=0.5, size=(7, 15))
+    model.get_layer("hidden").set_weights([kernel, bias])
+    head = rng.normal(size=(16, 2)).astype("f4")
+    head[0] = 1e-5
+    model.get_layer("values").set_weights([head, np.zeros(2, "f4")])
+    x = rng.normal(size=(160, 8)).astype("f4")
+    x[:, 0] *= 1000.0
+    return model, x, np.asarray(model(x))
+
+
+def test_mixed_that_keeps_every_op_float32_says_it_is_a_float32_file(tmp_path):
+    import json
+
+    from keras_squeeze.report.summary import terminal_summary
+
+    model, x, y = wide_hidden_regression()
+    with pytest.warns(UserWarning, match=f"{precision.INT8_MIXED_FLOAT32}.*a float32 file"):
+        result = ks.compress(
+            model,
+            "int8-mixed",
+            representative_data=x[:80],
+            validation_data=(x[80:], y[80:]),
+            verbose=0,
+        )
+    report = result.report
+    assert set(report.precision["counts"]) == {"float32"} and report.precision["float32_only"]
+    assert len(report.precision["plan"]["kept"]) == report.precision["counts"]["float32"]
+    assert report.precision["plan"]["int8"]["sqnr_db"] < mixed.MIN_SQNR_DB  # int8 loses it
+    assert report.fidelity.sqnr_db > 100  # the float32 file it is
+    said = f"int8-mixed made {precision.FLOAT32_FILE}"
+    assert said in report.precision["note"]
+    assert f"(**every op float32 (2 ops): {said}**)" in report.to_markdown()
+    assert said in terminal_summary(report)
+    assert any(w.startswith(precision.INT8_MIXED_FLOAT32) for w in report.warnings)
+    result.save(tmp_path / "out", formats=("tflite",))
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())["precision"]
+    assert saved["float32_only"] is True and said in saved["note"]
+    assert (
+        f"**Warning:** {precision.INT8_MIXED_FLOAT32}"
+        in (tmp_path / "out" / "report.md").read_text()
+    )
+
+
 def test_mixed_is_deterministic(results):
     assert results["int8-mixed"].tflite == results["again"].tflite
 

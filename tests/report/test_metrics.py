@@ -45,3 +45,16 @@ def test_compare_aggregates_per_output():
     assert d["outputs"][0]["name"] == "cls"
     exact = metrics.compare(ref, ref, ["cls", "reg"], "x").to_dict()
     assert exact["sqnr_db"] == "inf"  # JSON has no infinity
+
+
+def test_gzip_size_of_a_large_file_is_estimated_closely_and_deterministically():
+    rng = np.random.default_rng(0)
+    weights = (rng.standard_normal(3 * 2**20) * 0.05).astype(np.float32).tobytes()  # 12 MiB
+    zeros = bytes(4 * 2**20)
+    codes = rng.integers(-8, 8, 5 * 2**20).astype(np.int8).tobytes()
+    data = weights + zeros + codes + weights[: 2**20]  # 22 MiB of mixed kinds
+    assert len(data) > metrics.GZIP_EXACT_BYTES
+    exact = len(gzip.compress(data, 9, mtime=0))
+    estimate = metrics.gzip_size(data)
+    assert estimate == metrics.gzip_size(data)
+    assert abs(estimate - exact) / exact < 0.01
