@@ -336,6 +336,20 @@ def run() -> list[Table]:
                 f"{ours['added_mb']:.0f}",
                 f"{mem:.2f}x" + (" (target <= 2x)" if work == "int8" else ""),
             )
+    time_rows.notes.extend(
+        [
+            f"one call per side, the two sides back to back; {BATCH * STEPS} training samples "
+            f"({STEPS} steps of {BATCH}), {SAMPLES} calibration samples; labels only",
+            "what 'int8' compress adds to the converter call (cProfile of MobileNetV2 here): "
+            "the batch-1 copy of the model and its check, the Keras outputs the .tflite is "
+            "verified against (the float model traced, on the 100 samples), and the report's "
+            "matching of each kernel to its .tflite constant; the float32 baseline adds nothing: "
+            "it is the float stage of the int8 conversion (`export.tflite.float_stage`)",
+            "save(): the bare side exports ONNX from the Keras model with tf2onnx and Keras' "
+            "SavedModel; save() converts the .tflite to ONNX in QDQ form and checks every file "
+            "against the Keras outputs compress() verified with",
+        ]
+    )
     summary = Table(
         "Cost targets",
         ["model", "figure", "measured", "target", "met"],
