@@ -921,8 +921,8 @@ def _keras_outputs(model, samples: Samples, batch_size: int) -> list[np.ndarray]
 
 
 def _traced_call(model, samples: Samples):
-    """call_model as a traced graph (one trace for every batch size), checked on the first
-    batch against the eager call; call_model itself when tracing fails or disagrees."""
+    """call_model as a traced graph (retraced at most for a new batch size), checked on the
+    first sample against the eager call; call_model itself when tracing fails or disagrees."""
     import tensorflow as tf
 
     traced = tf.function(
