@@ -901,10 +901,16 @@ def keras_outputs(model, samples: Samples, batch_size: int = 64) -> list[np.ndar
     return [a.copy() for a in table[key][2]]
 
 
+def capped_batch(arrays, batch_size: int) -> int:
+    """`batch_size`, lowered so a batch of `arrays` (one per input) holds at most
+    BATCH_MAX_VALUES input values (at least one sample)."""
+    per_sample = sum(int(np.asarray(a)[:1].size) for a in arrays)
+    return max(1, min(batch_size, BATCH_MAX_VALUES // max(per_sample, 1)))
+
+
 def _keras_outputs(model, samples: Samples, batch_size: int) -> list[np.ndarray]:
     names = output_names(model)
-    per_sample = sum(int(np.asarray(a)[:1].size) for a in samples.inputs)
-    batch_size = max(1, min(batch_size, BATCH_MAX_VALUES // max(per_sample, 1)))
+    batch_size = capped_batch(samples.inputs, batch_size)
     call = call_model
     if sum(int(np.asarray(a).size) for a in samples.inputs) >= GRAPH_MIN_VALUES:
         call = _traced_call(model, samples)

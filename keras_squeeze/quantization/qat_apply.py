@@ -246,8 +246,7 @@ def calibrate_ranges(qat_model, float_model, inputs: list) -> list[str]:
     # Batch by batch, keeping each output's range only: every wrapped layer's output on
     # every sample at once held 6 GB for MobileNetV2 at 224x224 on 100 samples.
     lows, highs = [0.0] * len(targets), [0.0] * len(targets)
-    per_sample = sum(int(np.asarray(a)[:1].size) for a in inputs)
-    step = max(1, min(64, models.BATCH_MAX_VALUES // max(per_sample, 1)))
+    step = models.capped_batch(inputs, 64)
     for start in range(0, len(inputs[0]), step):
         outputs = probe.predict_on_batch([a[start : start + step] for a in inputs])
         outputs = outputs if isinstance(outputs, list) else [outputs]
