@@ -266,8 +266,16 @@ def compress(
     )
     with distribute.scope(job.fit.strategy if job.fit is not None else None):
         trained = pipeline.train(job)
-    converted = conversion.convert(job, trained)
     outputs: dict = {}
+    # Without training, the original model's outputs that verification needs are computed
+    # while the converter runs (on another model object: its batch-1 copy).
+    ahead = None
+    if not trained.records:
+        labelled = job.validation is not None and job.validation.labels is not None
+        ahead = models.OutputsAhead(
+            outputs, [(job.model, job.check)] + ([(job.model, job.validation)] if labelled else [])
+        )
+    converted = conversion.convert(job, trained, ahead)
     with models.reused_outputs(outputs):  # no model changes from here on
         verified = reporting.verify(job, trained, converted)
         report = reporting.build_report(job, trained, converted, verified)

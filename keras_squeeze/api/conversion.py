@@ -12,6 +12,7 @@ the free batch (`dynamic_batch=True`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 
@@ -81,12 +82,14 @@ def convert_like(
     baseline: bool = False,
     notes: bool = False,
     keep_float: dict | None = None,
+    ahead=None,
 ) -> bytes:
     """`model` converted as the job converts: its quantization (float32 for the
     `baseline`), calibration, I/O types, batch, the converter `options` of `stages`, each
     recurrent layer on its path (`export.recurrent`: the fused LSTM op of a tf_keras
     rebuild, unrolled, or the loop); with `notes`, the report says which. `keep_float`:
-    see `export.tflite.convert`."""
+    see `export.tflite.convert`. `ahead` (a `core.models.OutputsAhead`) computes its
+    outputs while the converter runs."""
     mode = ptq.get_mode("float32") if baseline else job.mode
     free = job.dynamic_batch if dynamic_batch is None else dynamic_batch
 
@@ -101,17 +104,18 @@ def convert_like(
         fixed = deployable(job, prepared_model, stages, free)
 
         def run(m):
-            return tflite_export.convert(
-                m,
-                mode,
-                job.calibration,
-                job.in_type,
-                job.out_type,
-                job.verbose,
-                allow_tf_ops=job.allow_tf_ops,
-                keep_float=keep_float,
-                **options,
-            )
+            with ahead.overlapping(m) if ahead is not None else contextlib.nullcontext():
+                return tflite_export.convert(
+                    m,
+                    mode,
+                    job.calibration,
+                    job.in_type,
+                    job.out_type,
+                    job.verbose,
+                    allow_tf_ops=job.allow_tf_ops,
+                    keep_float=keep_float,
+                    **options,
+                )
 
         if fixed is prepared_model:
             return run(fixed)
@@ -140,8 +144,10 @@ def convert_like(
     return content
 
 
-def convert(job, trained) -> Converted:
+def convert(job, trained, ahead=None) -> Converted:
     """Converts the original (float32) and the compressed model; sizes every stage's model.
+
+    `ahead` (a `core.models.OutputsAhead`) runs beside the compressed model's conversion.
 
     Without training stages, a mode whose conversion passes through a float32 file of the
     model ("int8", "int16x8", "int4-weights": `export.tflite.float_stage`) gives the
@@ -162,7 +168,9 @@ def convert(job, trained) -> Converted:
     batch = "free batch" if job.dynamic_batch else "batch 1"
     say(job.verbose, f"converting with '{job.mode.name}' quantization{sparse} ({batch})")
     start = time.perf_counter()
-    content = convert_like(job, trained.model, stages, options, notes=True, keep_float=floats)
+    content = convert_like(
+        job, trained.model, stages, options, notes=True, keep_float=floats, ahead=ahead
+    )
     seconds = time.perf_counter() - start
     if floats is not None:
         baseline = floats.get(content)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_squeeze.data.inputs import take_samples
 from keras_squeeze.errors import ModelError
 from keras_squeeze.export import tflite as tflite_export
+from keras_squeeze.report import layers
 from keras_squeeze.report.layers import layer_rows, similarity
 from keras_squeeze.report.tflite_reader import read_tflite
 from tests.conftest import keras
@@ -79,6 +80,49 @@ def test_similarity_sees_through_layouts_and_per_channel_scaling():
     assert similarity(conv, other) < 0.5
     dw = rng.normal(size=(3, 3, 8, 1)).astype(np.float32)
     assert similarity(dw, dw.reshape(1, 3, 3, 8)) == pytest.approx(1.0)
+
+
+def _exact_similarity(kernel, values) -> float:
+    """similarity() computed on every slice (no probe), as a reference."""
+    best = 0.0
+    for layout in layers._layouts(kernel):
+        if layout.shape != values.shape:
+            continue
+        for axis in {0, layout.ndim - 1}:
+            a = np.moveaxis(layout, axis, 0).reshape(layout.shape[axis], -1).astype(np.float64)
+            b = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1).astype(np.float64)
+            na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+            live = (na > 0) & (nb > 0)
+            if not live.any() or ((na > 0) != (nb > 0)).mean() > 0.05:
+                continue
+            cos = np.abs((a[live] * b[live]).sum(1)) / (na[live] * nb[live])
+            best = max(best, float(cos.mean()))
+    return best
+
+
+def test_similarity_probe_keeps_every_match_and_its_score():
+    """Above 2 x PROBE_SLICES slices, a few slices decide first; a real match (quantized,
+    scaled per channel, with pruned rows) still scores exactly, a different array is
+    rejected on the probe."""
+    rng = np.random.default_rng(1)
+    conv = rng.normal(size=(3, 3, 16, 64)).astype(np.float32)
+    assert conv.shape[-1] > 2 * layers.PROBE_SLICES
+    conv[..., ::3] = 0  # pruned output channels, among them slices the probe reads
+    ohwi = conv.transpose(3, 0, 1, 2)
+    scale = np.abs(ohwi).max(axis=(1, 2, 3), keepdims=True) / 127 + 1e-12
+    int8 = np.round(ohwi / scale) * scale * rng.uniform(0.5, 2, size=(64, 1, 1, 1))
+    for values in (ohwi, int8):
+        assert similarity(conv, values) == pytest.approx(_exact_similarity(conv, values))
+        assert similarity(conv, values) >= 0.99
+    other = rng.normal(size=ohwi.shape)
+    assert similarity(conv, other) < layers.PROBE_REJECT
+    assert _exact_similarity(conv, other) < layers.MATCH_THRESHOLD
+    dense = rng.normal(size=(40, 24)).astype(np.float32)
+    for values in (dense.T, dense.T * 3.0, rng.normal(size=(24, 40))):
+        exact = _exact_similarity(dense, values)
+        assert (similarity(dense, values) >= layers.MATCH_THRESHOLD) == (
+            exact >= layers.MATCH_THRESHOLD
+        )
 
 
 def test_layer_rows_match_by_value_in_both_flavours(trained_models, flavour, digits8):
