@@ -297,8 +297,10 @@ def _tests(students, compressed) -> Table:
 
 
 def _trailing_note(verdicts) -> str:
-    """What the recipe rows say on 'cluster' and 'prune-cluster-qat' trailing the tfmot
-    guide scripts in the significance section (there distilled, the guides on labels)."""
+    """What the recipe rows say on the recipes that distil by default, 'cluster' and
+    'prune-cluster-qat', where the tfmot guide scripts fine-tune on labels (the
+    significance section compares them)."""
+    default = ks.Distill()
     parts, costs = [], {}
     for recipe in ("cluster", "prune-cluster-qat"):
         t, boot, verdict = verdicts[f"'{recipe}'"]
@@ -308,25 +310,16 @@ def _trailing_note(verdicts) -> str:
             f"{'significant' if verdict != 'no' else 'not significant'})"
         )
         costs[recipe] = verdict == "yes: b ahead"
-    if all(costs.values()):
-        conclusion = (
-            "distillation costs both recipes accuracy here, so it accounts for (at least part "
-            "of) their gap to the tfmot guides, which fine-tune on labels"
-        )
-    elif any(costs.values()):
-        loser = next(r for r, c in costs.items() if c)
-        conclusion = (
-            f"distillation costs only '{loser}' significant accuracy here; for the other "
-            "it does not explain the gap"
-        )
-    else:
-        conclusion = (
-            "neither difference is a significant loss, so distillation does not explain their "
-            "gap to the tfmot guides"
-        )
+    losers = [r for r, c in costs.items() if c]
+    conclusion = (
+        f"distillation costs {' and '.join(repr(r) for r in losers)} significant accuracy"
+        if losers
+        else "distillation costs neither significant accuracy"
+    )
     return (
-        "on significance's 'cluster' / 'prune-cluster-qat' trailing the tfmot guides (run "
-        "there distilled, the guides on labels): " + "; ".join(parts) + ": " + conclusion
+        "'cluster' and 'prune-cluster-qat' distil by default, the tfmot guides fine-tune on "
+        f"labels; at the default ks.Distill() (alpha={default.alpha}, "
+        f"T={default.temperature}): " + "; ".join(parts) + ": " + conclusion
     )
 
 
