@@ -249,7 +249,9 @@ def paired(a, b) -> dict:
     a, b = np.asarray(list(a), np.float64), np.asarray(list(b), np.float64)
     diff = a - b
     mean, half = mean_ci(diff)
-    if len(diff) < 2 or np.all(diff == diff[0]):
+    if len(diff) < 2:  # one seed (--quick): no test
+        return {"diff": mean, "half": half, "p": float("nan"), "significant": False}
+    if np.all(diff == diff[0]):
         p = 1.0 if np.all(diff == 0) else 0.0
     else:
         p = float(stats.ttest_rel(a, b).pvalue)

