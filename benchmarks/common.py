@@ -282,6 +282,32 @@ def bootstrap_paired(correct_a, correct_b, resamples: int = 10000, seed: int = 0
     }
 
 
+# The columns of a paired comparison (after the names of a and b), and their cells.
+PAIRED_COLUMNS = [
+    "a - b (points, 95% CI over seeds)",
+    "p (paired t, seeds)",
+    "a - b (95% CI, bootstrap over test samples)",
+    "p (bootstrap)",
+    "significant",
+]
+
+
+def paired_cells(correct_a, correct_b) -> list[str]:
+    """PAIRED_COLUMNS for a against b: `correct_*` are (seeds, samples) boolean arrays."""
+    t = paired([c.mean() for c in correct_a], [c.mean() for c in correct_b])
+    boot = bootstrap_paired(correct_a, correct_b)
+    verdict = "no"
+    if t["significant"] and boot["significant"]:
+        verdict = "yes: a ahead" if t["diff"] > 0 else "yes: b ahead"
+    return [
+        f"{100 * t['diff']:+.2f} ± {100 * t['half']:.2f}",
+        f"{t['p']:.3f}",
+        f"{100 * boot['diff']:+.2f} [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}]",
+        f"{boot['p']:.3f}",
+        verdict,
+    ]
+
+
 def mean_min_max(values) -> str:
     values = list(values)
     return f"{statistics.fmean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
