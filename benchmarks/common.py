@@ -292,13 +292,20 @@ PAIRED_COLUMNS = [
 ]
 
 
-def paired_cells(correct_a, correct_b) -> list[str]:
-    """PAIRED_COLUMNS for a against b: `correct_*` are (seeds, samples) boolean arrays."""
+def paired_comparison(correct_a, correct_b) -> tuple[dict, dict, str]:
+    """a against b, `correct_*` being (seeds, samples) boolean arrays: the paired t over
+    seeds, the bootstrap over samples, and the verdict ("no", "yes: a ahead" or "yes: b
+    ahead"; significant when both intervals exclude 0)."""
     t = paired([c.mean() for c in correct_a], [c.mean() for c in correct_b])
     boot = bootstrap_paired(correct_a, correct_b)
     verdict = "no"
     if t["significant"] and boot["significant"]:
         verdict = "yes: a ahead" if t["diff"] > 0 else "yes: b ahead"
+    return t, boot, verdict
+
+
+def paired_cells(t: dict, boot: dict, verdict: str) -> list[str]:
+    """PAIRED_COLUMNS of a `paired_comparison`."""
     return [
         f"{100 * t['diff']:+.2f} ± {100 * t['half']:.2f}",
         f"{t['p']:.3f}",

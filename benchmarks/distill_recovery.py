@@ -99,6 +99,6 @@ def run() -> list[Table]:
     )
     names = list(variants)
     for a, b in ((names[1], names[0]), (names[2], names[0]), (names[2], names[1])):
-        tests.add(a, b, *common.paired_cells(correct[a], correct[b]))
+        tests.add(a, b, *common.paired_cells(*common.paired_comparison(correct[a], correct[b])))
     tests.notes.append(f"section time {time.perf_counter() - start:.0f} s")
     return [rows, tests]

@@ -232,14 +232,6 @@ def _compression(x, y, xt, yt):
     return table, correct
 
 
-def _compare(correct_a, correct_b) -> tuple[dict, dict, bool]:
-    acc_a = [c.mean() for c in correct_a]
-    acc_b = [c.mean() for c in correct_b]
-    t = common.paired(acc_a, acc_b)
-    boot = common.bootstrap_paired(correct_a, correct_b)
-    return t, boot, t["significant"] and boot["significant"]
-
-
 def _tests(students, compressed) -> Table:
     comparisons = [
         ("student", name, LABELS, students[name], students[LABELS])
@@ -258,16 +250,7 @@ def _tests(students, compressed) -> Table:
     tests = Table(
         "Is the difference real? Each variant against labels only, paired over seeds and "
         "over test samples",
-        [
-            "group",
-            "a",
-            "b",
-            "a - b (points, 95% CI over seeds)",
-            "p (paired t, seeds)",
-            "a - b (95% CI, bootstrap over test samples)",
-            "p (bootstrap)",
-            "significant",
-        ],
+        ["group", "a", "b", *common.PAIRED_COLUMNS],
         notes=[
             "paired t-test over the seeds (each seed's teacher or float model used both ways); "
             "bootstrap: 10,000 resamples of the test digits, the same draw for every seed, "
@@ -277,21 +260,8 @@ def _tests(students, compressed) -> Table:
     )
     verdicts = {}
     for group, a, b, correct_a, correct_b in comparisons:
-        t, boot, significant = _compare(correct_a, correct_b)
-        verdict = "no"
-        if significant:
-            verdict = "yes: a ahead" if t["diff"] > 0 else "yes: b ahead"
-        verdicts[group] = (t, boot, verdict)
-        tests.add(
-            group,
-            a,
-            b,
-            f"{100 * t['diff']:+.2f} ± {100 * t['half']:.2f}",
-            f"{t['p']:.3f}",
-            f"{100 * boot['diff']:+.2f} [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}]",
-            f"{boot['p']:.3f}",
-            verdict,
-        )
+        verdicts[group] = common.paired_comparison(correct_a, correct_b)
+        tests.add(group, a, b, *common.paired_cells(*verdicts[group]))
     tests.notes.append(_trailing_note(verdicts))
     return tests
 

@@ -167,16 +167,7 @@ def run(seeds=SEEDS) -> list[Table]:
         )
     tests = Table(
         "Is the difference real? Paired over seeds and over test samples",
-        [
-            "group",
-            "a",
-            "b",
-            "a - b (points, 95% CI over seeds)",
-            "p (paired t, seeds)",
-            "a - b (95% CI, bootstrap over test samples)",
-            "p (bootstrap)",
-            "significant",
-        ],
+        ["group", "a", "b", *common.PAIRED_COLUMNS],
         notes=[
             "paired t-test over the seeds (each seed's float model compressed both ways); "
             "bootstrap: 10,000 resamples of the test digits, the same draw for every seed, "
@@ -185,22 +176,6 @@ def run(seeds=SEEDS) -> list[Table]:
         ],
     )
     for group, a, b in COMPARISONS:
-        acc_a = [c.mean() for c in correct[(group, a)]]
-        acc_b = [c.mean() for c in correct[(group, b)]]
-        t = common.paired(acc_a, acc_b)
-        boot = common.bootstrap_paired(correct[(group, a)], correct[(group, b)])
-        significant = t["significant"] and boot["significant"]
-        verdict = "no"
-        if significant:
-            verdict = "yes: a ahead" if t["diff"] > 0 else "yes: b ahead"
-        tests.add(
-            group,
-            a,
-            b,
-            f"{100 * t['diff']:+.2f} ± {100 * t['half']:.2f}",
-            f"{t['p']:.3f}",
-            f"{100 * boot['diff']:+.2f} [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}]",
-            f"{boot['p']:.3f}",
-            verdict,
-        )
+        comparison = common.paired_comparison(correct[(group, a)], correct[(group, b)])
+        tests.add(group, a, b, *common.paired_cells(*comparison))
     return [rows, tests]
