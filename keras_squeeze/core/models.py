@@ -869,6 +869,11 @@ DEFAULT_OUTPUTS_BATCH = 64
 _memo = threading.local()
 
 
+def _memo_key(model, samples, batch_size: int) -> tuple:
+    """The entry of `model`'s outputs on `samples` in a `reused_outputs` table."""
+    return (id(model), id(samples), batch_size)
+
+
 @contextlib.contextmanager
 def reused_outputs(table: dict | None = None):
     """Within it, keras_outputs of the same model on the same samples runs once.
@@ -899,7 +904,7 @@ def keras_outputs(
     table = getattr(_memo, "table", None)
     if table is None:
         return _keras_outputs(model, samples, batch_size)
-    key = (id(model), id(samples), batch_size)
+    key = _memo_key(model, samples, batch_size)
     if key not in table:
         table[key] = (model, samples, _keras_outputs(model, samples, batch_size))
     return [a.copy() for a in table[key][2]]
@@ -945,7 +950,7 @@ class OutputsAhead:
 
     def _run(self) -> None:
         for model, samples in self._pairs:
-            key = (id(model), id(samples), DEFAULT_OUTPUTS_BATCH)
+            key = _memo_key(model, samples, DEFAULT_OUTPUTS_BATCH)
             if key in self._table:
                 continue
             try:
