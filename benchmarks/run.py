@@ -3,15 +3,26 @@
 python benchmarks/run.py            # every section
 python benchmarks/run.py ptq        # one section
 python benchmarks/run.py --quick    # every section at reduced sizes, to RESULTS.quick.md
+python benchmarks/run.py --jobs=2   # two sections at a time, each in a process of its own
+
+--jobs=N runs N sections side by side (default 1, or 2 with --quick), the longest
+first by the times the results file records. Each runs in a fresh process, so no
+section sees another's imports (tfmot flips tf.keras for its process); sections that
+time things then share the machine with the others, so full runs that report latency
+or wall-time ratios are best run with the default --jobs=1.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
+import multiprocessing
 import os
 import pathlib
+import re
 import sys
 import time
+import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -105,26 +116,103 @@ def _write(sections: dict[str, str]) -> None:
     tmp.replace(RESULTS)
 
 
+def _jobs(flags: list[str]) -> int:
+    """The --jobs=N of the command line: default 1, or 2 with --quick."""
+    value = next((f.split("=", 1)[1] for f in flags if f.startswith("--jobs=")), None)
+    if value is None:
+        return 2 if common.QUICK else 1
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"--jobs must be a positive integer. Received: --jobs={value}")
+    return int(value)
+
+
+def _recorded_seconds() -> dict[str, float]:
+    """Each section's wall time as the results file records it ("## name (N s, ...")."""
+    times = {}
+    for name, text in _sections_on_disk().items():
+        match = re.match(rf"## {re.escape(name)} \((\d+) s", text)
+        if match:
+            times[name] = float(match.group(1))
+    return times
+
+
+def _longest_first(names: list[str]) -> list[str]:
+    """`names` by recorded time, longest first; sections never timed go first."""
+    times = _recorded_seconds()
+    return sorted(names, key=lambda n: -times.get(n, float("inf")))
+
+
+def _timed(name: str, section) -> tuple[str, float, list]:
+    """Runs one section; returns its name, wall seconds and tables (runs in a worker)."""
+    start = time.perf_counter()
+    tables = section()
+    return name, time.perf_counter() - start, tables
+
+
+def _record(name: str, seconds: float, tables: list) -> None:
+    for table in tables:
+        print(table.text(), end="\n\n", flush=True)
+    when = datetime.date.today().isoformat()
+    body = [f"## {name} ({seconds:.0f} s, measured {when})\n"] + [t.markdown() for t in tables]
+    # Re-read before writing: after every section, so a later failure keeps what was
+    # measured, and runs of other sections in another command keep theirs.
+    sections = _sections_on_disk()
+    sections[name] = "\n".join(body)
+    _write(sections)
+    print(f"wrote section {name!r} to {RESULTS}", flush=True)
+
+
+def _results(chosen: list[str], jobs: int):
+    """Yields (name, seconds, tables or the failure's traceback) as sections finish."""
+    if jobs == 1:
+        for name in chosen:
+            try:
+                yield _timed(name, SECTIONS[name])
+            except Exception:  # reported by main; the other sections go on
+                yield name, 0.0, traceback.format_exc()
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared TF state
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {
+            pool.submit(_timed, name, SECTIONS[name]): name for name in _longest_first(chosen)
+        }
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield future.result()
+            except Exception:  # reported by main; the other sections go on
+                yield futures[future], 0.0, traceback.format_exc()
+
+
 def main(argv: list[str]) -> int:
-    chosen = [a for a in argv[1:] if a != "--quick"] or list(SECTIONS)
+    flags = [a for a in argv[1:] if a.startswith("--")]
+    unknown_flags = [f for f in flags if f != "--quick" and not f.startswith("--jobs=")]
+    if unknown_flags:
+        print(f"unknown flag(s) {unknown_flags}; use --quick and --jobs=N", file=sys.stderr)
+        return 2
+    jobs = _jobs(flags)
+    chosen = [a for a in argv[1:] if not a.startswith("--")] or list(SECTIONS)
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
         return 2
-    for name in chosen:
-        start = time.perf_counter()
-        tables = SECTIONS[name]()
-        seconds = time.perf_counter() - start
-        for table in tables:
-            print(table.text(), end="\n\n", flush=True)
-        when = datetime.date.today().isoformat()
-        body = [f"## {name} ({seconds:.0f} s, measured {when})\n"] + [t.markdown() for t in tables]
-        # Re-read before writing: after every section, so a later failure keeps what was
-        # measured, and runs of other sections in parallel keep theirs.
-        sections = _sections_on_disk()
-        sections[name] = "\n".join(body)
-        _write(sections)
-        print(f"wrote section {name!r} to {RESULTS}", flush=True)
+    start = time.perf_counter()
+    took, failed = {}, []
+    for name, seconds, tables in _results(chosen, min(jobs, len(chosen))):
+        if isinstance(tables, str):
+            print(f"section {name!r} failed:\n{tables}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        took[name] = seconds
+        _record(name, seconds, tables)
+    slowest = ", ".join(f"{n} {s:.0f} s" for n, s in sorted(took.items(), key=lambda i: -i[1])[:3])
+    print(
+        f"{len(took)} section(s) in {time.perf_counter() - start:.0f} s "
+        f"({min(jobs, len(chosen))} at a time); slowest: {slowest or 'none'}",
+        flush=True,
+    )
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

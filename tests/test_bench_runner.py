@@ -1,0 +1,94 @@
+"""benchmarks/run.py: flags, section order, --jobs worker processes, failures kept apart."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks import common, run
+from benchmarks.common import Table
+
+
+def fast_section() -> list[Table]:
+    table = Table("fast", ["pid"])
+    table.add(os.getpid())
+    return [table]
+
+
+def other_section() -> list[Table]:
+    table = Table("other", ["pid"])
+    table.add(os.getpid())
+    return [table]
+
+
+def failing_section() -> list[Table]:
+    raise ValueError("section could not finish")
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    """run.main over three small sections, writing into a results file of its own."""
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(
+        run, "SECTIONS", {"fast": fast_section, "other": other_section, "bad": failing_section}
+    )
+    return run
+
+
+def test_jobs_default_and_flag(monkeypatch):
+    monkeypatch.setattr(common, "QUICK", False)
+    assert run._jobs([]) == 1
+    assert run._jobs(["--jobs=3"]) == 3
+    monkeypatch.setattr(common, "QUICK", True)
+    assert run._jobs(["--quick"]) == 2
+    assert run._jobs(["--quick", "--jobs=1"]) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", ""])
+def test_bad_jobs_is_refused(value):
+    with pytest.raises(
+        SystemExit, match=f"--jobs must be a positive integer. Received: --jobs={value}$"
+    ):
+        run._jobs([f"--jobs={value}"])
+
+
+def test_unknown_flag_and_section_are_refused(runner, capsys):
+    assert runner.main(["run.py", "--job=2"]) == 2
+    assert "unknown flag(s) ['--job=2']" in capsys.readouterr().err
+    assert runner.main(["run.py", "nope"]) == 2
+    assert "unknown section(s) ['nope']" in capsys.readouterr().err
+    assert not runner.RESULTS.exists()
+
+
+def test_longest_first_reads_recorded_times(runner):
+    runner.RESULTS.write_text(
+        "# header\n\n## fast (12 s, measured 2026-12-01)\n\nx\n"
+        "## other (340 s, measured 2026-12-01)\n\ny\n"
+    )
+    # "bad" was never timed, so it may be the longest: it goes first.
+    assert runner._longest_first(["fast", "other", "bad"]) == ["bad", "other", "fast"]
+
+
+def test_sequential_run_keeps_going_past_a_failure(runner, capsys):
+    assert runner.main(["run.py", "fast", "bad", "other"]) == 1
+    out, err = capsys.readouterr()
+    assert "section 'bad' failed" in err and "section could not finish" in err
+    assert "2 section(s) in" in out and "(1 at a time)" in out
+    written = runner._sections_on_disk()
+    assert set(written) == {"fast", "other"}
+    assert written["fast"].startswith("## fast (0 s, measured ")
+    assert str(os.getpid()) in written["fast"]  # ran here, in this process
+
+
+def test_jobs_run_sections_in_worker_processes(runner, capsys):
+    runner.RESULTS.write_text("# old\n\n## bad (5 s, measured 2026-11-30)\n\nlast good rows\n")
+    assert runner.main(["run.py", "--jobs=2", "fast", "other", "bad"]) == 1
+    out, err = capsys.readouterr()
+    assert "section 'bad' failed" in err and "section could not finish" in err
+    assert "2 section(s) in" in out and "(2 at a time)" in out
+    written = runner._sections_on_disk()
+    assert set(written) == {"fast", "other", "bad"}
+    assert "last good rows" in written["bad"]  # a failed rerun keeps what was measured
+    pids = {name: written[name].strip().splitlines()[-1] for name in ("fast", "other")}
+    assert all(str(os.getpid()) not in row for row in pids.values()), pids
