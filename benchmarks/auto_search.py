@@ -36,7 +36,9 @@ from keras_squeeze.api import auto, auto_latency
 BUDGET = 0.01
 SEED = 0
 FIT = 1100
-FIXED = (*auto.POST_TRAINING, "prune", "cluster", "prune-cluster-qat")
+FIXED = common.quick(
+    (*auto.POST_TRAINING, "prune", "cluster", "prune-cluster-qat"), ("int8", "prune")
+)
 
 
 def _float_accuracy(model, x, y) -> float:
@@ -211,6 +213,8 @@ def run() -> list[Table]:
     (x, y), (xt, yt) = ks.data.load_digits(common.CNN_IMAGE_SIZE)
     train, validation = (x[:FIT], y[:FIT]), (x[FIT:], y[FIT:])
     cnn = common.float_cnn(SEED, "keras3")
+    if common.QUICK:  # the benchmark CNN's table alone
+        return [_table("benchmark CNN", cnn, train, validation, (xt, yt))]
     compact = depth.residual_cnn(SEED, width=8)
     keras.utils.set_random_seed(SEED)
     compact.fit(x, y, batch_size=32, epochs=depth.FLOAT_EPOCHS, verbose=0, shuffle=True)

@@ -39,8 +39,8 @@ from benchmarks import common
 from benchmarks.common import Table
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SIZE = common.quick(224, 96)
-SAMPLES = 100
+SIZE = common.quick(224, 32)
+SAMPLES = common.quick(100, 20)
 BATCH = 8
 STEPS = common.quick(8, 2)
 BARE_BATCH = 4  # the bare checks' batch (keras_squeeze's at 224x224x3: core.models)

@@ -30,25 +30,31 @@ from benchmarks.common import Table, pink_noise_images
 from keras_squeeze.channel_pruning import ChannelPruning, prune_channels
 
 KEEP_BLOCKS = 0.7  # 30% of the removable blocks removed
-FLOAT_SPEEDUP = {"ResNet50 64x64": 1.25, "MobileNetV2 1.0 96x96": 1.15}
+FLOAT_SPEEDUP = {"ResNet50": 1.25, "MobileNetV2 1.0": 1.15}
 CHANNEL_SPEEDUP = 2.0
 INT8_SPEEDUP = 3.5
 CHANNEL_TARGET = 0.5
 MAX_ACCURACY_DROP = 0.015
 FINE_TUNE_EPOCHS = common.FINE_TUNE_EPOCHS
 FLOAT_EPOCHS = common.CNN_FLOAT_EPOCHS
-LATENCY = {"warmup_runs": 20, "min_runs": 200, "min_seconds": 2.0, "max_seconds": 120.0}
+LATENCY = common.quick(
+    {"warmup_runs": 20, "min_runs": 200, "min_seconds": 2.0, "max_seconds": 120.0},
+    {"warmup_runs": 5, "min_runs": 20, "min_seconds": 0.2, "max_seconds": 10.0},
+)
+RESNET_SIZE = common.quick(64, 32)
+MOBILENET_SIZE = 96
 
 
 def _models():
+    """(family, label, model, input size) of the latency table's models."""
     keras.utils.set_random_seed(0)
-    yield "ResNet50 64x64", keras.applications.ResNet50(input_shape=(64, 64, 3), weights=None), 64
+    size = RESNET_SIZE
+    resnet = keras.applications.ResNet50(input_shape=(size, size, 3), weights=None)
+    yield "ResNet50", f"ResNet50 {size}x{size}", resnet, size
     keras.utils.set_random_seed(0)
-    yield (
-        "MobileNetV2 1.0 96x96",
-        keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=1.0, weights=None),
-        96,
-    )
+    size = MOBILENET_SIZE
+    mobilenet = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=1.0, weights=None)
+    yield "MobileNetV2 1.0", f"MobileNetV2 1.0 {size}x{size}", mobilenet, size
 
 
 def _yes(ok: bool) -> str:
@@ -65,7 +71,7 @@ def _int8(model, images):
 
 def _speed(structure: Table, latency: Table) -> None:
     settings = ks.BlockRemoval(KEEP_BLOCKS, "blocks", "output-distance")
-    for name, model, size in itertools.islice(_models(), common.quick(None, 1)):
+    for family, name, model, size in itertools.islice(_models(), common.quick(None, 1)):
         images = pink_noise_images(200, size, seed=0)
         check = images[:16]
         start = time.perf_counter()
@@ -107,7 +113,7 @@ def _speed(structure: Table, latency: Table) -> None:
             **LATENCY,
         )
         targets = {
-            "depth float32": FLOAT_SPEEDUP[name],
+            "depth float32": FLOAT_SPEEDUP[family],
             f"depth + channels {CHANNEL_TARGET:.0%} float32": CHANNEL_SPEEDUP,
             "depth + channels int8": INT8_SPEEDUP,
         }
@@ -283,8 +289,9 @@ def run() -> list[Table]:
             "met",
         ],
         notes=[
-            "ks.benchmark of the five .tflite files of a model side by side: 20 warm-up rounds, "
-            "then at least 200 rounds and 2 s, interleaved with a rotating start, ai_edge_litert",
+            "ks.benchmark of the five .tflite files of a model side by side: "
+            f"{LATENCY['warmup_runs']} warm-up rounds, then at least {LATENCY['min_runs']} rounds "
+            f"and {LATENCY['min_seconds']:g} s, interleaved with a rotating start, ai_edge_litert",
             f"channels: prune_channels(depth model, ChannelPruning({CHANNEL_TARGET})) (L1, "
             "uniform, multiples of 8), MACs relative to the original; int8 = ks.compress(model, "
             "'int8') calibrated on 200 1/f-noise images: int8 weights per-channel symmetric, int8 "

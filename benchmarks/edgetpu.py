@@ -12,14 +12,19 @@ on 1/f-noise images.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
 import keras
 
 import keras_squeeze as ks
+from benchmarks import common
 from benchmarks.common import Table, pink_noise_images
 from keras_squeeze.edgetpu import check_edgetpu, with_batch_size
+
+SIZE = common.quick(96, 32)
+APPLICATIONS = common.quick(None, 1)  # how many keras.applications models (None: all)
 
 
 def _applications(size: int):
@@ -69,7 +74,7 @@ def _row(table: Table, name: str, model, x, batch: str, io: str | None) -> None:
     )
 
 
-def run(size: int = 96, calibration: int = 32) -> list[Table]:
+def run(size: int = SIZE, calibration: int = 32) -> list[Table]:
     table = Table(
         "Edge TPU readiness of int8 PTQ models (static analysis for edgetpu_compiler 16)",
         [
@@ -104,7 +109,7 @@ def run(size: int = 96, calibration: int = 32) -> list[Table]:
     for io in (None, "uint8", "float32"):
         _row(table, "example CNN", fixed, digits, "1", io)
     x = pink_noise_images(calibration, size, seed=0)
-    for name, model in _applications(size):
+    for name, model in itertools.islice(_applications(size), APPLICATIONS):
         _row(table, name, model, x, "dynamic", None)
         _row(table, name, with_batch_size(model, 1), x, "1", None)
     return [table]

@@ -18,7 +18,7 @@ import numpy as np
 import keras_squeeze as ks
 from benchmarks import common
 from benchmarks.common import Table, pink_noise_images
-from benchmarks.ptq import _mobilenet_v2
+from benchmarks.ptq import MOBILENET, MOBILENET_SIZE, _mobilenet_v2
 from keras_squeeze.bench import benchmark
 from keras_squeeze.bench.stats import relative_gap
 
@@ -54,12 +54,14 @@ def _yes(ok: bool) -> str:
 def run() -> list[Table]:
     model = _mobilenet_v2()
     float_art = ks.export.to_tflite(model)
-    int8 = ks.compress(model, "int8", representative_data=pink_noise_images(200, 96), verbose=0)
+    int8 = ks.compress(
+        model, "int8", representative_data=pink_noise_images(200, MOBILENET_SIZE), verbose=0
+    )
 
     # Repeatability: the same model twice, interleaved; several trials, as the machine is shared.
     load_before = os.getloadavg()[0]
     repeat = Table(
-        "Harness repeatability: MobileNetV2 0.35 96x96 float32 measured twice, interleaved",
+        f"Harness repeatability: {MOBILENET} float32 measured twice, interleaved",
         ["trial", "p50 ms (A)", "p50 ms (B)", "min ms (A / B)", "runs each", "p50 gap"],
         notes=[
             "two interpreters of the same .tflite, XNNPACK, 1 thread, in one benchmark() call "
@@ -111,7 +113,7 @@ def run() -> list[Table]:
         "Harness overhead: p50 of benchmark() vs a bare invoke() loop, same process",
         ["timing", "p50 ms (median of 3 blocks)", "blocks", "difference", "target", "met"],
         notes=[
-            "MobileNetV2 0.35 96x96 float32, XNNPACK, 1 thread; 3 alternating blocks of "
+            f"{MOBILENET} float32, XNNPACK, 1 thread; 3 alternating blocks of "
             f"{RUNS} runs each (harness: >= {RUNS} runs and >= {SECONDS / 2:g} s)"
         ],
     )
@@ -127,7 +129,7 @@ def run() -> list[Table]:
 
     # float32 vs int8, 1 and 2 threads.
     ratio = Table(
-        "float32 vs int8 MobileNetV2 0.35 96x96, measured by the harness (XNNPACK)",
+        f"float32 vs int8 {MOBILENET}, measured by the harness (XNNPACK)",
         [
             "threads",
             "model",

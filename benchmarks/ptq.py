@@ -13,33 +13,37 @@ import time
 import keras
 
 import keras_squeeze as ks
+from benchmarks import common
 from benchmarks.common import Table, interleaved_latency, pink_noise_images
 
 INT8_MAX_RATIO = 0.30
 FLOAT16_MAX_RATIO = 0.55
+MOBILENET_SIZE = common.quick(96, 48)
+MOBILENET = f"MobileNetV2 0.35 {MOBILENET_SIZE}x{MOBILENET_SIZE}"
 
 
 def _mobilenet_v2():
     keras.utils.set_random_seed(0)
     return keras.applications.MobileNetV2(
-        input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=1000
+        input_shape=(MOBILENET_SIZE, MOBILENET_SIZE, 3), alpha=0.35, weights=None, classes=1000
     )
 
 
-def run(epochs: int = 30) -> list[Table]:
-    (x, _), (xt, yt) = ks.data.load_digits(16)
+def run() -> list[Table]:
+    (x, _), (xt, yt) = ks.data.load_digits(common.CNN_IMAGE_SIZE)
+    epochs = common.CNN_FLOAT_EPOCHS
     start = time.perf_counter()
-    cnn = ks.data.train_example_model(epochs=epochs, image_size=16, seed=0)
+    cnn = common.float_cnn(0, "keras3")
     train_s = time.perf_counter() - start
     mnv2 = _mobilenet_v2()
-    natural = pink_noise_images(200, 96, seed=0)
+    natural = pink_noise_images(200, MOBILENET_SIZE, seed=0)
 
     sizes = Table(
         "Post-training quantization: .tflite size vs float32",
         ["model", "recipe", ".tflite bytes", "ratio", "target", "met"],
         notes=[
             f"example CNN: {cnn.count_params():,} params, trained {epochs} epochs on digits 16x16",
-            "MobileNetV2 alpha 0.35 96x96, random init (weights=None), int8 calibrated on 200 "
+            f"{MOBILENET} (alpha 0.35), random init (weights=None), int8 calibrated on 200 "
             "1/f-noise images in [-1, 1] (natural-image statistics)",
         ],
     )
@@ -50,7 +54,7 @@ def run(epochs: int = 30) -> list[Table]:
     results = {}
     for name, model, rep, val in (
         ("example CNN", cnn, x, (xt, yt)),
-        ("MobileNetV2 0.35 96x96", mnv2, natural, None),
+        (MOBILENET, mnv2, natural, None),
     ):
         for recipe in ("float32", "float16", "int8"):
             r = ks.compress(model, recipe, representative_data=rep, validation_data=val, verbose=0)
@@ -75,7 +79,7 @@ def run(epochs: int = 30) -> list[Table]:
     fidelity.notes.append(f"float training took {train_s:.0f} s; calibration: {rep.calibration}")
 
     latency = Table(
-        "int8 vs float32 latency, MobileNetV2 0.35 96x96, XNNPACK, 1 thread",
+        f"int8 vs float32 latency, {MOBILENET}, XNNPACK, 1 thread",
         ["model", "p50 ms", "mean ms", "speed-up vs float32"],
         notes=[
             "200 invocations each after 20 warm-up rounds, float32 and int8 alternating "
@@ -84,8 +88,8 @@ def run(epochs: int = 30) -> list[Table]:
     )
     lat = interleaved_latency(
         {
-            "float32": results[("MobileNetV2 0.35 96x96", "float32")].tflite,
-            "int8": results[("MobileNetV2 0.35 96x96", "int8")].tflite,
+            "float32": results[(MOBILENET, "float32")].tflite,
+            "int8": results[(MOBILENET, "int8")].tflite,
         }
     )
     base = lat["float32"]["p50_ms"]

@@ -60,7 +60,7 @@ FILE_CASES = {
     "load_image_folder": 150,
     "flag files (3 scripts)": 1200,
 }
-GRAPH_SECONDS = float(os.environ.get("KS_ROBUSTNESS_GRAPH_SECONDS", 60 if QUICK else 3600))
+GRAPH_SECONDS = float(os.environ.get("KS_ROBUSTNESS_GRAPH_SECONDS", 20 if QUICK else 3600))
 # A quick look (e.g. 0.01) before the full run; the section is written at 1.
 SCALE = float(os.environ.get("KS_ROBUSTNESS_SCALE", 0.01 if QUICK else 1))
 MAX_GRAPHS = 2000  # an upper bound: the campaign stops after GRAPH_SECONDS
