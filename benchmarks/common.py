@@ -142,20 +142,6 @@ def float_cnn(seed: int, flavour: str = "tf_keras"):
     return _float_models[key]
 
 
-def compressed(model, recipe, train, test, distill: bool, seed: int) -> tuple[float, float]:
-    """(.tflite test accuracy, gzip / float gzip) of ks.compress with the benchmark's
-    fine-tuning epochs, seeded."""
-    import tf_keras
-
-    import keras_squeeze as ks
-
-    tf_keras.utils.set_random_seed(seed)
-    result = ks.compress(
-        model, recipe, train_data=train, epochs=FINE_TUNE_EPOCHS, distill=distill, verbose=0
-    )
-    return tflite_accuracy(result.tflite, *test), result.report.gzip_ratio
-
-
 def clone_tf_keras(model):
     """A fresh copy, for engines that change the model they are given."""
     import tf_keras
@@ -174,13 +160,21 @@ def tflite_predictions(content: bytes, x) -> np.ndarray:
     """Top-1 class per sample of a single-input classifier .tflite run in ai_edge_litert."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_content=content).get_signature_runner()
+    interpreter = Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner()
     ((name, d_in),) = runner.get_input_details().items()
     ((out_name, _),) = runner.get_output_details().items()
     scale, zero = d_in["quantization"]
     feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127).astype(d_in["dtype"])
-    out = runner(**{name: feed})[out_name].astype(np.float32)
-    return out.argmax(-1)
+    # A file with a fixed batch (compress() gives Keras 3 models batch 1) runs in
+    # chunks of that batch; one with a free batch takes every sample at once.
+    batch = int(interpreter.get_input_details()[0]["shape_signature"][0])
+    if batch < 1 or batch >= len(feed):
+        return runner(**{name: feed})[out_name].argmax(-1)
+    if len(feed) % batch:
+        raise ValueError(f"{len(feed)} samples do not split into the file's batch of {batch}")
+    chunks = [runner(**{name: feed[i : i + batch]})[out_name] for i in range(0, len(feed), batch)]
+    return np.concatenate(chunks).argmax(-1)
 
 
 def tflite_int8(model, representative, quantize_io: bool = True) -> bytes:

@@ -42,7 +42,7 @@ from keras_squeeze.distillation import choice
 SEEDS = common.quick((0, 1, 2, 3, 4), (0,))
 STUDENT_EPOCHS = common.quick(10, 1)
 VALIDATION = common.quick(500, 200)  # the last training digits, held out for every student
-RECIPES = ("prune", "qat", "cluster", "prune-cluster-qat")
+RECIPES = common.quick(("prune", "qat", "cluster", "prune-cluster-qat"), ("prune-cluster-qat",))
 LABELS = "labels only (alpha=0)"
 CHOSEN = "chosen on validation"
 
@@ -272,7 +272,7 @@ def _trailing_note(verdicts) -> str:
     significance section compares them)."""
     default = ks.Distill()
     parts, costs = [], {}
-    for recipe in ("cluster", "prune-cluster-qat"):
+    for recipe in [r for r in ("cluster", "prune-cluster-qat") if r in RECIPES]:
         t, boot, verdict = verdicts[f"'{recipe}'"]
         parts.append(
             f"'{recipe}' distilled - labels only {100 * t['diff']:+.2f} points "

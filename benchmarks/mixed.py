@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 import keras_squeeze as ks
+from benchmarks import common
 from benchmarks.common import Table
 from keras_squeeze.data.inputs import Samples
 from keras_squeeze.export.runtime import TFLiteRunner
@@ -260,7 +261,7 @@ def _int4_table(epochs: int) -> list[Table]:
     return [table, blocks]
 
 
-def run(epochs: int = 8) -> list[Table]:
+def run(epochs: int = common.quick(8, 2)) -> list[Table]:
     return [_mixed_table(epochs), *_int4_table(epochs)]
 
 

@@ -22,7 +22,7 @@ from benchmarks.common import Table
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 SPARSITY = 0.8
 CLUSTERS = 16
-TWO_OUTPUT_EPOCHS = 10
+TWO_OUTPUT_EPOCHS = common.quick(10, 2)
 
 
 def _subclassed_cnn():
