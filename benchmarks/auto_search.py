@@ -50,20 +50,6 @@ LATENCY_AUTO = "auto, objective=latency, post-training only"
 ENCODER_WIDTH, ENCODER_EPOCHS, ENCODER_FIT, ENCODER_TEST = 32, 12, 1400, 400
 
 
-def _test_accuracy(content: bytes, x, y) -> float:
-    """Top-1 accuracy of a batch-1 classifier .tflite (compress()'s default), one sample a run."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=content).get_signature_runner()
-    ((name, d_in),) = runner.get_input_details().items()
-    ((out_name, _),) = runner.get_output_details().items()
-    scale, zero = d_in["quantization"]
-    feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127)
-    feed = feed.astype(d_in["dtype"])
-    hits = [runner(**{name: feed[i : i + 1]})[out_name].argmax() == y[i] for i in range(len(x))]
-    return float(np.mean(hits))
-
-
 def _run(model, recipe, train, validation):
     keras.utils.set_random_seed(SEED)
     start = time.perf_counter()
@@ -109,7 +95,7 @@ def _table(name, model, train, validation, test) -> Table:
     rows, cells, contents = [], [], {}
     for recipe in (auto.AUTO, POST_TRAINING_AUTO, LATENCY_AUTO, *FIXED):
         result, seconds = _run(model, recipe, train, validation)
-        acc = _test_accuracy(result.tflite, *test)
+        acc = common.tflite_accuracy(result.tflite, *test)
         gz = result.report.compressed.tflite_gzip_bytes
         label = recipe
         if recipe in (auto.AUTO, POST_TRAINING_AUTO, LATENCY_AUTO):

@@ -165,7 +165,8 @@ def tflite_predictions(content: bytes, x) -> np.ndarray:
     ((name, d_in),) = runner.get_input_details().items()
     ((out_name, _),) = runner.get_output_details().items()
     scale, zero = d_in["quantization"]
-    feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127).astype(d_in["dtype"])
+    feed = x if not scale else np.clip(np.round(x / scale + zero), -128, 127)
+    feed = np.asarray(feed).astype(d_in["dtype"])  # token ids: int64 in numpy, int32 in the file
     # A file with a fixed batch (compress() gives Keras 3 models batch 1) runs in
     # chunks of that batch; one with a free batch takes every sample at once.
     batch = int(interpreter.get_input_details()[0]["shape_signature"][0])
