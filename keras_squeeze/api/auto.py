@@ -35,7 +35,7 @@ import math
 import time
 import warnings
 
-from keras_squeeze.api import auto_latency, checks
+from keras_squeeze.api import auto_latency, checks, reporting
 from keras_squeeze.api.recipe import Recipe
 from keras_squeeze.clustering.config import Cluster
 from keras_squeeze.core.progress import say
@@ -161,7 +161,7 @@ def _layer_settings(table, probes, budget: float) -> dict:
     for row in table.layers:
         for value, key in probes:
             drop = row.drops.get(key)
-            if drop is not None and drop <= LAYER_SHARE * budget:
+            if drop is not None and reporting.within(drop, LAYER_SHARE * budget):
                 settings[row.name] = value
                 break
     return settings

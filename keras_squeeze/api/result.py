@@ -216,6 +216,7 @@ class CompressionResult:
             )
             atomic.write_bytes(path, content)
             runner = TFLiteRunner(content=self.tflite)
+            departs: list[str] = []
             fidelity, agreement = onnx_export.verify(
                 path,
                 self.model,
@@ -223,7 +224,9 @@ class CompressionResult:
                 runner,
                 reference_outputs=reference,
                 output_names=models.output_names(self.original),
+                warnings_out=departs,
             )
+            self.report.warnings.extend(w for w in departs if w not in self.report.warnings)
             source = "model.tflite (QDQ form)"
         return Artifact(
             "onnx",

@@ -168,12 +168,20 @@ def onnx_outputs(
     input_quant: Sequence[QuantParams | None] | None = None,
     output_quant: Sequence[QuantParams | None] | None = None,
     batch_size: int = 64,
+    fuse: bool = True,
 ) -> list[np.ndarray]:
-    """Runs an .onnx file with onnxruntime (CPU); outputs in the file's output order."""
+    """Runs an .onnx file with onnxruntime (CPU); outputs in the file's output order.
+
+    `fuse=False` runs it at graph_optimization_level ORT_ENABLE_BASIC: each
+    QuantizeLinear / DequantizeLinear stays a node instead of being fused into
+    onnxruntime's integer kernels (its default session fuses them).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if not fuse:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     onnx_inputs = session.get_inputs()
     fixed = {i.shape[0] for i in onnx_inputs if i.shape and isinstance(i.shape[0], int)}

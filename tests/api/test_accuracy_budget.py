@@ -8,6 +8,7 @@ while the int8 file stays faithful (no departure warning, which strict would rai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -140,3 +141,24 @@ def test_a_budget_needs_labelled_validation_data(regression, validation, receive
     with pytest.raises(ks.DataError, match=f"labelled validation data.*Received: {received}"):
         ks.compress(model, "int8", representative_data=x, validation_data=data,
                     max_accuracy_drop=0.01, verbose=0)  # fmt: skip
+
+
+def test_a_drop_equal_to_the_budget_meets_it(regression):
+    """One sample of 100 lost is a drop of exactly max_accuracy_drop=0.01, though
+    0.97 - 0.96 is 0.010000000000000009 in floats; two samples are over it."""
+    from keras_squeeze.api import reporting
+
+    model, x, _ = regression
+    report = ks.compress(model, "int8", representative_data=x, verbose=0).report
+    for compressed, met in ((0.96, True), (0.95, False)):
+        case = dataclasses.replace(
+            report,
+            accuracy={"original": 0.97, "compressed": compressed, "samples": 100},
+            regression=None,
+            notes=[],
+            warnings=[],
+        )
+        warning = reporting.apply_accuracy_budget(case, 0.01, verbose=0)
+        assert case.accuracy_budget["met"] is met
+        exceeded = [w for w in case.warnings if "ACCURACY BUDGET EXCEEDED" in w]
+        assert (warning is None) is met and len(exceeded) == (0 if met else 1)

@@ -37,7 +37,8 @@ def test_recipe_auto(args, tmp_path, capsys):
 
 
 def test_recipe_auto_objective_latency(args, tmp_path, capsys):
-    flags = ["--recipe=auto", "--objective=latency", "--time_budget_s=0.001"]
+    flags = ["--recipe=auto", "--objective=latency", "--max_accuracy_drop=0.05"]
+    flags += ["--time_budget_s=0.001"]
     assert run_main(compress_script, *args, *flags, "--formats=tflite") == 0
     search = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
     assert search["objective"] == "latency" and search["chosen"] == "int8"
