@@ -45,6 +45,8 @@ def _float_accuracy(model, x, y) -> float:
     return float((np.argmax(np.asarray(model.predict(x, verbose=0)), -1) == y).mean())
 
 
+# --quick stops each search after this many seconds (the candidate under way finishes)
+QUICK_SEARCH_S = common.quick(None, 20.0)
 POST_TRAINING_AUTO = "auto, post-training only"
 LATENCY_AUTO = "auto, objective=latency, post-training only"
 ENCODER_WIDTH, ENCODER_EPOCHS, ENCODER_FIT, ENCODER_TEST = 32, 12, 1400, 400
@@ -58,6 +60,8 @@ def _run(model, recipe, train, validation):
         recipe not in searches and bool(ks.Recipe.get(recipe).training_stages)
     )
     search = {"objective": "latency"} if recipe == LATENCY_AUTO else {}
+    if recipe in (auto.AUTO, *searches):
+        search["time_budget_s"] = QUICK_SEARCH_S  # --quick: the search's code, not its reach
     if recipe in searches:
         recipe = auto.AUTO
     with warnings.catch_warnings():
