@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import platform
 import statistics
 import time
@@ -106,6 +107,28 @@ def machine() -> str:
     import tensorflow as tf
 
     return f"{platform.machine()}, Python {platform.python_version()}, TensorFlow {tf.__version__}"
+
+
+# The instruction sets int8 and float kernels (XNNPACK, onnxruntime's MLAS) choose by:
+# int8 speed-ups move with the host's dot-product instructions, so every section says
+# which CPU it ran on.
+_SIMD = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu() -> str:
+    """The CPU's model name and the instruction sets above it has, e.g. "AMD EPYC: avx2"."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags.update(value.split())
+    except OSError:
+        pass
+    found = [f for f in _SIMD if f in flags]
+    return f"{model}: {' '.join(found) or 'none of ' + '/'.join(_SIMD)}"
 
 
 # `python benchmarks/run.py --quick`: every section at reduced sizes (one seed, a few

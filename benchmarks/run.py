@@ -151,7 +151,8 @@ def _record(name: str, seconds: float, tables: list) -> None:
     for table in tables:
         print(table.text(), end="\n\n", flush=True)
     when = datetime.date.today().isoformat()
-    body = [f"## {name} ({seconds:.0f} s, measured {when})\n"] + [t.markdown() for t in tables]
+    header = f"## {name} ({seconds:.0f} s, measured {when} on {common.cpu()})\n"
+    body = [header] + [t.markdown() for t in tables]
     # Re-read before writing: after every section, so a later failure keeps what was
     # measured, and runs of other sections in another command keep theirs.
     sections = _sections_on_disk()

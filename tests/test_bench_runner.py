@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
 import pytest
 
@@ -78,6 +79,8 @@ def test_sequential_run_keeps_going_past_a_failure(runner, capsys):
     written = runner._sections_on_disk()
     assert set(written) == {"fast", "other"}
     assert written["fast"].startswith("## fast (0 s, measured ")
+    # the CPU it ran on: int8 speed-ups move with its dot-product instructions
+    assert written["fast"].splitlines()[0].endswith(f" on {common.cpu()})")
     assert str(os.getpid()) in written["fast"]  # ran here, in this process
 
 
@@ -92,3 +95,14 @@ def test_jobs_run_sections_in_worker_processes(runner, capsys):
     assert "last good rows" in written["bad"]  # a failed rerun keeps what was measured
     pids = {name: written[name].strip().splitlines()[-1] for name in ("fast", "other")}
     assert all(str(os.getpid()) not in row for row in pids.values()), pids
+
+
+def test_cpu_names_the_model_and_its_instruction_sets():
+    model, _, found = common.cpu().partition(": ")
+    assert model and found
+    if found.startswith("none of "):
+        return
+    assert set(found.split()) <= set(common._SIMD)
+    info = pathlib.Path("/proc/cpuinfo")
+    cpuinfo = info.read_text() if info.exists() else ""
+    assert all(f" {f}" in cpuinfo for f in found.split())  # each one read from the host
