@@ -58,12 +58,13 @@ def _tfmot_script(model, x, y, seed: int, epochs: int | None = None) -> bytes:
     return common.tflite_int8(stripped, x)
 
 
-# Coverage: keras.applications at 32x32, one epoch of 8 steps (128 digits, batch 16).
+# Coverage: keras.applications at 32x32, one epoch of 8 steps (128 digits, batch 16;
+# --quick: 2 steps).
 COVERAGE_MODELS = common.quick(
     ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0"), ("MobileNetV2",)
 )
 COVERAGE_SIZE = 32
-SAMPLES = 128
+SAMPLES = common.quick(128, 32)
 BATCH_SIZE = 16
 # These two rescale pixels inside the model (include_preprocessing=True).
 _RESCALE_INSIDE = ("MobileNetV3Small", "EfficientNetB0")

@@ -117,7 +117,7 @@ def test_qat_covers_architectures_whole_model_qat_fails_on(name):
     keras.utils.set_random_seed(0)
     model = builder(input_shape=(32, 32, 3), weights=None, classes=10, **kwargs)
     rng = np.random.default_rng(0)
-    x, y = rng.random((64, 32, 32, 3), dtype=np.float32) * 255, rng.integers(0, 10, 64)
+    x, y = rng.random((32, 32, 32, 3), dtype=np.float32) * 255, rng.integers(0, 10, 32)
     with warnings.catch_warnings():  # parity on a random-init model is not the point here
         warnings.simplefilter("ignore")
         result = ks.compress(
