@@ -366,7 +366,7 @@ def warn_on_task_drop(report: Report) -> None:
         }
         for name, v in per_output.items():
             drop = v["original"] - v["compressed"]
-            if drop > MAX_TASK_DROP:
+            if not within(drop, MAX_TASK_DROP):
                 where = f" on output '{name}'" if name else ""
                 report.warnings.append(
                     f"the compressed .tflite's accuracy{where} is "
@@ -384,7 +384,7 @@ def warn_on_task_drop(report: Report) -> None:
             if rel["original"] is None or rel["compressed"] is None:
                 continue
             rise = rel["compressed"] - rel["original"]
-            if rise > MAX_TASK_DROP:
+            if not within(rise, MAX_TASK_DROP):
                 where = f" on output '{name}'" if name else ""
                 report.warnings.append(
                     f"the compressed .tflite's relative MSE{where} (MSE / variance of the "

@@ -162,3 +162,21 @@ def test_a_drop_equal_to_the_budget_meets_it(regression):
         assert case.accuracy_budget["met"] is met
         exceeded = [w for w in case.warnings if "ACCURACY BUDGET EXCEEDED" in w]
         assert (warning is None) is met and len(exceeded) == (0 if met else 1)
+
+
+def test_a_drop_equal_to_the_default_task_drop_is_not_warned(regression):
+    """The default 2-point warning compares the same way: 0.97 -> 0.95 (two samples of 100,
+    0.020000000000000018 in floats) is not over it; 0.94 is."""
+    from keras_squeeze.api import reporting
+
+    model, x, _ = regression
+    report = ks.compress(model, "int8", representative_data=x, verbose=0).report
+    for compressed, warned in ((0.95, False), (0.94, True)):
+        case = dataclasses.replace(
+            report,
+            accuracy={"original": 0.97, "compressed": compressed, "samples": 100, "data": "d"},
+            regression=None,
+            warnings=[],
+        )
+        reporting.warn_on_task_drop(case)
+        assert len([w for w in case.warnings if "points under the original" in w]) == warned
