@@ -22,6 +22,8 @@ whose target sits close to its figure, runs `INT8_PAIRS` pairs and reports the m
 
 The models are Keras 3 keras.applications (what TensorFlow >= 2.16 gives), random
 weights, 10 classes, on pink-noise images: cost does not depend on what they learned.
+--quick runs the example CNN at 32x32 instead, so that the section's every call runs in
+seconds; its ratios say that the section works, not what the targets are measured on.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ SAMPLES = common.quick(100, 20)
 BATCH = 8
 STEPS = common.quick(8, 2)
 BARE_BATCH = 4  # the bare checks' batch (keras_squeeze's at 224x224x3: core.models)
-MODELS = common.quick(("MobileNetV2", "ResNet50"), ("MobileNetV2",))
+# --quick: the example CNN (keras_squeeze.data.example_model at SIZE x SIZE x 3), which
+# runs every call of the section in seconds; its figures say that the section runs.
+EXAMPLE = "example CNN"
+MODELS = common.quick(("MobileNetV2", "ResNet50"), (EXAMPLE,))
 # The training rows run on the first model only (ResNet50's training rows would add about
 # half an hour here; KS_COST_TRAIN_ALL=1 runs them too).
 TRAIN_MODELS = MODELS if os.environ.get("KS_COST_TRAIN_ALL") == "1" else MODELS[:1]
@@ -69,20 +74,29 @@ def _trained_like(model):
     return model
 
 
-def _keras3(name: str):
-    import keras
+def _built(name: str, flavour: str):
+    """`name` (a keras.applications model, or EXAMPLE) in `flavour`, random weights."""
+    from keras_squeeze import _compat
+    from keras_squeeze.data import example_model
 
-    keras.utils.set_random_seed(0)
-    application = getattr(keras.applications, name)
+    k = _compat.keras_module(flavour)
+    k.utils.set_random_seed(0)
+    if name == EXAMPLE:
+        return _trained_like(example_model((SIZE, SIZE, 3), flavour=flavour))
+    application = getattr(k.applications, name)
     return _trained_like(application(weights=None, input_shape=(SIZE, SIZE, 3), classes=10))
+
+
+def _keras3(name: str):
+    from keras_squeeze import _compat
+
+    return _built(name, _compat.KERAS3)
 
 
 def _tf_keras(name: str):
-    import tf_keras
+    from keras_squeeze import _compat
 
-    tf_keras.utils.set_random_seed(0)
-    application = getattr(tf_keras.applications, name)
-    return _trained_like(application(weights=None, input_shape=(SIZE, SIZE, 3), classes=10))
+    return _built(name, _compat.TF_KERAS)
 
 
 def _data():

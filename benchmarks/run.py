@@ -171,7 +171,11 @@ def _results(chosen: list[str], jobs: int):
                 yield name, 0.0, traceback.format_exc()
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared TF state
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    # One section per worker process: a worker kept for the next section would hand it
+    # this one's imports (tfmot's tf.keras flip) and memory high-water mark.
+    with concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=context, max_tasks_per_child=1
+    ) as pool:
         futures = {
             pool.submit(_timed, name, SECTIONS[name]): name for name in _longest_first(chosen)
         }
