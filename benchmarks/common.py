@@ -61,6 +61,18 @@ def pink_noise_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np
     return out
 
 
+def int8_speed_tflite(model, images) -> bytes:
+    """The .tflite `ks.compress(model, "int8", representative_data=images)` writes, for the
+    speed tables: the same bytes (its converter call; tests/api pin the equality), from
+    `ks.export.to_tflite(model, quantization="int8")`. Their models are random-init, and
+    a random deep network amplifies int8 rounding until its outputs depart from the float
+    ones; compress() warns of that and localises it, a conversion per probe (about 35 s
+    on MobileNetV2 0.35 32x32), which says nothing about speed."""
+    import keras_squeeze as ks
+
+    return ks.export.to_tflite(model, quantization="int8", representative_data=images).content
+
+
 def interleaved_latency(
     models: dict[str, bytes], runs: int = 200, warmup: int = 20, threads: int = 1
 ):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -65,14 +64,6 @@ def _yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
-def _int8(model, images):
-    with warnings.catch_warnings():
-        # Random-init classifiers give near-uniform softmax outputs, which int8
-        # output quantization flattens: their top-1 agreement says nothing here.
-        warnings.filterwarnings("ignore", message=".*agrees with the float model on only")
-        return ks.compress(model, "int8", representative_data=images, verbose=0).tflite
-
-
 def _speed(structure: Table, latency: Table) -> None:
     settings = ks.BlockRemoval(KEEP_BLOCKS, "blocks", "output-distance")
     for family, name, model, size in _models():
@@ -105,8 +96,8 @@ def _speed(structure: Table, latency: Table) -> None:
             "original float32": original.content,
             "depth float32": shallower.content,
             f"depth + channels {CHANNEL_TARGET:.0%} float32": both.content,
-            "original int8": _int8(model, images),
-            "depth + channels int8": _int8(channels.model, images),
+            "original int8": common.int8_speed_tflite(model, images),
+            "depth + channels int8": common.int8_speed_tflite(channels.model, images),
         }
         bench = ks.benchmark(
             variants,
@@ -297,10 +288,11 @@ def run() -> list[Table]:
             f"{LATENCY['warmup_runs']} warm-up rounds, then at least {LATENCY['min_runs']} rounds "
             f"and {LATENCY['min_seconds']:g} s, interleaved with a rotating start, ai_edge_litert",
             f"channels: prune_channels(depth model, ChannelPruning({CHANNEL_TARGET})) (L1, "
-            "uniform, multiples of 8), MACs relative to the original; int8 = ks.compress(model, "
-            "'int8') calibrated on 200 1/f-noise images: int8 weights per-channel symmetric, int8 "
-            "activations per-tensor asymmetric (speed only: on random-init weights the int8 "
-            "outputs are not meaningful)",
+            "uniform, multiples of 8), MACs relative to the original; int8 = the .tflite of "
+            "ks.compress(model, 'int8') (the same bytes, from ks.export.to_tflite(model, "
+            "quantization='int8')) calibrated on 200 1/f-noise images: int8 weights per-channel "
+            "symmetric, int8 activations per-tensor asymmetric (speed only: on random-init "
+            "weights the int8 outputs are not meaningful)",
         ],
     )
     accuracy = Table(

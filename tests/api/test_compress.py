@@ -128,6 +128,15 @@ def test_calibration_is_bounded_and_reported(trained_models, digits8):
     assert result.report.accuracy is None  # no validation data
 
 
+def test_int8_is_the_converter_call_of_to_tflite(trained_models, digits8):
+    # The speed benchmarks take compress()'s int8 file from to_tflite on this equality.
+    (x, _), _ = digits8
+    model = trained_models["keras3"]
+    result = ks.compress(model, "int8", representative_data=x[:60], verbose=0)
+    art = ks.export.to_tflite(model, quantization="int8", representative_data=x[:60])
+    assert result.tflite == art.content
+
+
 def test_synthetic_fidelity_is_said(trained_models):
     result = ks.compress(trained_models["keras3"], "float16", verbose=0)
     assert "synthetic" in result.report.fidelity.inputs
