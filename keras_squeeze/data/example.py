@@ -37,17 +37,26 @@ def example_model(
     def init(i):
         return k.initializers.GlorotUniform(seed=seed + i)
 
+    # Every layer is named (as Keras names the first such model of a session), so that
+    # reports and per-layer keys ("dense") name the same layers however many models the
+    # process built before: Keras numbers unnamed layers across a session.
     inputs = k.Input(shape=tuple(input_shape), name="image")
-    x = layers.Conv2D(32, 3, padding="same", use_bias=False, kernel_initializer=init(0))(inputs)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    x = layers.ReLU()(x)
-    x = layers.Conv2D(64, 3, padding="same", use_bias=False, kernel_initializer=init(1))(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    x = layers.ReLU()(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init(2))(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu", kernel_initializer=init(3))(x)
+    x = layers.Conv2D(
+        32, 3, padding="same", use_bias=False, kernel_initializer=init(0), name="conv2d"
+    )(inputs)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="batch_normalization")(x)
+    x = layers.ReLU(name="re_lu")(x)
+    x = layers.Conv2D(
+        64, 3, padding="same", use_bias=False, kernel_initializer=init(1), name="conv2d_1"
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="batch_normalization_1")(x)
+    x = layers.ReLU(name="re_lu_1")(x)
+    x = layers.MaxPooling2D(name="max_pooling2d")(x)
+    x = layers.Conv2D(
+        64, 3, padding="same", activation="relu", kernel_initializer=init(2), name="conv2d_2"
+    )(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", kernel_initializer=init(3), name="dense")(x)
     outputs = layers.Dense(num_classes, kernel_initializer=init(4), name="logits")(x)
     return k.Model(inputs, outputs, name="digits_cnn")
 

@@ -35,3 +35,13 @@ def test_example_model_size():
     assert 570_000 < m.count_params() < 590_000  # the ~580K-parameter benchmark CNN
     with pytest.raises(ModelError, match=r"Unknown Keras flavour"):
         example_model(flavour="keras2")
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_example_model_names_its_layers_the_same_every_time(flavour):
+    # Keras numbers unnamed layers across a session; per-layer keys ("dense") and report
+    # rows must not depend on how many models the process built before.
+    first, second = (example_model((8, 8, 1), flavour=flavour) for _ in range(2))
+    names = [la.name for la in first.layers]
+    assert names == [la.name for la in second.layers]
+    assert names[1:3] == ["conv2d", "batch_normalization"] and names[-2:] == ["dense", "logits"]
