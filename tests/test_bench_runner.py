@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -95,6 +97,22 @@ def test_jobs_run_sections_in_worker_processes(runner, capsys):
     assert "last good rows" in written["bad"]  # a failed rerun keeps what was measured
     pids = {name: written[name].strip().splitlines()[-1] for name in ("fast", "other")}
     assert all(str(os.getpid()) not in row for row in pids.values()), pids
+
+
+def test_sections_are_imported_only_where_they_run():
+    # A --jobs worker re-imports run.py: it must not import every section's module.
+    code = (
+        "import sys; sys.argv = ['run.py']; from benchmarks import run; "
+        "print(sorted(m for m in sys.modules if m.startswith('benchmarks.')))"
+    )
+    root = pathlib.Path(run.__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[0] == "['benchmarks.common', 'benchmarks.run']"
+    assert set(run.SECTIONS.values()) <= {p.stem for p in root.joinpath("benchmarks").glob("*.py")}
+    assert run._section("harness").__module__ == "benchmarks.harness"
+    assert run._section(fast_section) is fast_section
 
 
 def test_cpu_names_the_model_and_its_instruction_sets():
