@@ -191,16 +191,15 @@ def _digits() -> list[Table]:
             f"<= {MAX_ACCURACY_DROP * 100:.1f}",
             _yes(mean_drop <= MAX_ACCURACY_DROP),
         )
-    tests = Table(
+    tests = common.paired_table(
         "Channel pruning: is the difference real? Paired over seeds and over test digits",
-        ["a", "b", *common.PAIRED_COLUMNS],
+        correct,
+        (
+            (_PRUNE_CHANNELS["taylor"], _PRUNE_CHANNELS["l1"]),
+            (_COMPRESS[True], _COMPRESS[False]),
+            (_COMPRESS[False], _PRUNE_CHANNELS["l1"]),
+        ),
     )
-    for a, b in (
-        (_PRUNE_CHANNELS["taylor"], _PRUNE_CHANNELS["l1"]),
-        (_COMPRESS[True], _COMPRESS[False]),
-        (_COMPRESS[False], _PRUNE_CHANNELS["l1"]),
-    ):
-        tests.add(a, b, *common.paired_cells(*common.paired_comparison(correct[a], correct[b])))
     return [accuracy, tests]
 
 

@@ -239,6 +239,8 @@ def tflite_int8(model, representative, quantize_io: bool = True) -> bytes:
 MNIST_TRAIN = quick(3000, 1000)
 MNIST_TEST = quick(2000, 1000)
 MNIST_SEED = 20261202
+# The seeds of every accuracy table on those digits.
+MNIST_SEEDS = quick((0, 1, 2, 3, 4), (0,))
 
 
 def mnist_digits(image_size: int = CNN_IMAGE_SIZE, train: int = MNIST_TRAIN):
@@ -347,6 +349,22 @@ def paired_cells(t: dict, boot: dict, verdict: str) -> list[str]:
         f"{boot['p']:.3f}",
         verdict,
     ]
+
+
+# The note of a paired_table.
+PAIRED_NOTE = (
+    "paired t-test over the seeds and a paired bootstrap over the test digits (10,000 "
+    "resamples); significant when both 95% intervals exclude 0"
+)
+
+
+def paired_table(title: str, correct: dict, pairs, notes=None):
+    """A Table of `paired_comparison`s, a row per (a, b) of `pairs`: `correct` maps each
+    name to its (seeds, samples) boolean array of correct test samples."""
+    table = Table(title, ["a", "b", *PAIRED_COLUMNS], notes=list(notes or []))
+    for a, b in pairs:
+        table.add(a, b, *paired_cells(*paired_comparison(correct[a], correct[b])))
+    return table
 
 
 def mean_min_max(values) -> str:

@@ -23,7 +23,7 @@ import keras_squeeze as ks
 from benchmarks import common, depth, significance
 from benchmarks.common import Table
 
-SEEDS = common.quick((0, 1, 2, 3, 4), (0,))
+SEEDS = common.MNIST_SEEDS
 WIDTH = 8
 CLASSIC = ks.Distill(alpha=0.9, temperature=4.0)
 
@@ -89,16 +89,15 @@ def run() -> list[Table]:
             f"{100 * (float_mean - np.mean(acc)):+.2f}",
             f"{np.mean(seconds[name]):.0f}",
         )
-    tests = Table(
+    names = list(variants)
+    tests = common.paired_table(
         "Is the difference real? Paired over seeds and over test samples",
-        ["a", "b", *common.PAIRED_COLUMNS],
+        correct,
+        ((names[1], names[0]), (names[2], names[0]), (names[2], names[1])),
         notes=[
             "as in the distillation section: paired t over seeds, bootstrap of the test "
             "digits; significant when both 95% intervals exclude 0",
         ],
     )
-    names = list(variants)
-    for a, b in ((names[1], names[0]), (names[2], names[0]), (names[2], names[1])):
-        tests.add(a, b, *common.paired_cells(*common.paired_comparison(correct[a], correct[b])))
     tests.notes.append(f"section time {time.perf_counter() - start:.0f} s")
     return [rows, tests]

@@ -39,7 +39,7 @@ from benchmarks import common, significance
 from benchmarks.common import Table
 from keras_squeeze.distillation import choice
 
-SEEDS = common.quick((0, 1, 2, 3, 4), (0,))
+SEEDS = common.MNIST_SEEDS
 STUDENT_EPOCHS = common.quick(10, 1)
 VALIDATION = common.quick(500, 200)  # the last training digits, held out for every student
 RECIPES = common.quick(("prune", "qat", "cluster", "prune-cluster-qat"), ("prune-cluster-qat",))

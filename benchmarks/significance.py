@@ -39,7 +39,7 @@ import keras_squeeze as ks
 from benchmarks import clustering, common, pruning, qat
 from benchmarks.common import Table
 
-SEEDS = common.quick((0, 1, 2, 3, 4), (0,))
+SEEDS = common.MNIST_SEEDS
 FLOAT_EPOCHS = common.quick(10, 2)
 # The fine-tuning budget of every training variant (each stage of a multi-stage one):
 # 2 epochs of 3,000 digits, 188 steps of batch 32 (the other sections: 6 epochs of the
