@@ -15,7 +15,7 @@ from keras_squeeze.channel_pruning.scoring import resolve_loss
 from keras_squeeze.core import models
 from keras_squeeze.core.progress import say
 from keras_squeeze.data import inputs as data_inputs
-from keras_squeeze.depth_pruning import importance, merging, scoring, surgery
+from keras_squeeze.depth_pruning import batchnorm, importance, merging, scoring, surgery
 from keras_squeeze.depth_pruning.report import BlockRemovalReport, UnitRow, call_count, depth
 from keras_squeeze.depth_pruning.settings import BlockRemoval
 from keras_squeeze.depth_pruning.units import Unit, find_units
@@ -29,6 +29,9 @@ MAX_LISTED_REASONS = 12
 CHECK_SAMPLES = 32
 # Folding and merging are exact in real arithmetic; float32 rounding stays far below this.
 MERGE_MAX_REL_DIFF = 1e-4
+# Samples of the training data BatchNormalization statistics are re-estimated on before
+# folding (fold_batchnorm="after"): at 64 per batch, 8 forward passes.
+REESTIMATE_SAMPLES = 512
 
 
 @dataclasses.dataclass
@@ -190,6 +193,36 @@ def merge_layers(model, fold_batchnorm: bool = True, merge_linear: bool = True):
     return current, done
 
 
+def _fold_after(model, settings, tuned: bool, data, check, notes, verbose):
+    """Folds `model`'s BatchNormalization (and merges linear pairs) after fine-tuning, its
+    statistics first re-estimated on the training data when it was fine-tuned (without
+    fine-tuning, the weights and statistics are the original's): (the new model, what was
+    merged)."""
+    specs, train_data, importance_data = data
+    if tuned:
+        source, given = data_inputs.first_available(
+            [("train_data", train_data), ("importance_data", importance_data)]
+        )
+        samples = data_inputs.take_samples(given, specs, REESTIMATE_SAMPLES, source)
+        names = batchnorm.reestimate(model, samples)
+        if names:
+            say(verbose, f"block removal: re-estimating {len(names)} BatchNormalization layer(s)")
+            notes.append(
+                f"statistics of {len(names)} BatchNormalization layer(s) re-estimated on "
+                f"{samples.describe()} for the fine-tuned weights"
+            )
+    folded, merged = merge_layers(model, True, settings.merge_linear)
+    if not merged:
+        return model, []
+    worst = verify_merged(model, folded, check)
+    notes.append(
+        f"{len(merged)} layer(s) folded or merged into the layer before"
+        + (", after fine-tuning" if tuned else "")
+        + f" (largest relative output difference {worst:.2g})"
+    )
+    return folded, merged
+
+
 def _costs(settings, model, view, units, blocks, verbose):
     """(savings per candidate, total cost, savings to rank by (None: the same), per-unit
     MACs / params, latency ms per unit, the model's CostCount)."""
@@ -237,9 +270,12 @@ def remove_blocks(
     settings' criterion), removes the least important per cost saved until the
     cost is at or below `settings.target` of the original (re-measuring after
     each removal when that is cheap), rebuilds a plain model of the input's
-    flavour, folds BatchNormalization into the layer before it and merges
-    consecutive linear layers, then fine-tunes it. The user's model is never
-    changed.
+    flavour, merges consecutive linear layers and fine-tunes it; then (the
+    default `fold_batchnorm="after"`) re-estimates the BatchNormalization
+    statistics of a fine-tuned model on `REESTIMATE_SAMPLES` of the training
+    data (else the importance data) and folds each normalization into the layer
+    before it. The user's
+    model is never changed.
 
     Args:
         model: a functional or Sequential Keras 3 or tf_keras model, or a path.
@@ -372,11 +408,8 @@ def remove_blocks(
             "fine_tuned": None,
             "samples": validation.count,
         }
-    # Folded before fine-tuning: the batch statistics of a model that lost blocks are stale,
-    # and the folded layers fine-tune like BatchNormalization kept in inference mode.
-    merged_model, merged = merge_layers(
-        removed_model, settings.fold_batchnorm, settings.merge_linear
-    )
+    fold = settings.fold_batchnorm
+    merged_model, merged = merge_layers(removed_model, fold == "before", settings.merge_linear)
     if merged:
         worst = verify_merged(removed_model, merged_model, check)
         notes.append(
@@ -399,6 +432,17 @@ def remove_blocks(
         validation_data=validation_data,
         strategy=strategy,
     )
+    if fold == "after" and models.is_graph_model(removed_model):
+        removed_model, folds = _fold_after(
+            removed_model,
+            settings,
+            description is not None,
+            (specs, train_data, importance_data),
+            check,
+            notes,
+            verbose,
+        )
+        merged += folds
     if description is not None and accuracy is not None:
         accuracy["fine_tuned"] = validation_accuracy(removed_model, validation)
 

@@ -17,6 +17,11 @@ DEFAULT_IMPORTANCE_SAMPLES = 64
 # CNN of benchmarks/depth.py (one seed) 0.3 of the rate recovered less than 0.5 and 1.0,
 # which recovered the same.
 DEFAULT_LEARNING_RATE_SCALE = 0.5
+# When BatchNormalization is folded into the layer before it: "after" fine-tuning (kept
+# while fine-tuning, its statistics re-estimated for the final weights, then folded),
+# "before" it (the folded layers fine-tune like normalization in inference mode), or never
+# (False: the layers stay). True is "after".
+FOLD_CHOICES = ("after", "before", False)
 
 
 def _check_bool(value, argument: str):
@@ -63,10 +68,15 @@ class BlockRemoval:
             False or None (when it is cheap: always for "taylor", and for the
             other criteria when it needs at most `MAX_REMEASURE_RUNS` bypassed
             runs).
-        fold_batchnorm: fold BatchNormalization into the preceding Conv /
-            Depthwise / Dense layer, before fine-tuning (the batch statistics
-            of a model that lost blocks are stale; the folded layers fine-tune
-            like normalization kept in inference mode).
+        fold_batchnorm: when to fold BatchNormalization into the preceding
+            Conv / Depthwise / Dense layer: "after" (default; True means the
+            same) fine-tuning: the layers stay while the model fine-tunes,
+            their statistics are then re-estimated on training data for the
+            final weights (those of a model that lost blocks are stale, and
+            a short fine-tuning does not renew the moving averages) and they
+            are folded; "before": folded first, so the folded layers
+            fine-tune like normalization in inference mode; False: never
+            (the layers stay, with their moving averages).
         merge_linear: merge two consecutive linear layers (Dense -> Dense,
             Conv -> 1x1 Conv, no activation between) into one where that
             costs fewer multiply-accumulates.
@@ -87,7 +97,7 @@ class BlockRemoval:
     skip: tuple[str, ...] = ()
     importance_samples: int = DEFAULT_IMPORTANCE_SAMPLES
     remeasure: bool | None = None
-    fold_batchnorm: bool = True
+    fold_batchnorm: str | bool = "after"
     merge_linear: bool = True
     measure_latency: bool = False
     learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE
@@ -122,7 +132,17 @@ class BlockRemoval:
             )
         if self.remeasure is not None:
             _check_bool(self.remeasure, "remeasure")
-        for name in ("fold_batchnorm", "merge_linear", "measure_latency"):
+        fold = self.fold_batchnorm
+        if fold is True:
+            fold = "after"
+        if not any(fold is c if isinstance(c, bool) else fold == c for c in FOLD_CHOICES):
+            raise RecipeError(
+                "fold_batchnorm says when BatchNormalization is folded. Expected 'after', "
+                f"'before', True (the same as 'after') or False (never). Received: "
+                f"fold_batchnorm={self.fold_batchnorm!r}"
+            )
+        object.__setattr__(self, "fold_batchnorm", fold)
+        for name in ("merge_linear", "measure_latency"):
             _check_bool(getattr(self, name), name)
         object.__setattr__(self, "skip", check_skip(self.skip, "unit or layer names"))
         object.__setattr__(self, "learning_rate_scale", rate.check_scale(self.learning_rate_scale))

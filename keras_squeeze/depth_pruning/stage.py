@@ -1,10 +1,11 @@
 """The block removal stage: `ks.BlockRemoval` in a recipe (in the model's own flavour).
 
 Runs first (before channel pruning): importance is measured on a few batches
-of the run's training data, the chosen units are removed, BatchNormalization
-is folded and linear layers merged, and the shallower model is fine-tuned
-with the run's loop (distilled from the original by default). The result is
-a new plain model, which the later stages take like any model.
+of the run's training data, the chosen units are removed, linear layers
+merged, and the shallower model is fine-tuned with the run's loop (distilled
+from the original by default); BatchNormalization's statistics are then
+re-estimated on the training data and folded (`BlockRemoval.fold_batchnorm`).
+The result is a new plain model, which the later stages take like any model.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class BlockRemovalStage(Stage):
             model,
             config,
             importance_data=importance_data(ctx, specs, config),
+            train_data=ctx.train.dataset,  # BatchNormalization statistics are re-estimated on it
             validation_data=validation,
+            epochs=0,  # the run's loop fine-tunes (fine_tune), not remove_blocks' fit
             fine_tune=fine_tune if ctx.epochs > 0 else None,
             loss=ctx.loss,
             verbose=ctx.verbose,

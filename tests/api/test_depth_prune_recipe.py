@@ -36,6 +36,11 @@ def test_depth_prune_recipe_end_to_end(flavour, digits, tmp_path):
     removed = set(details["removed"])
     assert "drop" in removed and len(removed) >= 2
     assert any(note.startswith("removed residual") for note in stage["notes"])
+    # kept while the run's loop fine-tuned, re-estimated on the run's training data, folded
+    assert any(
+        "BatchNormalization layer(s) re-estimated on 192 samples from train_data" in note
+        for note in stage["notes"]
+    ), stage["notes"]
     rows = {r.name: r for r in report.layers}
     assert not removed & set(rows)  # the removed layers are gone from the model
     kept = [u for u in details["units"] if u["kind"] == "residual" and not u["removed"]]
@@ -82,7 +87,9 @@ def test_unlabelled_training_data(digits):
         quantization="float32",
     )
     result = ks.compress(model, recipe, train_data=x, epochs=1, verbose=0)  # distilled
-    assert result.report.stages[0]["details"]["removed"]
+    stage = result.report.stages[0]
+    assert stage["details"]["removed"]
+    assert any("re-estimated on" in note for note in stage["notes"]), stage["notes"]
 
 
 def test_a_subclassed_model_is_refused_before_anything_is_written(tmp_path):

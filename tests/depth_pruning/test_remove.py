@@ -66,7 +66,7 @@ def test_remove_blocks_gives_a_shallower_model_of_the_same_flavour(flavour, digi
     assert report.flops_ratio <= 0.7 and report.macs_before == 318_112
     assert report.depth_before == 11 and report.depth_after == 11 - 2 * (len(result.removed) - 1)
     assert result.removed[0] == "drop" and all(n.startswith("s") for n in result.removed[1:])
-    assert "BatchNormalization" not in _kinds(result.model)  # folded before fine-tuning
+    assert "BatchNormalization" not in _kinds(result.model)  # folded after fine-tuning
     assert {m["kind"] for m in report.merged} == {"bn"}
     assert set(report.accuracy) == {"original", "removed", "fine_tuned", "samples"}
     assert report.fine_tuning.startswith("fine-tuned for 1 epoch(s) with Adam")

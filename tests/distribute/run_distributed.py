@@ -63,6 +63,7 @@ def main(flavour: str, recipes: list[str]) -> dict:
         }
     out["distill"] = runs
     out["prune_channels"] = _structural(ks, model, mirrored, x, y, xt, yt)
+    out["remove_blocks"] = _blocks(ks, model, mirrored, x, y)
     out["resume"] = _resume(ks, mirrored)
     for recipe in recipes:
         runs = {}
@@ -161,6 +162,27 @@ def _structural(ks, model, mirrored, x, y, xt, yt):
             "fine_tuning": result.report.fine_tuning,
         }
     return runs
+
+
+def _blocks(ks, model, mirrored, x, y):
+    """remove_blocks fine-tuned on two replicas: its BatchNormalization statistics are
+    re-estimated on the mirrored copy and folded (the notes, the layers left)."""
+    from tests.depth_pruning.builders import randomize_bn, residual_cnn
+
+    result = ks.remove_blocks(
+        randomize_bn(residual_cnn(model_flavour(model))),
+        ks.BlockRemoval(importance_samples=16),
+        train_data=(x, y),
+        epochs=1,
+        batch_size=32,
+        strategy=mirrored,
+        verbose=0,
+    )
+    return {
+        "fine_tuning": result.report.fine_tuning,
+        "notes": result.report.notes,
+        "layers": [type(layer).__name__ for layer in result.model.layers],
+    }
 
 
 def _resume(ks, mirrored):

@@ -95,6 +95,14 @@ def test_prune_channels_on_two_replicas(runs):
     assert abs(d["default"]["accuracy"] - d["mirrored"]["accuracy"]) <= 0.1, d
 
 
+def test_remove_blocks_on_two_replicas_re_estimates_and_folds(runs):
+    d = runs["remove_blocks"]
+    assert d["fine_tuning"].endswith("; on 2 replica(s) of MirroredStrategy")
+    assert any("BatchNormalization layer(s) re-estimated on 128 samples" in n for n in d["notes"])
+    assert any("after fine-tuning" in n for n in d["notes"]), d["notes"]
+    assert "BatchNormalization" not in d["layers"]
+
+
 @pytest.mark.parametrize("case", ["channel_odd_batch", "blocks_odd_batch"])
 def test_structural_pruning_refuses_an_odd_global_batch(runs, case):
     kind, message = runs["errors"][case]
