@@ -25,6 +25,11 @@ def other_section() -> list[Table]:
     return [table]
 
 
+def modules_seen() -> tuple[bool, bool]:
+    """(tensorflow imported, tfmot imported) as a worker starts."""
+    return "tensorflow" in sys.modules, "tensorflow_model_optimization" in sys.modules
+
+
 def failing_section() -> list[Table]:
     raise ValueError("section could not finish")
 
@@ -97,6 +102,16 @@ def test_jobs_run_sections_in_worker_processes(runner, capsys):
     assert "last good rows" in written["bad"]  # a failed rerun keeps what was measured
     pids = {name: written[name].strip().splitlines()[-1] for name in ("fast", "other")}
     assert all(str(os.getpid()) not in row for row in pids.values()), pids
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork server on Windows")
+def test_workers_start_with_tensorflow_imported_and_never_tfmot():
+    import concurrent.futures
+
+    context = run._worker_context()
+    assert context.get_start_method() == "forkserver"
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(modules_seen).result() == (True, False)
 
 
 def test_sections_are_imported_only_where_they_run():
