@@ -38,6 +38,7 @@ def failing_section() -> list[Table]:
 def runner(tmp_path, monkeypatch):
     """run.main over three small sections, writing into a results file of its own."""
     monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(run, "FULL_RESULTS", run.RESULTS)
     monkeypatch.setattr(
         run, "SECTIONS", {"fast": fast_section, "other": other_section, "bad": failing_section}
     )
@@ -76,6 +77,27 @@ def test_longest_first_reads_recorded_times(runner):
     )
     # "bad" was never timed, so it may be the longest: it goes first.
     assert runner._longest_first(["fast", "other", "bad"]) == ["bad", "other", "fast"]
+
+
+def test_quick_run_orders_by_full_times_where_quick_file_lacks_some(runner, monkeypatch):
+    runner.FULL_RESULTS.write_text(
+        "# header\n\n## fast (12 s, measured 2026-12-01)\n\nx\n"
+        "## other (340 s, measured 2026-12-01)\n\ny\n"
+        "## bad (90 s, measured 2026-12-01)\n\nz\n"
+    )
+    monkeypatch.setattr(runner, "RESULTS", runner.FULL_RESULTS.with_name("RESULTS.quick.md"))
+    # No quick file (a fresh clone): the full run's order.
+    assert runner._longest_first(["fast", "other", "bad"]) == ["other", "bad", "fast"]
+    # A quick file with only some of them: still the full order, one scale for all.
+    runner.RESULTS.write_text("# quick\n\n## fast (400 s, measured 2026-12-02)\n\nx\n")
+    assert runner._longest_first(["fast", "other", "bad"]) == ["other", "bad", "fast"]
+    # A quick file with all of them: its own times.
+    runner.RESULTS.write_text(
+        "# quick\n\n## fast (400 s, measured 2026-12-02)\n\nx\n"
+        "## other (30 s, measured 2026-12-02)\n\ny\n"
+        "## bad (50 s, measured 2026-12-02)\n\nz\n"
+    )
+    assert runner._longest_first(["fast", "other", "bad"]) == ["fast", "bad", "other"]
 
 
 def test_sequential_run_keeps_going_past_a_failure(runner, capsys):
