@@ -33,7 +33,7 @@ import keras_squeeze as ks
 from benchmarks import common, distillation
 from benchmarks.common import Table
 
-SEEDS = common.quick((0, 1, 2), (0,))
+SEEDS = common.MNIST_SEEDS
 ALPHAS = common.quick((0.1, 0.3, 0.5, 0.7, 0.9), (0.5, 0.9))
 TEMPERATURES = common.quick((1.0, 2.0, 4.0), (1.0, 4.0))
 TRAIN = common.quick(2500, 800)
