@@ -151,8 +151,9 @@ def convert(job, trained, ahead=None) -> Converted:
 
     Without training stages, a mode whose conversion passes through a float32 file of the
     model ("int8", "int16x8", "int4-weights": `export.tflite.float_stage`) gives the
-    baseline from that same conversion; otherwise (and for `measure_latency`, which times
-    the float file the user would get) the original model is converted to float32 first.
+    baseline from that same conversion, and "float32" is its own baseline; otherwise (and
+    for `measure_latency`, which times the float file the user would get) the original
+    model is converted to float32 first.
     """
     if job.calibration is not None:
         say(job.verbose, f"calibrating on {job.calibration.describe()}")

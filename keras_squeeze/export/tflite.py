@@ -108,7 +108,8 @@ def convert(
             float32 .tflite of the model ("int8" and "int16x8": the file the
             converter calibrates; "int4-weights": the file ai-edge-quantizer
             rewrites), gets that float32 file under the returned bytes as key:
-            the float baseline without a second conversion (`float_stage`).
+            the float baseline without a second conversion (`float_stage`);
+            for "float32", the returned file is that baseline.
 
     Raises:
         DataError: calibration samples are needed and missing.
@@ -203,6 +204,8 @@ def convert(
         check_loadable(content, mode.name)
     if captured and mode.name in _CALIBRATES_FLOAT:
         keep_float[content] = captured[-1]
+    elif keep_float is not None and mode.name == "float32":
+        keep_float[content] = content
     return content
 
 

@@ -53,6 +53,19 @@ def test_the_int8_conversion_keeps_the_float_file_it_calibrated(cnn, digits8):
     assert all(t.scales is None and t.dtype != "int8" for t in read_tflite(float_stage).tensors)
 
 
+def test_a_float32_conversion_is_its_own_baseline(cnn, capsys):
+    kept = {}
+    content = tflite.convert(cnn, "float32", keep_float=kept)
+    assert kept == {content: content}
+    result = ks.compress(cnn, "float32", verbose=1)
+    # one conversion: no separate baseline, and the report compares the file with itself
+    assert "converting the original model to a float32 .tflite (baseline)" not in (
+        capsys.readouterr().out
+    )
+    assert result.report.original.tflite_bytes == len(result.tflite)
+    assert result.report.size_ratio == 1.0
+
+
 def test_modes_without_a_float_stage_keep_nothing(cnn):
     kept = {}
     tflite.convert(cnn, "float16", keep_float=kept)
