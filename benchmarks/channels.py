@@ -36,6 +36,12 @@ SEEDS = significance.SEEDS
 
 MOBILENET_SIZE = common.quick(96, 32)
 LATENCY_RUNS = common.quick(200, 20)
+# The latency table's files. --quick leaves out the original int8 (it has no target;
+# each calibrated int8 conversion of MobileNetV2 takes seconds): pruned int8 stays.
+LATENCY_VARIANTS = common.quick(
+    ("original float32", "pruned float32", "original int8", "pruned int8"),
+    ("original float32", "pruned float32", "pruned int8"),
+)
 
 
 def _models():
@@ -64,8 +70,7 @@ def _speed(structure: Table, latency: Table) -> None:
         check = images[:16]
         original = ks.export.to_tflite(model, verification_data=check)
         pruned = ks.export.to_tflite(result.model, verification_data=check)
-        original_int8 = common.int8_speed_tflite(model, images)
-        pruned_int8 = common.int8_speed_tflite(result.model, images)
+        int8_models = {"original int8": model, "pruned int8": result.model}
         ratio = report.flops_ratio
         structure.add(
             name,
@@ -78,15 +83,11 @@ def _speed(structure: Table, latency: Table) -> None:
             f"{original.size_bytes / 1e6:.1f} MB -> {pruned.size_bytes / 1e6:.1f} MB",
             f"yes (top-1 {pruned.fidelity.top1_agreement:.0%}, {prune_s:.0f} s)",
         )
-        lat = interleaved_latency(
-            {
-                "original float32": original.content,
-                "pruned float32": pruned.content,
-                "original int8": original_int8,
-                "pruned int8": pruned_int8,
-            },
-            runs=LATENCY_RUNS,
-        )
+        files = {"original float32": original.content, "pruned float32": pruned.content}
+        for variant in LATENCY_VARIANTS:
+            if variant in int8_models:
+                files[variant] = common.int8_speed_tflite(int8_models[variant], images)
+        lat = interleaved_latency({v: files[v] for v in LATENCY_VARIANTS}, runs=LATENCY_RUNS)
         base = lat["original float32"]["p50_ms"]
         targets = {"pruned float32": FLOAT_SPEEDUP, "pruned int8": INT8_SPEEDUP}
         for variant, v in lat.items():
@@ -105,11 +106,19 @@ def _speed(structure: Table, latency: Table) -> None:
 
 _PRUNE_CHANNELS = {"l1": "prune_channels, L1", "taylor": "prune_channels, Taylor"}
 _COMPRESS = {True: "ks.compress, L1, distilled (default)", False: "ks.compress, L1, labels only"}
+# --quick runs ks.compress once, distilled (the default): labels only differs in its loss
+# alone, and each compress() costs a fine-tuning set-up and two converter calls.
+COMPRESS_DISTILL = common.quick((True, False), (True,))
+_PAIRS = (
+    (_PRUNE_CHANNELS["taylor"], _PRUNE_CHANNELS["l1"]),
+    (_COMPRESS[True], _COMPRESS[False]),
+    (_COMPRESS[False], _PRUNE_CHANNELS["l1"]),
+)
 
 
 def _digits() -> list[Table]:
     (x, y), (xt, yt) = common.mnist_digits()
-    names = [*_PRUNE_CHANNELS.values(), *_COMPRESS.values()]
+    names = [*_PRUNE_CHANNELS.values(), *(_COMPRESS[d] for d in COMPRESS_DISTILL)]
     correct = {n: [] for n in names}
     flops = {n: [] for n in names}
     before = {n: [] for n in names}  # accuracy with the channels removed, before fine-tuning
@@ -134,7 +143,8 @@ def _digits() -> list[Table]:
             before[name].append(result.report.accuracy["pruned"])
             fine_tuning, kept = result.report.fine_tuning, result.kept
         recipe = ks.Recipe(channel_prune=ChannelPruning(TARGET), quantization="float32")
-        for distill, name in _COMPRESS.items():
+        for distill in COMPRESS_DISTILL:
+            name = _COMPRESS[distill]
             keras.utils.set_random_seed(seed)
             result = ks.compress(
                 model,
@@ -173,7 +183,8 @@ def _digits() -> list[Table]:
             f"channels {kept}",
             "ks.compress rows: the 'channel-prune' stage with float32 output, accuracy of the "
             ".tflite; fine-tuning with the model's compiled optimizer (Adam 1e-3), distilled "
-            "from the original with the default ks.Distill() or on labels only",
+            "from the original with the default ks.Distill()"
+            + (" or on labels only" if False in COMPRESS_DISTILL else ""),
             "drop: float minus the variant, paired per seed (> 0 is a loss); p from the paired "
             "t over seeds and the paired bootstrap over test digits",
         ],
@@ -194,11 +205,7 @@ def _digits() -> list[Table]:
     tests = common.paired_table(
         "Channel pruning: is the difference real? Paired over seeds and over test digits",
         correct,
-        (
-            (_PRUNE_CHANNELS["taylor"], _PRUNE_CHANNELS["l1"]),
-            (_COMPRESS[True], _COMPRESS[False]),
-            (_COMPRESS[False], _PRUNE_CHANNELS["l1"]),
-        ),
+        [(a, b) for a, b in _PAIRS if a in correct and b in correct],
     )
     return [accuracy, tests]
 
@@ -226,8 +233,9 @@ def run() -> list[Table]:
         "Channel pruning latency vs the original float32 .tflite, XNNPACK, 1 thread",
         ["model", "variant", "p50 ms", "mean ms", "speed-up vs original float32", "target", "met"],
         notes=[
-            f"{LATENCY_RUNS} invocations each after 20 warm-up rounds, the four models alternating "
-            "(interleaved) in one process with ai_edge_litert",
+            f"{LATENCY_RUNS} invocations each after 20 warm-up rounds, the "
+            f"{common.number_word(len(LATENCY_VARIANTS))} models alternating (interleaved) in "
+            "one process with ai_edge_litert",
             "int8 = the .tflite of ks.compress(model, 'int8') (the same bytes, from "
             "ks.export.to_tflite(model, quantization='int8')) calibrated on 200 1/f-noise "
             "images in [-1, 1]: int8 weights per-channel symmetric, int8 activations "

@@ -154,6 +154,15 @@ def quick(full, reduced):
     return reduced if QUICK else full
 
 
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def number_word(n: int) -> str:
+    """`n` spelled out up to ten, for notes whose counts --quick changes ("the three
+    models"), else its digits."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
 # The benchmark CNN of the issues: digits at 16x16, ~580K parameters, float
 # trained 30 epochs; fine-tuning 6 epochs; accuracy of the .tflite on the
 # last 397 digits.

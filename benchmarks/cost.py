@@ -23,7 +23,9 @@ whose target sits close to its figure, runs `INT8_PAIRS` pairs and reports the m
 The models are Keras 3 keras.applications (what TensorFlow >= 2.16 gives), random
 weights, 10 classes, on pink-noise images: cost does not depend on what they learned.
 --quick runs the example CNN at 32x32 instead, so that the section's every call runs in
-seconds; its ratios say that the section works, not what the targets are measured on.
+seconds, and every call in one worker process (`QUICK_ONE_WORKER`): a worker's start-up
+(importing TensorFlow) is most of a quick call's time. Its ratios say that the section
+works, not what the targets are measured on.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ TRAIN_WORKS = common.quick(["prune", "cluster", "qat"], ["prune", "cluster"])
 # "int8" compress is timed in this many pairs (the median pair is reported).
 INT8_PAIRS = common.quick(3, 1)
 TARGETS = {"int8": 1.3, "save": 1.3, "cluster vs prune": 2.0, "peak memory (int8)": 2.0}
+# --quick: every call of the section in one worker process, one after another, rather
+# than one process each (module docstring).
+QUICK_ONE_WORKER = common.QUICK
 
 
 # --- the worker side -----------------------------------------------------------------
@@ -270,20 +275,21 @@ def _gzip_figures(name: str) -> dict:
 # --- the parent side -----------------------------------------------------------------
 
 
-def _run_worker(job: dict) -> dict:
+def _run_worker(jobs: list[dict]) -> list[dict]:
+    """The figures of `jobs`, timed one after another in one fresh worker process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cost", "worker", json.dumps(job)],
+        [sys.executable, "-m", "benchmarks.cost", "worker", json.dumps(jobs)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=3600,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"cost worker {job} failed ({proc.returncode}): {tail}")
+        raise RuntimeError(f"cost worker {jobs} failed ({proc.returncode}): {tail}")
     return json.loads(lines[-1])
 
 
@@ -291,25 +297,70 @@ def _run_worker(job: dict) -> dict:
 _KEPT = pathlib.Path(os.environ["KS_COST_KEEP"]) if os.environ.get("KS_COST_KEEP") else None
 
 
-def _measured(job: dict) -> dict:
-    key = json.dumps(job, sort_keys=True)
-    kept = json.loads(_KEPT.read_text()) if _KEPT is not None and _KEPT.exists() else {}
+def _key(job: dict) -> str:
+    return json.dumps(job, sort_keys=True)
+
+
+def _kept() -> dict:
+    return json.loads(_KEPT.read_text()) if _KEPT is not None and _KEPT.exists() else {}
+
+
+def _measured(job: dict, ahead: dict) -> dict:
+    """`job`'s figures: kept, measured ahead (`_measure_ahead`), or from a worker of its own."""
+    key = _key(job)
+    kept = _kept()
     if key not in kept:
-        kept[key] = _run_worker(job)
+        kept[key] = ahead[key] if key in ahead else _run_worker([job])[0]
         if _KEPT is not None:
             _KEPT.write_text(json.dumps(kept))
     return kept[key]
 
 
-def _pair(model: str, work: str) -> dict:
+def _pair_jobs(model: str, work: str) -> list[dict[str, dict]]:
+    """The jobs of `work`'s pairs: {side: job} per pair, "bare" first."""
+    return [
+        {
+            side: {"model": model, "work": work, "side": side, "size": SIZE}
+            | ({"repeat": repeat} if repeat else {})
+            for side in ("bare", "keras_squeeze")
+        }
+        for repeat in range(INT8_PAIRS if work == "int8" else 1)
+    ]
+
+
+def _gzip_job(model: str) -> dict:
+    return {"model": model, "work": "gzip", "side": "-", "size": SIZE}
+
+
+def _works(model: str) -> list[str]:
+    return ["int8", "save"] + (TRAIN_WORKS if model in TRAIN_MODELS else [])
+
+
+def _measure_ahead() -> dict:
+    """With QUICK_ONE_WORKER, every job not kept yet, run in one worker in the order the
+    tables take them: {key: figures}; else nothing."""
+    if not QUICK_ONE_WORKER:
+        return {}
+    kept = _kept()
+    jobs = [
+        job
+        for model in MODELS
+        for work in _works(model)
+        for pair in _pair_jobs(model, work)
+        for job in pair.values()
+    ]
+    jobs = [job for job in jobs + [_gzip_job(m) for m in MODELS] if _key(job) not in kept]
+    return {_key(job): f for job, f in zip(jobs, _run_worker(jobs) if jobs else [], strict=True)}
+
+
+def _pair(model: str, work: str, ahead: dict) -> dict:
     """Both sides of `work`, back to back; "int8" (whose target sits near its figure) is
     measured in `INT8_PAIRS` pairs, and each side's figures are the pair of median ratio."""
     pairs = []
-    for repeat in range(INT8_PAIRS if work == "int8" else 1):
+    for jobs in _pair_jobs(model, work):
         measured = {}
-        for side in ("bare", "keras_squeeze"):
-            job = {"model": model, "work": work, "side": side, "size": SIZE}
-            measured[side] = _measured({**job, "repeat": repeat} if repeat else job)
+        for side, job in jobs.items():
+            measured[side] = _measured(job, ahead)
             print(
                 f"  cost: {model} {work} ({side}): {measured[side]['seconds']:.1f} s, "
                 f"+{measured[side]['added_mb']:.0f} MB",
@@ -326,9 +377,10 @@ def _verdict(ratio: float, target: float) -> str:
 
 
 def run() -> list[Table]:
+    workers = "all in one worker process" if QUICK_ONE_WORKER else "one worker process each"
     time_rows = Table(
         f"Pipeline cost at {SIZE}x{SIZE}: compress() and save() vs the bare engines "
-        "(seconds of the call, one worker process each, pair by pair)",
+        f"(seconds of the call, {workers}, pair by pair)",
         [
             "model",
             "work",
@@ -342,11 +394,11 @@ def run() -> list[Table]:
             "memory ratio",
         ],
     )
+    ahead = _measure_ahead()
     pairs = {}
     for model in MODELS:
-        works = ["int8", "save"] + (TRAIN_WORKS if model in TRAIN_MODELS else [])
-        for work in works:
-            pair = pairs[(model, work)] = _pair(model, work)
+        for work in _works(model):
+            pair = pairs[(model, work)] = _pair(model, work, ahead)
             bare, ours = pair["bare"], pair["keras_squeeze"]
             ratio = ours["seconds"] / bare["seconds"]
             target = TARGETS.get(work)
@@ -374,7 +426,14 @@ def run() -> list[Table]:
         [
             f"one call per side, the two sides back to back ('int8': the median of "
             f"{INT8_PAIRS} such pairs); {BATCH * STEPS} training samples "
-            f"({STEPS} steps of {BATCH}), {SAMPLES} calibration samples; labels only",
+            f"({STEPS} steps of {BATCH}), {SAMPLES} calibration samples; labels only"
+            + (
+                "; --quick: every call in one worker process, one after another: the later "
+                "ones start warm, and their peak memory counts only growth past what the "
+                "earlier ones left"
+                if QUICK_ONE_WORKER
+                else ""
+            ),
             "what 'int8' compress adds to the converter call (cProfile of ResNet50 here): "
             "the batch-1 copy of the model and its check, the verification run of the .tflite, "
             "the report; the Keras outputs it is verified against are computed in a thread "
@@ -418,7 +477,7 @@ def run() -> list[Table]:
     )
     for model in MODELS:
         print(f"  cost: {model} gzip", flush=True)
-        figures = _measured({"model": model, "work": "gzip", "side": "-", "size": SIZE})
+        figures = _measured(_gzip_job(model), ahead)
         for kind, f in figures.items():
             gz.add(
                 model,
@@ -434,9 +493,11 @@ def run() -> list[Table]:
 
 
 def _worker_main(argv: list[str]) -> int:
-    job = json.loads(argv[0])
-    result = _gzip_figures(job["model"]) if job["work"] == "gzip" else worker(job)
-    print(json.dumps(result), flush=True)
+    results = [
+        _gzip_figures(job["model"]) if job["work"] == "gzip" else worker(job)
+        for job in json.loads(argv[0])
+    ]
+    print(json.dumps(results), flush=True)
     return 0
 
 

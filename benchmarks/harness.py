@@ -25,7 +25,11 @@ from keras_squeeze.bench.stats import relative_gap
 MAX_GAP = 0.05
 RUNS = common.quick(300, 30)
 SECONDS = common.quick(2.0, 0.2)
-TRIALS = common.quick(5, 2)
+TRIALS = common.quick(5, 1)
+THREADS = (1, 2)
+# The thread counts whose float32 vs int8 run also measures peak memory, a child process
+# per model (--quick: 1 thread only, half the child processes).
+MEMORY_THREADS = common.quick(THREADS, (1,))
 
 
 def _bare_loop_p50(content: bytes, runs: int, threads: int = 1) -> float:
@@ -146,17 +150,19 @@ def run() -> list[Table]:
             "images, int8 I/O; float32 from ks.export.to_tflite; both passed to benchmark() "
             "as returned",
             "interleaved in one call per thread count; peak MB: child process per model "
-            "(VmHWM growth over load + 5 inferences)",
+            "(VmHWM growth over load + 5 inferences)"
+            + ("" if MEMORY_THREADS == THREADS else f", {MEMORY_THREADS[0]} thread only"),
             "the machine has 2 cores shared with other jobs: the 2-thread figures are noisier",
         ],
     )
-    for threads in (1, 2):
+    for threads in THREADS:
         r = benchmark(
             {"float32": float_art, "int8": int8},
             baseline="float32",
             num_threads=threads,
             min_runs=RUNS,
             min_seconds=SECONDS,
+            measure_memory=threads in MEMORY_THREADS,
         )
         for name, m in r.models.items():
             lat = m.latency
@@ -168,7 +174,7 @@ def run() -> list[Table]:
                 f"{lat.p50_ms:.3f}",
                 f"{lat.p90_ms:.3f}",
                 f"{lat.p99_ms:.3f}",
-                f"{m.memory.peak_bytes / 2**20:.1f}",
+                f"{m.memory.peak_bytes / 2**20:.1f}" if m.memory else "-",
                 f"{r.ratio(name):.3f}",
                 f"{r.speedup(name):.2f}x",
             )

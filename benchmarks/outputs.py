@@ -22,10 +22,21 @@ import time
 
 import numpy as np
 
+from benchmarks import common
 from benchmarks.common import Table
 
 RECIPES = ["prune", "prune-2:4", "cluster", "qat", "prune-cluster-qat", "channel-prune"]
+# A --quick run takes each recipe on one of the two families (each compress() is ~5 s of
+# fine-tuning set-up whatever the data): the costlier fine-tunings on the small MLP.
+QUICK_RECIPES = {
+    "classifier + box": ["prune", "prune-2:4", "channel-prune"],
+    "MLP regression": ["cluster", "qat", "prune-cluster-qat"],
+}
 MAX_DROP = 0.02
+# float training epochs of the two families; --quick trains them shorter (at full length
+# the classifier + box's float fit alone is ~24 s here), so its figures say that the code
+# runs
+BOX_EPOCHS, MLP_EPOCHS = common.quick((12, 30), (4, 10))
 
 
 def shapes_data(n: int, seed: int, size: int = 16):
@@ -56,7 +67,7 @@ def regression_data(n: int, seed: int):
     return x, y.astype(np.float32)
 
 
-def classifier_and_box(epochs: int = 12):
+def classifier_and_box(epochs: int = BOX_EPOCHS):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -81,7 +92,7 @@ def classifier_and_box(epochs: int = 12):
     return model, (x, [c, b]), shapes_data(600, 2)
 
 
-def mlp_regression(epochs: int = 30):
+def mlp_regression(epochs: int = MLP_EPOCHS):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -138,7 +149,7 @@ def run() -> list[Table]:
     for family, build in families.items():
         model, train, test = build()
         validation = (test[0], list(test[1:])) if len(test) == 3 else test
-        for recipe in RECIPES:
+        for recipe in common.quick(RECIPES, QUICK_RECIPES[family]):
             start = time.perf_counter()
             result = ks.compress(
                 model, recipe, train_data=train, validation_data=validation, epochs=2, verbose=0
@@ -170,7 +181,13 @@ def run() -> list[Table]:
         "drop: float minus .tflite accuracy, or .tflite minus float relative MSE (MSE / "
         "variance of the targets), in points (x100); positive is worse",
         "every recipe at its preset settings, 2 epochs of fine-tuning, distillation from the "
-        "original model on (the default); validation on held-out data",
+        "original model on (the default); validation on held-out data"
+        + common.quick(
+            "",
+            "; --quick: each recipe on one family ("
+            + "; ".join(f"{f}: {', '.join(r)}" for f, r in QUICK_RECIPES.items())
+            + ")",
+        ),
         "a drop over 2 points comes with a report warning (report.warnings), as the target asks",
     ]
     print(table.text())

@@ -23,6 +23,15 @@ from benchmarks import common, significance
 from benchmarks.common import Table
 
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+# The modes run on each model (--quick: split between the two, so each mode and each
+# model still runs once at half the compress() and save() calls).
+MODELS_MODES = common.quick(
+    {"subclassed CNN": MODES, "subclassed two-output": MODES},
+    {
+        "subclassed CNN": ("float32", "float16", "int16x8"),
+        "subclassed two-output": ("dynamic", "int8"),
+    },
+)
 SPARSITY = 0.8
 CLUSTERS = 16
 TWO_OUTPUT_EPOCHS = common.quick(10, 2)
@@ -138,7 +147,7 @@ def _post_training(x, y, xt, yt) -> Table:
         for label, model in (("subclassed CNN", cnn), ("subclassed two-output", two))
     }
     for label, model in (("subclassed CNN", cnn), ("subclassed two-output", two)):
-        for mode in MODES:
+        for mode in MODELS_MODES[label]:
             result = ks.compress(model, mode, representative_data=x, validation_data=xt, verbose=0)
             try:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -221,14 +230,22 @@ def _run(model, recipe, train, test, seed):
     }
 
 
+TFMOT = "tfmot engine, functional CNN"
+SUBCLASSED = "native engine, subclassed CNN (auto)"
 ENGINES = {
-    "tfmot engine, functional CNN": lambda f, x, cfg: (f, cfg),
+    TFMOT: lambda f, x, cfg: (f, cfg),
     "native engine, functional CNN (engine='native')": lambda f, x, cfg: (
         f,
         _with_engine(cfg, "native"),
     ),
-    "native engine, subclassed CNN (auto)": lambda f, x, cfg: (subclassed_copy(f, x), cfg),
+    SUBCLASSED: lambda f, x, cfg: (subclassed_copy(f, x), cfg),
 }
+# The engines each recipe runs (--quick: 'cluster', the slower, without the functional CNN
+# on the native engine, which 'prune' still runs).
+RECIPE_ENGINES = common.quick(
+    {"prune": tuple(ENGINES), "cluster": tuple(ENGINES)},
+    {"prune": tuple(ENGINES), "cluster": (TFMOT, SUBCLASSED)},
+)
 
 
 def _with_engine(recipe, engine):
@@ -242,15 +259,15 @@ def _with_engine(recipe, engine):
 
 def _engines():
     (x, y), (xt, yt) = common.mnist_digits(common.CNN_IMAGE_SIZE)
-    runs = {"prune": {n: [] for n in ENGINES}, "cluster": {n: [] for n in ENGINES}}
+    runs = {recipe: {n: [] for n in names} for recipe, names in RECIPE_ENGINES.items()}
     float_acc = []
     for seed in SEEDS:
         functional = significance._float_cnn(seed, x, y, "keras3")
         baseline = ks.export.tflite.convert(functional)
         float_acc.append(_tflite_digit_accuracy(baseline, functional, xt, yt))
         for recipe in runs:
-            for name, make in ENGINES.items():
-                model, config = make(functional, x, recipe)
+            for name in runs[recipe]:
+                model, config = ENGINES[name](functional, x, recipe)
                 runs[recipe][name].append(_run(model, config, (x, y), (xt, yt), seed))
     prune = Table(
         f"Native vs tfmot engine: 'prune' ({SPARSITY:.0%}) on the benchmark CNN, MNIST, "
@@ -305,8 +322,8 @@ def _engines():
             f"{statistics.fmean(r['total_s'] for r in results):.0f}",
         )
     for table, recipe in ((prune, "prune"), (cluster, "cluster")):
-        tfmot = [r["accuracy"] for r in runs[recipe]["tfmot engine, functional CNN"]]
-        native = [r["accuracy"] for r in runs[recipe]["native engine, subclassed CNN (auto)"]]
+        tfmot = [r["accuracy"] for r in runs[recipe][TFMOT]]
+        native = [r["accuracy"] for r in runs[recipe][SUBCLASSED]]
         inside = min(tfmot) <= statistics.fmean(native) <= max(tfmot)
         warned = sum(len(r["warnings"]) for rs in runs[recipe].values() for r in rs)
         table.notes += [
@@ -339,12 +356,15 @@ def _engines():
         for recipe, by_engine in runs.items()
         for name, results in by_engine.items()
     }
-    tfmot = "tfmot engine, functional CNN"
-    native = [n for n in ENGINES if n != tfmot]
     paired = common.paired_table(
         "Native vs tfmot engine: is either ahead? Paired over seeds and over test digits",
         correct,
-        [(f"{r}: {n}", f"{r}: {tfmot}") for r in runs for n in native],
+        [
+            (f"{r}: {n}", f"{r}: {TFMOT}")
+            for r, by_engine in runs.items()
+            for n in by_engine
+            if n != TFMOT
+        ],
         notes=[common.PAIRED_NOTE],
     )
     return [prune, cluster, paired]
