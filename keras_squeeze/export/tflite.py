@@ -21,7 +21,7 @@ from keras_squeeze.export.artifact import (
 )
 from keras_squeeze.export.loadable import check_loadable
 from keras_squeeze.export.runtime import TFLiteRunner
-from keras_squeeze.export.signature import traced_converter
+from keras_squeeze.export.signature import converter_for
 from keras_squeeze.quantization import ptq
 from keras_squeeze.report.metrics import Fidelity, compare
 
@@ -122,7 +122,6 @@ def convert(
             parameters LiteRT's kernels would abort the process on (see
             `export.loadable`).
     """
-    import tensorflow as tf
 
     mode = ptq.get_mode(mode) if isinstance(mode, str) else mode
     recurrent.check_calibration_safe(model, mode.name)
@@ -148,10 +147,7 @@ def convert(
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             # The converter's calibration still builds a tf.lite.Interpreter.
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
-            if models.is_graph_model(model):
-                converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            else:
-                converter = traced_converter(model)
+            converter = converter_for(model)
             captured = float_stage(converter) if keep_float is not None else None
             ptq.configure_converter(
                 converter,

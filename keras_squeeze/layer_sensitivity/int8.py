@@ -36,7 +36,7 @@ from keras_squeeze.core import models
 from keras_squeeze.core.native_output import NativeOutput
 from keras_squeeze.core.progress import say
 from keras_squeeze.export import recurrent
-from keras_squeeze.export.signature import traced_converter
+from keras_squeeze.export.signature import converter_for
 from keras_squeeze.layer_sensitivity.probes import (
     ErrorProbe,
     ProbeContext,
@@ -64,7 +64,6 @@ def _count(f, q, scale, zero_point) -> float:
 
 
 def _converter(model, calibration):
-    import tensorflow as tf
 
     specs = models.input_specs(model)
 
@@ -72,10 +71,7 @@ def _converter(model, calibration):
         for i in range(calibration.count):
             yield {s.name: calibration.inputs[k][i : i + 1] for k, s in enumerate(specs)}
 
-    if models.is_graph_model(model):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    else:
-        converter = traced_converter(model)
+    converter = converter_for(model)
     # Float model I/O: the debugger feeds and reads float tensors.
     return ptq.configure_converter(
         converter, ptq.get_mode("int8"), representative, "float32", "float32"
