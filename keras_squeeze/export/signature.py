@@ -61,11 +61,12 @@ def converter_for(model):
 
 def traced_converter(model):
     """A TFLite converter from the model's traced serving function, at the batch of
-    its inputs (a graph model's own; a subclassed model's resolved signature). The
-    variables the function reads are tracked next to it, so the converter freezes them into
-    constants (untracked, they stay resource variables that calibration
-    cannot read); the model itself is not (its other trackables, e.g. a
-    dropout layer's seed state, cost the .tflite its signature).
+    its inputs (a graph model's own; a subclassed model's resolved signature).
+
+    The variables the function reads are tracked next to it, so the converter freezes
+    them into constants (untracked, they stay resource variables that calibration
+    cannot read); the model itself is not (its other trackables, e.g. a dropout
+    layer's seed state, cost the .tflite its signature).
     """
     import tensorflow as tf
 

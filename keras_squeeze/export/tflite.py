@@ -122,7 +122,6 @@ def convert(
             parameters LiteRT's kernels would abort the process on (see
             `export.loadable`).
     """
-
     mode = ptq.get_mode(mode) if isinstance(mode, str) else mode
     recurrent.check_calibration_safe(model, mode.name)
     in_type = ptq.resolve_io_type(mode, inference_input_type, "inference_input_type")

@@ -64,7 +64,6 @@ def _count(f, q, scale, zero_point) -> float:
 
 
 def _converter(model, calibration):
-
     specs = models.input_specs(model)
 
     def representative():
